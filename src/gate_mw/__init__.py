@@ -1,0 +1,63 @@
+"""gate_mw: turn a FastAPI, Starlette or Litestar app into its own LLM gateway.
+
+    gateway = Gateway.from_file("gateway.yaml")
+    app = FastAPI(lifespan=gateway.lifespan)
+    app.add_middleware(GatewayMiddleware, gateway=gateway)
+
+    @app.post("/summarise")
+    @route_policy(models=["claude-sonnet", "gpt-4o"], timeout=20)
+    async def summarise(body: In, gate: GateClient) -> Out:  # from gate_mw.fastapi
+        result = await gate.chat([{"role": "user", "content": body.text}])
+"""
+
+from ._context import RoutingContext, current_context
+from ._version import __version__
+from .client import Gate
+from .config import GatewayConfig, ModelEntry, Simulation
+from .errors import (
+    AllAttemptsFailed,
+    ConfigError,
+    DeadlineExceeded,
+    ErrorKind,
+    GateError,
+    NoCandidates,
+    PolicyError,
+    RequestRejected,
+    UpstreamError,
+)
+from .gateway import Gateway
+from .middleware import GatewayMiddleware
+from .policy import Backoff, RoutePolicy, route_policy
+from .pricing import Price, PriceTable
+from .results import Attempt, ChatResult, Usage
+from .telemetry import TelemetryConfig
+
+__all__ = [
+    "AllAttemptsFailed",
+    "Attempt",
+    "Backoff",
+    "ChatResult",
+    "ConfigError",
+    "DeadlineExceeded",
+    "ErrorKind",
+    "Gate",
+    "GateError",
+    "Gateway",
+    "GatewayConfig",
+    "GatewayMiddleware",
+    "ModelEntry",
+    "NoCandidates",
+    "PolicyError",
+    "Price",
+    "PriceTable",
+    "RequestRejected",
+    "RoutePolicy",
+    "RoutingContext",
+    "Simulation",
+    "TelemetryConfig",
+    "Usage",
+    "UpstreamError",
+    "__version__",
+    "current_context",
+    "route_policy",
+]

@@ -1,0 +1,147 @@
+"""The routing context of one request: who asks, under which id, until when, and what the
+gateway did for it (read back by the middleware for the response headers)."""
+
+from __future__ import annotations
+
+import contextvars
+import secrets
+from collections.abc import Callable, MutableMapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+    from .policy import RoutePolicy
+    from .results import Attempt, ChatResult
+
+__all__ = ["SCOPE_KEY", "RoutingContext", "current_context"]
+
+#: The ASGI scope key holding the request's `RoutingContext`.
+SCOPE_KEY = "gate_mw.context"
+
+CallerResolver = Callable[[MutableMapping[str, Any]], "str | None"]
+
+_current: contextvars.ContextVar[RoutingContext | None] = contextvars.ContextVar(
+    "gate_mw_context", default=None
+)
+
+
+def current_context() -> RoutingContext | None:
+    """The routing context of the request being handled, if any."""
+    return _current.get()
+
+
+def _header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RoutingContext:
+    """Per-request routing state. Header-derived fields are read lazily, so a request that
+    never calls a model pays only for creating this object."""
+
+    __slots__ = (
+        "_caller",
+        "_caller_header",
+        "_caller_resolver",
+        "_request_id",
+        "_request_id_header",
+        "arm",
+        "attempts",
+        "calls",
+        "cost_unknown",
+        "cost_usd",
+        "deadline",
+        "gateway",
+        "model",
+        "scope",
+        "started",
+        "streaming",
+    )
+
+    def __init__(
+        self, gateway: Gateway, scope: MutableMapping[str, Any], *, request_id_header: bytes,
+        caller_header: bytes | None, caller_resolver: CallerResolver | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.scope = scope
+        self.started = perf_counter()
+        self.deadline = deadline
+        self._request_id_header = request_id_header
+        self._caller_header = caller_header
+        self._caller_resolver = caller_resolver
+        self._request_id: str | None = None
+        self._caller: str | None = None
+        self.arm: str | None = None
+        self.calls = 0
+        self.attempts = 0
+        self.model: str | None = None
+        self.cost_usd = 0.0
+        self.cost_unknown = False
+        self.streaming = False
+
+    @property
+    def request_id(self) -> str:
+        """The incoming request id header, or a new random id."""
+        if self._request_id is None:
+            incoming = _header(self.scope, self._request_id_header)
+            self._request_id = incoming[:128] if incoming else secrets.token_hex(12)
+        return self._request_id
+
+    @property
+    def caller(self) -> str | None:
+        """The user/tenant key: set explicitly, or from the resolver or caller header."""
+        if self._caller is None:
+            if self._caller_resolver is not None:
+                self._caller = self._caller_resolver(self.scope)
+            elif self._caller_header is not None:
+                self._caller = _header(self.scope, self._caller_header)
+        return self._caller
+
+    @caller.setter
+    def caller(self, value: str | None) -> None:
+        self._caller = value
+
+    def deadline_for(self, policy: RoutePolicy) -> float | None:
+        """The absolute (perf_counter) deadline of a call under `policy` in this request."""
+        own = None if policy.deadline is None else self.started + policy.deadline
+        if self.deadline is None:
+            return own
+        return self.deadline if own is None else min(own, self.deadline)
+
+    def record(self, attempts: tuple[Attempt, ...], result: ChatResult | None) -> None:
+        """Account one gateway call for the response headers."""
+        self.calls += 1
+        self.attempts += len(attempts)
+        if result is not None:
+            self.model = result.model
+            if result.cost_usd is None:
+                self.cost_unknown = True
+            else:
+                self.cost_usd += result.cost_usd
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """`x-gate-*` headers describing the calls made, for the middleware to add."""
+        cost = "unknown" if self.cost_unknown else f"{self.cost_usd:.6f}"
+        headers = [
+            (b"x-gate-attempts", str(self.attempts).encode()),
+            (b"x-gate-cost-usd", cost.encode()),
+            (b"x-request-id", self.request_id.encode("latin-1")),
+        ]
+        if self.model is not None:
+            headers.append((b"x-gate-model", self.model.encode("latin-1")))
+        if self.arm is not None:
+            headers.append((b"x-gate-arm", self.arm.encode("latin-1")))
+        return headers
+
+
+def activate(context: RoutingContext) -> contextvars.Token[RoutingContext | None]:
+    """Make `context` current; reset with the returned token."""
+    return _current.set(context)
+
+
+def deactivate(token: contextvars.Token[RoutingContext | None]) -> None:
+    _current.reset(token)

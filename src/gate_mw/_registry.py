@@ -1,0 +1,124 @@
+"""Deployments resolved from model entries: provider, price and context window in one place."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .config import ModelEntry
+from .errors import ConfigError
+from .pricing import Price, PriceTable
+from .providers import Provider, build_provider
+
+__all__ = ["Deployment", "ModelRegistry"]
+
+
+@dataclass(eq=False, slots=True)
+class Deployment:
+    """One callable deployment of an alias. Its provider exists once the gateway started."""
+
+    id: str
+    alias: str
+    entry: ModelEntry
+    label: str
+    price: Price | None
+    context_window: int | None
+    provider: Provider | None = None
+    # Metric attributes that never change for this deployment, built once.
+    metric_attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def upstream_model(self) -> str:
+        return self.entry.upstream_model
+
+    @property
+    def system(self) -> str:
+        return self.provider.system if self.provider else self.entry.provider
+
+
+def _price(entry: ModelEntry, table: PriceTable, label: str) -> Price | None:
+    given = (entry.input_cost_per_mtok, entry.output_cost_per_mtok)
+    if given == (None, None):
+        return table.price(entry.upstream_model)
+    if None in given:
+        missing = "output_cost_per_mtok" if given[1] is None else "input_cost_per_mtok"
+        raise ConfigError("set both input and output prices, or neither", entry=label, field=missing)
+    return Price(given[0] or 0.0, given[1] or 0.0, entry.cached_input_cost_per_mtok)
+
+
+class ModelRegistry:
+    """Every deployment by id and by alias, in declaration order."""
+
+    def __init__(self, entries: Sequence[ModelEntry], prices: PriceTable, *, source: str | None) -> None:
+        self.source = source
+        self.deployments: list[Deployment] = []
+        self.by_alias: dict[str, list[Deployment]] = {}
+        self.by_id: dict[str, Deployment] = {}
+        counts = Counter(entry.name for entry in entries)
+        seen: Counter[str] = Counter()
+        for index, entry in enumerate(entries):
+            label = f"models[{index}] ({entry.name})"
+            seen[entry.name] += 1
+            dep_id = entry.id or (
+                entry.name if counts[entry.name] == 1 else f"{entry.name}#{seen[entry.name]}"
+            )
+            if dep_id in self.by_id:
+                raise ConfigError(
+                    f"deployment id {dep_id!r} is used twice", source=source, entry=label, field="id"
+                )
+            try:
+                price = _price(entry, prices, label)
+            except ConfigError as exc:
+                raise exc.located(source) from None
+            deployment = Deployment(
+                id=dep_id, alias=entry.name, entry=entry, label=label, price=price,
+                context_window=entry.context_window or prices.context_window(entry.upstream_model),
+            )
+            self.deployments.append(deployment)
+            self.by_id[dep_id] = deployment
+            self.by_alias.setdefault(entry.name, []).append(deployment)
+        self._chains: dict[tuple[str, ...], tuple[Deployment, ...]] = {}
+
+    @property
+    def aliases(self) -> list[str]:
+        return list(self.by_alias)
+
+    def unknown(self, aliases: Sequence[str]) -> list[str]:
+        return [alias for alias in aliases if alias not in self.by_alias]
+
+    def chain(self, aliases: tuple[str, ...]) -> tuple[Deployment, ...]:
+        """The deployments of `aliases`, in chain order (cached: chains are few)."""
+        found = self._chains.get(aliases)
+        if found is None:
+            found = self._chains[aliases] = tuple(
+                deployment for alias in aliases for deployment in self.by_alias[alias]
+            )
+        return found
+
+    def build_providers(self, env: Mapping[str, str], client: Callable[[], httpx.AsyncClient]) -> None:
+        """Create every provider, reading API keys from `env`; fails naming the entry."""
+        for deployment in self.deployments:
+            try:
+                deployment.provider = build_provider(
+                    deployment.entry, deployment_id=deployment.id, label=deployment.label,
+                    env=env, client=client,
+                )
+            except ConfigError as exc:
+                raise exc.located(self.source) from None
+            provider = deployment.provider
+            deployment.metric_attributes = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": provider.system,
+                "gen_ai.request.model": deployment.upstream_model,
+                **({"server.address": provider.server_address} if provider.server_address else {}),
+                **({"server.port": provider.server_port} if provider.server_port else {}),
+            }
+
+    async def aclose(self) -> None:
+        for deployment in self.deployments:
+            if deployment.provider is not None:
+                await deployment.provider.aclose()

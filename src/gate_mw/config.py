@@ -1,0 +1,137 @@
+"""Model entries and gateway settings, loaded from Python or from a YAML/JSON file.
+
+API keys are never config values: an entry names the environment variable that holds the
+key, and the key itself lives only inside the provider that sends it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+__all__ = ["GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "load_config"]
+
+ProviderName = Literal[
+    "openai", "openrouter", "litellm", "helicone", "portkey", "vllm", "ollama",
+    "anthropic", "simulated",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Simulation(_Strict):
+    """How the simulated provider behaves: latency and injected failures.
+
+    Failures are drawn from a seeded generator, so a run is reproducible.
+    """
+
+    latency: float = Field(0.05, ge=0, description="seconds to the full answer")
+    ttft: float = Field(0.02, ge=0, description="seconds to the first streamed token")
+    error_rate: float = Field(0.0, ge=0, le=1)
+    error_status: int = Field(503, ge=400, le=599)
+    retry_after: float | None = Field(None, ge=0)
+    fail_first: int = Field(0, ge=0, description="fail this many calls before any success")
+    timeout_rate: float = Field(0.0, ge=0, le=1, description="share of calls that hang")
+    seed: int = 0
+    output_tokens: int = Field(64, ge=1, description="typical answer length")
+
+
+class ModelEntry(_Strict):
+    """One deployment of a model. Several entries may share a `name` (an alias)."""
+
+    name: str = Field(min_length=1)
+    provider: ProviderName = "simulated"
+    model: str | None = Field(None, description="upstream model id; defaults to name")
+    id: str | None = Field(None, description="deployment id; defaults to name, or name#n")
+    api_base: str | None = None
+    api_key_env: str | None = Field(None, description="environment variable holding the key")
+    headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: dict[str, str] = Field(
+        default_factory=dict, description="header name -> environment variable holding its value"
+    )
+    input_cost_per_mtok: float | None = Field(None, ge=0)
+    output_cost_per_mtok: float | None = Field(None, ge=0)
+    cached_input_cost_per_mtok: float | None = Field(None, ge=0)
+    context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+    tags: frozenset[str] = frozenset()
+    quality: int = Field(2, ge=1, le=5, description="quality tier, higher is better")
+    weight: float = Field(1.0, gt=0)
+    rpm: int | None = Field(None, gt=0)
+    tpm: int | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0, description="per-attempt timeout override")
+    simulation: Simulation = Field(default_factory=Simulation)
+
+    @property
+    def upstream_model(self) -> str:
+        return self.model or self.name
+
+    @field_validator("headers")
+    @classmethod
+    def _no_auth_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        secret = {"authorization", "x-api-key", "api-key"} & {name.lower() for name in headers}
+        if secret:
+            raise ValueError(
+                f"{sorted(secret)[0]} must not be a plain header; name the variable in api_key_env"
+            )
+        return headers
+
+
+class GatewayConfig(_Strict):
+    """Everything a gateway file holds."""
+
+    models: tuple[ModelEntry, ...] = ()
+    default_policy: dict[str, Any] | None = None
+    caller_header: str | None = "x-gate-caller"
+    request_id_header: str = "x-request-id"
+    capture_content: bool = False
+    max_connections: int = Field(1024, gt=0)
+
+
+def _field_path(loc: Sequence[int | str]) -> tuple[str | None, str | None]:
+    """Split a pydantic error location into (entry, field) for messages."""
+    parts = list(loc)
+    if len(parts) >= 2 and parts[0] == "models" and isinstance(parts[1], int):
+        return f"models[{parts[1]}]", ".".join(str(p) for p in parts[2:]) or None
+    return None, ".".join(str(p) for p in parts) or None
+
+
+def config_error(exc: ValidationError, source: str, data: Mapping[str, Any]) -> ConfigError:
+    """The first validation error as a ConfigError naming file, entry and field."""
+    first = exc.errors()[0]
+    entry, field = _field_path(first["loc"])
+    models = data.get("models")
+    if entry and isinstance(models, list):
+        index = int(first["loc"][1])
+        if index < len(models) and isinstance(models[index], Mapping) and "name" in models[index]:
+            entry = f"{entry} ({models[index]['name']})"
+    return ConfigError(first["msg"], source=source, entry=entry, field=field)
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a gateway file (`.yaml`, `.yml` or `.json`)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", source=source) from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}", source=source) from None
+    if not isinstance(data, Mapping):
+        raise ConfigError("the top level must be a mapping with a 'models' list", source=source)
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(exc, source, data) from None

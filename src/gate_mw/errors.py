@@ -1,0 +1,166 @@
+"""The exceptions gate_mw raises, each typed so callers can catch exactly what they mean."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .results import Attempt
+
+__all__ = [
+    "AllAttemptsFailed",
+    "ConfigError",
+    "DeadlineExceeded",
+    "ErrorKind",
+    "GateError",
+    "NoCandidates",
+    "PolicyError",
+    "RequestRejected",
+    "UpstreamError",
+]
+
+
+class ErrorKind(enum.StrEnum):
+    """Why one upstream attempt failed; decides retry, fallback or return to the caller."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    RATE_LIMIT = "rate_limit"
+    SERVER = "server_error"
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    CONTEXT_LENGTH = "context_length"
+    BAD_REQUEST = "bad_request"
+    PROTOCOL = "protocol"
+    DEADLINE = "deadline"
+    COOLDOWN = "cooldown"
+
+    @property
+    def retryable(self) -> bool:
+        """The same deployment may answer if asked again."""
+        return self in _RETRYABLE
+
+
+_RETRYABLE = frozenset(
+    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.RATE_LIMIT, ErrorKind.SERVER, ErrorKind.PROTOCOL}
+)
+
+
+class GateError(Exception):
+    """Base class of every gate_mw error."""
+
+    status_code: int = 500
+    error_type: str = "gate_error"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe description, free of secrets, for error bodies."""
+        return {"type": self.error_type, "message": str(self)}
+
+
+class ConfigError(GateError, ValueError):
+    """The gateway configuration is invalid; names the source, entry and field."""
+
+    error_type = "config_error"
+
+    def __init__(
+        self, message: str, *, source: str | None = None, entry: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = ", ".join(
+            f"{label} {value}"
+            for label, value in (("in", source), ("entry", entry), ("field", field))
+            if value
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+        self.detail, self.source, self.entry, self.field = message, source, entry, field
+
+    def located(self, source: str | None) -> ConfigError:
+        """The same error, naming the file it came from."""
+        return ConfigError(self.detail, source=source, entry=self.entry, field=self.field)
+
+
+class PolicyError(GateError, ValueError):
+    """A route policy is invalid; names the route and the field."""
+
+    error_type = "policy_error"
+
+    def __init__(self, message: str, *, route: str, field: str | None = None) -> None:
+        where = f"route {route}" + (f", field {field}" if field else "")
+        super().__init__(f"{where}: {message}")
+        self.route, self.field = route, field
+
+
+class UpstreamError(GateError):
+    """One upstream attempt failed. Messages are redacted before they get here."""
+
+    error_type = "upstream_error"
+
+    def __init__(
+        self, kind: ErrorKind, message: str, *, status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind, self.status, self.retry_after = kind, status, retry_after
+
+
+class _AttemptsError(GateError):
+    """An error that carries the attempts made before it was raised."""
+
+    def __init__(self, message: str, attempts: Sequence[Attempt], *, request_id: str | None) -> None:
+        super().__init__(message)
+        self.attempts = tuple(attempts)
+        self.request_id = request_id
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["request_id"] = self.request_id
+        body["attempts"] = [attempt.to_dict() for attempt in self.attempts]
+        return body
+
+
+class AllAttemptsFailed(_AttemptsError):
+    """Every model in the chain failed; answered as 502 when unhandled."""
+
+    status_code = 502
+    error_type = "all_attempts_failed"
+
+
+class DeadlineExceeded(AllAttemptsFailed):
+    """The policy's total deadline ran out before any model answered; answered as 504."""
+
+    status_code = 504
+    error_type = "deadline_exceeded"
+
+
+class RequestRejected(_AttemptsError):
+    """The upstream rejected the request itself (a 400-class error); not retried."""
+
+    error_type = "request_rejected"
+
+    def __init__(
+        self, message: str, attempts: Sequence[Attempt], *, request_id: str | None,
+        status: int,
+    ) -> None:
+        super().__init__(message, attempts, request_id=request_id)
+        self.status_code = status if 400 <= status < 500 else 400
+
+
+class NoCandidates(_AttemptsError):
+    """No deployment could be tried: each was filtered out or cooling down."""
+
+    status_code = 503
+    error_type = "no_candidates"
+
+    def __init__(
+        self, message: str, reasons: dict[str, str], *, request_id: str | None,
+        attempts: Sequence[Attempt] = (),
+    ) -> None:
+        super().__init__(message, attempts, request_id=request_id)
+        self.reasons = dict(reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["reasons"] = self.reasons
+        return body

@@ -1,0 +1,224 @@
+"""`Gateway`: the models, the default policy, the HTTP pool and telemetry of one app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from ._context import CallerResolver, RoutingContext
+from ._registry import Deployment, ModelRegistry
+from ._routes import iter_endpoints
+from ._transport import default_http_client
+from .client import Gate
+from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
+from .errors import PolicyError, UpstreamError
+from .policy import RoutePolicy, make_policy, policy_of, route_name
+from .pricing import PriceTable
+from .telemetry import Telemetry, TelemetryConfig
+
+__all__ = ["Gateway"]
+
+logger = logging.getLogger("gate_mw")
+
+#: Used when a gateway is given no models: three simulated tiers, no keys, no network.
+SIMULATED_MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        name="sim-small", quality=1, tags=frozenset({"fast"}), context_window=16_000,
+        input_cost_per_mtok=0.15, output_cost_per_mtok=0.6, simulation=Simulation(latency=0.02),
+    ),
+    ModelEntry(
+        name="sim-medium", quality=2, tags=frozenset({"general"}), context_window=128_000,
+        input_cost_per_mtok=1.0, output_cost_per_mtok=4.0, simulation=Simulation(latency=0.05),
+    ),
+    ModelEntry(
+        name="sim-large", quality=3, tags=frozenset({"reasoning", "coding"}), context_window=200_000,
+        input_cost_per_mtok=3.0, output_cost_per_mtok=15.0, simulation=Simulation(latency=0.1),
+    ),
+)
+_DEFAULT_ROUTE = "default policy"
+
+
+def _entries(models: Sequence[ModelEntry | Mapping[str, Any]], source: str | None) -> tuple[ModelEntry, ...]:
+    if all(isinstance(model, ModelEntry) for model in models):
+        return tuple(models)  # type: ignore[arg-type]
+    data = {"models": [m.model_dump() if isinstance(m, ModelEntry) else m for m in models]}
+    try:
+        return GatewayConfig.model_validate(data).models
+    except ValidationError as exc:
+        raise config_error(exc, source or "Gateway(models=...)", data) from None
+
+
+class Gateway:
+    """Holds what every request shares: models, policies, HTTP pool, telemetry.
+
+    Open and close it with the app: `FastAPI(lifespan=gateway.lifespan)`, or
+    `async with gateway:`. Providers read their API keys when it starts.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[ModelEntry | Mapping[str, Any]] = (),
+        *,
+        default_policy: RoutePolicy | Mapping[str, Any] | None = None,
+        caller_header: str | None = "x-gate-caller",
+        caller_resolver: CallerResolver | None = None,
+        request_id_header: str = "x-request-id",
+        http_client: httpx.AsyncClient | None = None,
+        max_connections: int = 1024,
+        telemetry: TelemetryConfig | None = None,
+        prices: PriceTable | None = None,
+        env: Mapping[str, str] | None = None,
+        seed: int | None = None,
+        source: str | None = None,
+    ) -> None:
+        entries = _entries(models, source) or SIMULATED_MODELS
+        self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
+        self.telemetry = Telemetry(telemetry or TelemetryConfig())
+        self.rng = random.Random(seed)
+        self.default_policy = self._default_policy(default_policy)
+        self._caller_header = caller_header.lower().encode() if caller_header else None
+        self._caller_resolver = caller_resolver
+        self._request_id_header = request_id_header.lower().encode()
+        self._http_client = http_client
+        self._owns_client = http_client is None
+        self._max_connections = max_connections
+        self._env = env
+        self._started = False
+        self._policies: dict[int, tuple[Any, RoutePolicy, str]] = {}
+        self._reported: set[str] = set()
+
+    @classmethod
+    def from_file(cls, path: str | Path, **options: Any) -> Gateway:
+        """A gateway from a YAML or JSON file; keyword options override the file's."""
+        config = load_config(path)
+        settings: dict[str, Any] = {
+            "default_policy": config.default_policy,
+            "caller_header": config.caller_header,
+            "request_id_header": config.request_id_header,
+            "max_connections": config.max_connections,
+            "telemetry": TelemetryConfig(capture_content=config.capture_content),
+        }
+        return cls(config.models, source=str(path), **{**settings, **options})
+
+    def _default_policy(self, policy: RoutePolicy | Mapping[str, Any] | None) -> RoutePolicy:
+        if policy is None:
+            return RoutePolicy(models=tuple(self.registry.aliases))
+        if not isinstance(policy, RoutePolicy):
+            policy = make_policy(_DEFAULT_ROUTE, dict(policy))
+        if not policy.models:
+            policy = policy.model_copy(update={"models": tuple(self.registry.aliases)})
+        return self.validate_policy(policy, _DEFAULT_ROUTE)
+
+    def validate_policy(self, policy: RoutePolicy, route: str) -> RoutePolicy:
+        """`policy` with defaults filled in, checked against this gateway's models."""
+        if not policy.models:
+            policy = policy.model_copy(update={"models": self.default_policy.models})
+        if unknown := self.registry.unknown(policy.models):
+            known = ", ".join(self.registry.aliases)
+            raise PolicyError(f"unknown model {unknown[0]!r} (known: {known})", route=route, field="models")
+        return policy
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http_client is None:
+            self._http_client = default_http_client(self._max_connections)
+        return self._http_client
+
+    async def start(self, app: Any = None) -> None:
+        """Read API keys and build providers; with `app`, check every route policy in it."""
+        if app is not None:
+            for endpoint in iter_endpoints(app):
+                if policy_of(endpoint) is not None:
+                    self._resolve(endpoint, None)
+        if not self._started:
+            self.registry.build_providers(os.environ if self._env is None else self._env, self._client)
+            self._started = True
+
+    async def aclose(self) -> None:
+        """Close the HTTP pool (when the gateway made it) and the providers."""
+        await self.registry.aclose()
+        if self._owns_client and self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
+        self._started = False
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """An ASGI lifespan: `FastAPI(lifespan=gateway.lifespan)`."""
+        await self.start(app)
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- requests ----------------------------------------------------------------------
+
+    def new_context(self, scope: MutableMapping[str, Any]) -> RoutingContext:
+        """The routing context of a new request."""
+        return RoutingContext(
+            self, scope, request_id_header=self._request_id_header, caller_header=self._caller_header,
+            caller_resolver=self._caller_resolver,
+        )
+
+    def _route_label(self, endpoint: Any, scope: MutableMapping[str, Any] | None) -> str:
+        route = scope.get("route") if scope else None
+        path = getattr(route, "path", None) or next(iter(getattr(endpoint, "paths", ()) or ()), None)
+        return str(path) if path else route_name(endpoint)
+
+    def _resolve(self, endpoint: Any, scope: MutableMapping[str, Any] | None) -> tuple[RoutePolicy, str]:
+        cached = self._policies.get(id(endpoint))
+        if cached is not None and cached[0] is endpoint:
+            return cached[1], cached[2]
+        declared = policy_of(endpoint) if endpoint is not None else None
+        label = self._route_label(endpoint, scope) if endpoint is not None else "(unrouted)"
+        if declared is None:
+            policy = self.default_policy
+        else:
+            policy = self.validate_policy(declared, route_name(endpoint))
+            label = declared.name or label
+        if endpoint is not None:
+            self._policies[id(endpoint)] = (endpoint, policy, label)
+        return policy, label
+
+    def bind(self, context: RoutingContext, scope: MutableMapping[str, Any]) -> Gate:
+        """The client bound to `context` and the policy of the route matched in `scope`."""
+        policy, route = self._resolve(scope.get("route_handler") or scope.get("endpoint"), scope)
+        return Gate(self, context, policy, route)
+
+    def client(
+        self, policy: RoutePolicy | None = None, *, route: str = "background",
+        caller: str | None = None,
+    ) -> Gate:
+        """A client for work outside a request (jobs, scripts), with its own context."""
+        context = self.new_context({"type": "gate_mw", "headers": []})
+        context.caller = caller
+        resolved = self.default_policy if policy is None else self.validate_policy(policy, route)
+        return Gate(self, context, resolved, route)
+
+    def report_misconfigured(self, deployment: Deployment, error: UpstreamError) -> None:
+        """Log, once per deployment, an upstream that refuses us for a config reason."""
+        if deployment.id in self._reported:
+            return
+        self._reported.add(deployment.id)
+        logger.error(
+            "gate_mw: deployment %s (%s, model %s) answered %s: %s; skipping it. "
+            "Check its api_key_env, api_base and model id.",
+            deployment.id, deployment.system, deployment.upstream_model,
+            error.status or error.kind.value, error,
+        )

@@ -1,0 +1,103 @@
+"""Map upstream failures (statuses, bodies, transport errors) onto `ErrorKind`."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from .._redact import redact
+from ..errors import ErrorKind, UpstreamError
+
+__all__ = ["error_from_exception", "error_from_response", "error_from_status"]
+
+_CONTEXT_LENGTH = re.compile(
+    r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long"
+    r"|input is too long|reduce the length",
+    re.IGNORECASE,
+)
+_MAX_MESSAGE = 300
+
+
+def _kind_for_status(status: int, message: str, code: str | None) -> ErrorKind:
+    if status in (400, 413, 422) and (
+        code == "context_length_exceeded" or status == 413 or _CONTEXT_LENGTH.search(message)
+    ):
+        return ErrorKind.CONTEXT_LENGTH
+    if status in (401, 403):
+        return ErrorKind.AUTH
+    if status == 404:
+        return ErrorKind.NOT_FOUND
+    if status == 408:
+        return ErrorKind.TIMEOUT
+    if status == 429:
+        return ErrorKind.RATE_LIMIT
+    if status == 409 or status >= 500:
+        return ErrorKind.SERVER
+    return ErrorKind.BAD_REQUEST
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    if (millis := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+
+
+def _message_and_code(body: Any) -> tuple[str, str | None]:
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        code = error.get("code") or error.get("type")
+        return str(error.get("message") or ""), None if code is None else str(code)
+    if isinstance(error, str):
+        return error, None
+    return "", None
+
+
+def error_from_status(
+    status: int, message: str, *, code: str | None = None, retry_after: float | None = None,
+    secrets: Iterable[str] = (),
+) -> UpstreamError:
+    """An `UpstreamError` for an HTTP status, with a redacted, bounded message."""
+    text = redact(message, secrets)[:_MAX_MESSAGE] or f"HTTP {status}"
+    return UpstreamError(
+        _kind_for_status(status, message, code), text, status=status, retry_after=retry_after
+    )
+
+
+def error_from_response(response: httpx.Response, secrets: Iterable[str] = ()) -> UpstreamError:
+    """The error an upstream reported in a non-2xx response."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message, code = _message_and_code(body)
+    if not message:
+        message = response.text[:_MAX_MESSAGE] if body is None else ""
+    return error_from_status(
+        response.status_code, message, code=code, retry_after=_retry_after(response.headers),
+        secrets=secrets,
+    )
+
+
+def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> UpstreamError:
+    """The error for a transport failure or a malformed reply."""
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
+    if isinstance(exc, httpx.TransportError):
+        detail = redact(str(exc), secrets)[:_MAX_MESSAGE]
+        return UpstreamError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {detail}".rstrip(": "))
+    return UpstreamError(ErrorKind.PROTOCOL, f"malformed reply: {type(exc).__name__}")

@@ -1,0 +1,48 @@
+"""The shared part of providers that speak JSON over HTTP through one pooled client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._base import Provider
+from ._errors import error_from_exception, error_from_response
+
+__all__ = ["HTTPProvider"]
+
+
+class HTTPProvider(Provider):
+    """POSTs JSON to `{base_url}{path}`; maps every failure to an `UpstreamError`."""
+
+    def __init__(
+        self, *, system: str, base_url: str, headers: Mapping[str, str],
+        secrets: tuple[str, ...], client: Callable[[], httpx.AsyncClient],
+    ) -> None:
+        self.system = system
+        self._base_url = base_url.rstrip("/")
+        self._headers = dict(headers)
+        self._secrets = secrets
+        self._client = client
+        parts = urlsplit(self._base_url)
+        self.server_address = parts.hostname
+        self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
+
+    def __repr__(self) -> str:  # never the headers: they hold the key
+        return f"<{type(self).__name__} {self._base_url}>"
+
+    async def _post(self, path: str, payload: Mapping[str, Any]) -> Any:
+        try:
+            response = await self._client().post(
+                self._base_url + path, json=payload, headers=self._headers
+            )
+        except (httpx.HTTPError, OSError) as exc:
+            raise error_from_exception(exc, self._secrets) from None
+        if response.status_code >= 400:
+            raise error_from_response(response, self._secrets)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise error_from_exception(exc) from None

@@ -1,0 +1,85 @@
+"""Normalised results: the same shapes whichever provider answered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Attempt", "ChatResult", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one call. `cached_tokens` are part of `input_tokens`,
+    `reasoning_tokens` part of `output_tokens`, as providers report them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of one deployment, successful or not."""
+
+    model: str
+    deployment: str
+    provider: str
+    outcome: str
+    latency_s: float
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "deployment": self.deployment,
+            "provider": self.provider,
+            "outcome": self.outcome,
+            "status": self.status,
+            "latency_ms": round(self.latency_s * 1000, 1),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """The answer of `Gate.chat`: text, who answered, what it cost, how it got there."""
+
+    text: str
+    model: str
+    deployment: str
+    provider: str
+    provider_model: str
+    finish_reason: str | None
+    usage: Usage
+    cost_usd: float | None
+    latency_s: float
+    attempts: tuple[Attempt, ...]
+    request_id: str
+    response_id: str | None = None
+    arm: str | None = None
+    raw: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def fallbacks(self) -> int:
+        """How many failed attempts preceded the answer."""
+        return len(self.attempts) - 1
+
+    @property
+    def input_tokens(self) -> int:
+        return self.usage.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.usage.output_tokens

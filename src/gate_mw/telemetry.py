@@ -1,0 +1,149 @@
+"""OpenTelemetry spans and metrics per the GenAI semantic conventions.
+
+One parent span per `Gate.chat` holds the routing decision; each attempt is a child span
+`chat {model}` of kind CLIENT. With no SDK configured every span is non-recording and no
+attribute work is done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._registry import Deployment
+    from .errors import UpstreamError
+    from .providers import ChatRequest, ProviderReply
+
+__all__ = ["Telemetry", "TelemetryConfig"]
+
+# Bucket boundaries from the GenAI metrics conventions.
+_TOKEN_BUCKETS = [4.0**n for n in range(14)]  # 1, 4, 16, ... 67108864
+_DURATION_BUCKETS = [0.01 * 2**n for n in range(14)]  # 0.01, 0.02, ... 81.92
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    """Where spans and metrics go, and whether prompt and completion text is recorded.
+
+    The providers default to the global ones set up by the OpenTelemetry SDK.
+    """
+
+    tracer_provider: trace.TracerProvider | None = None
+    meter_provider: metrics.MeterProvider | None = None
+    capture_content: bool = False
+
+
+class Telemetry:
+    """Creates the gateway's spans and records its metrics."""
+
+    def __init__(self, config: TelemetryConfig) -> None:
+        self.capture_content = config.capture_content
+        self.tracer = trace.get_tracer("gate_mw", __version__, tracer_provider=config.tracer_provider)
+        meter = metrics.get_meter("gate_mw", __version__, meter_provider=config.meter_provider)
+        self.token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+        )
+        self.duration = meter.create_histogram(
+            "gen_ai.client.operation.duration", unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk", unit="s",
+            description="Time to receive the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.cost = meter.create_counter(
+            "gate.cost", unit="USD", description="Cost of GenAI calls made through the gateway."
+        )
+
+    def route_span(self, route: str, attributes: Mapping[str, Any]) -> Any:
+        """The parent span of one gateway call (a context manager making it current)."""
+        return self.tracer.start_as_current_span(
+            f"gate.route {route}", kind=SpanKind.INTERNAL, attributes=attributes
+        )
+
+    def start_attempt(
+        self, deployment: Deployment, request: ChatRequest, routing: Mapping[str, Any],
+        *, stream: bool = False,
+    ) -> Span:
+        """A CLIENT span for one attempt; sampling-relevant attributes are set at start."""
+        attributes: dict[str, Any] = {**deployment.metric_attributes, **routing}
+        attributes["gen_ai.request.stream"] = stream
+        if request.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            attributes["gen_ai.request.temperature"] = request.temperature
+        if request.top_p is not None:
+            attributes["gen_ai.request.top_p"] = request.top_p
+        span = self.tracer.start_span(
+            f"chat {deployment.upstream_model}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+        if self.capture_content and span.is_recording():
+            span.set_attribute("gen_ai.input.messages", _messages_json(request.messages))
+        return span
+
+    def attempt_succeeded(
+        self, span: Span, deployment: Deployment, reply: ProviderReply, cost: float | None,
+        duration: float,
+    ) -> None:
+        usage = reply.usage
+        if span.is_recording():
+            span.set_attributes({
+                "gen_ai.response.model": reply.model,
+                "gen_ai.response.finish_reasons": (reply.finish_reason or "unknown",),
+                "gen_ai.usage.input_tokens": usage.input_tokens,
+                "gen_ai.usage.output_tokens": usage.output_tokens,
+                "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
+                "gen_ai.usage.reasoning.output_tokens": usage.reasoning_tokens,
+            })
+            if reply.response_id:
+                span.set_attribute("gen_ai.response.id", reply.response_id)
+            if cost is not None:
+                span.set_attribute("gen_ai.usage.cost", cost)
+            if usage.estimated:
+                span.set_attribute("gate.usage.estimated", True)
+            if self.capture_content:
+                span.set_attribute("gen_ai.output.messages", _messages_json(
+                    [{"role": "assistant", "content": reply.text}]
+                ))
+        span.end()
+        attributes = {**deployment.metric_attributes, "gen_ai.response.model": reply.model}
+        self.duration.record(duration, attributes)
+        self.token_usage.record(usage.input_tokens, {**attributes, "gen_ai.token.type": "input"})
+        self.token_usage.record(usage.output_tokens, {**attributes, "gen_ai.token.type": "output"})
+        if cost is not None:
+            self.cost.add(cost, attributes)
+
+    def attempt_failed(
+        self, span: Span, deployment: Deployment, error: UpstreamError, duration: float
+    ) -> None:
+        error_type = str(error.status) if error.status else error.kind.value
+        if span.is_recording():
+            span.set_attribute("error.type", error_type)
+            span.set_attribute("gate.error.kind", error.kind.value)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.end()
+        self.duration.record(duration, {**deployment.metric_attributes, "error.type": error_type})
+
+
+def _messages_json(messages: Sequence[Mapping[str, Any]]) -> str:
+    return json.dumps([dict(message) for message in messages], default=str)
+
+
+def attempt_cancelled(span: Span) -> None:
+    """End an attempt span whose caller went away (client disconnect, outer timeout)."""
+    if span.is_recording():
+        span.set_attribute("error.type", "cancelled")
+        span.set_status(Status(StatusCode.ERROR, "cancelled by the caller"))
+    span.end()

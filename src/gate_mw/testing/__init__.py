@@ -1,0 +1,26 @@
+"""A fake OpenAI- and Anthropic-compatible LLM provider for tests, on real loopback HTTP.
+
+::
+
+    with FakeUpstream() as up:
+        up.script("gpt-4o", Fault(500), Reply(text="hi"))
+        client = openai.OpenAI(base_url=up.openai_base, api_key="x")
+
+Standard library only. Opt in to the ``fake_upstream`` fixture with
+``pytest_plugins = ["gate_mw.testing.pytest_plugin"]``.
+"""
+
+from ._behaviours import Behaviour, Drop, Fault, Reply, Stream
+from ._formats import estimate_tokens
+from ._upstream import FakeUpstream, RecordedRequest
+
+__all__ = [
+    "Behaviour",
+    "Drop",
+    "FakeUpstream",
+    "Fault",
+    "RecordedRequest",
+    "Reply",
+    "Stream",
+    "estimate_tokens",
+]

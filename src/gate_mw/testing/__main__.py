@@ -1,0 +1,71 @@
+"""``python -m gate_mw.testing``: run the fake upstream in the foreground, for benchmarks.
+
+Prints one line, ``READY http://127.0.0.1:PORT``, once listening; serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from ._behaviours import Reply, Stream
+from ._upstream import FakeUpstream
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gate_mw.testing",
+        description="Fake OpenAI/Anthropic-compatible upstream for tests and benchmarks.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument(
+        "--stream-chunks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="answer streaming requests with N content chunks",
+    )
+    parser.add_argument(
+        "--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks"
+    )
+    parser.add_argument("--require-api-key", default=None, metavar="KEY")
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    upstream = FakeUpstream(host=args.host, port=args.port, require_api_key=args.require_api_key)
+    stream: Stream | None = None
+    if args.stream_chunks is not None:
+        chunks = tuple(f"token{i} " for i in range(args.stream_chunks))
+        stream = Stream(chunks=chunks, ttft=args.latency, chunk_delay=args.chunk_delay)
+    upstream.set_default(None, Reply(latency=args.latency), stream=stream)
+    loop = asyncio.get_running_loop()
+
+    def ready(url: str) -> None:
+        # Installed only once serving, so stop() always has a running server to stop.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, upstream.stop)
+        print(f"READY {url}", flush=True)
+
+    await upstream.serve(on_ready=ready)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    asyncio.run(_serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""What the fake upstream does with one request: answer, fail, stream or hang up."""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["Behaviour", "Drop", "Fault", "Reply", "Stream"]
+
+
+def _check_delay(name: str, value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def _check_count(name: str, value: int | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A successful completion, sent whole or, for ``"stream": true`` requests, as SSE.
+
+    ``text=None`` answers with a deterministic text derived from the prompt; token counts left
+    as ``None`` are estimated from the prompt and the answer. ``model`` overrides the model
+    echoed back; ``usage=False`` leaves usage out of the reply.
+    """
+
+    text: str | None = None
+    _: KW_ONLY
+    latency: float = 0.0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    finish_reason: str = "stop"
+    model: str | None = None
+    usage: bool = True
+
+    def __post_init__(self) -> None:
+        _check_delay("latency", self.latency)
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """An HTTP error in the error format of the API that was called.
+
+    ``retry_after`` adds a ``Retry-After`` header; ``code`` and ``error_type`` override the
+    ``code``/``type`` fields, which otherwise follow the status.
+    """
+
+    status: int = 500
+    _: KW_ONLY
+    message: str | None = None
+    retry_after: float | None = None
+    latency: float = 0.0
+    code: str | None = None
+    error_type: str | None = None
+    # Set by context_length(): the default message then reports the prompt overflowing this.
+    context_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status <= 599:
+            raise ValueError(f"a Fault status must be 4xx or 5xx, got {self.status}")
+        _check_delay("latency", self.latency)
+        if self.retry_after is not None:
+            _check_delay("retry_after", self.retry_after)
+
+    @classmethod
+    def context_length(cls, limit: int = 128_000) -> Fault:
+        """400: the prompt does not fit the model's context window of ``limit`` tokens."""
+        return cls(
+            400,
+            code="context_length_exceeded",
+            error_type="invalid_request_error",
+            context_limit=limit,
+        )
+
+    @classmethod
+    def rate_limited(cls, retry_after: float = 1.0) -> Fault:
+        """429 with a ``Retry-After`` header."""
+        return cls(429, retry_after=retry_after, code="rate_limit_exceeded")
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A streamed (SSE) completion with optional mid-stream failures.
+
+    Content comes from ``chunks`` or, split into words, from ``text`` (deterministic from the
+    prompt when both are ``None``). Headers go out at once; ``ttft`` delays the first event and
+    ``chunk_delay`` separates content chunks. Each ``*_after=n`` acts after ``n`` content chunks:
+    ``cut_after`` closes the socket mid-body, ``error_after`` sends an error event and ends the
+    stream, ``malformed_after`` sends an unparsable event and carries on, ``stall_after`` sends
+    nothing more until the client hangs up. ``include_usage=None`` follows the request (OpenAI
+    ``stream_options.include_usage``; always for Anthropic).
+
+    A Stream consumed by a non-streaming request is answered as a plain reply with the same text
+    and token counts after ``ttft``.
+    """
+
+    text: str | None = None
+    _: KW_ONLY
+    chunks: Sequence[str] | None = None
+    ttft: float = 0.0
+    chunk_delay: float = 0.0
+    include_usage: bool | None = None
+    cut_after: int | None = None
+    error_after: int | None = None
+    malformed_after: int | None = None
+    stall_after: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    finish_reason: str = "stop"
+
+    def __post_init__(self) -> None:
+        if self.text is not None and self.chunks is not None:
+            raise ValueError("give a Stream either text or chunks, not both")
+        if self.chunks is not None:
+            # A tuple keeps the frozen dataclass hashable and safe from later mutation.
+            object.__setattr__(self, "chunks", tuple(self.chunks))
+        _check_delay("ttft", self.ttft)
+        _check_delay("chunk_delay", self.chunk_delay)
+        for name in ("cut_after", "error_after", "malformed_after", "stall_after"):
+            _check_count(name, getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Close the connection without any response, after ``latency`` seconds."""
+
+    latency: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_delay("latency", self.latency)
+
+
+Behaviour: TypeAlias = Reply | Fault | Stream | Drop
