@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._backoff import retry_delay
 from ._tokens import estimate_messages
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .providers import ChatRequest, ProviderReply
 
 __all__ = ["Call"]
+
+_T = TypeVar("_T")
+_AttemptFn = Callable[["Deployment", dict[str, Any], list[Attempt]], Awaitable[_T]]
 
 logger = logging.getLogger("gate_mw")
 
@@ -83,7 +86,7 @@ class Call:
         self.started = perf_counter()
         try:
             with self.gateway.telemetry.route_span(self.route, self._route_attributes()) as span:
-                result = await self._walk(attempts)
+                result = await self._walk(attempts, self._attempt)
                 if span.is_recording():
                     span.set_attribute("gate.deployment", result.deployment)
                     span.set_attribute("gate.attempts", len(attempts))
@@ -91,7 +94,12 @@ class Call:
         finally:
             self.context.record(tuple(attempts), result)
 
-    async def _walk(self, attempts: list[Attempt]) -> ChatResult:
+    async def _walk(self, attempts: list[Attempt], attempt: _AttemptFn[_T]) -> _T:
+        """Try `attempt` on each deployment of the plan, with retries, until one succeeds.
+
+        Shared by plain and streamed calls: `attempt` raises `UpstreamError` on failure,
+        appending to `attempts` either way.
+        """
         policy = self.policy
         fallback_reason: str | None = None
         too_small: int | None = None  # context windows at most this size cannot hold the prompt
@@ -112,7 +120,7 @@ class Call:
                 if fallback_reason is not None:
                     routing["gate.fallback.reason"] = fallback_reason
                 try:
-                    return await self._attempt(deployment, routing, attempts)
+                    return await attempt(deployment, routing, attempts)
                 except UpstreamError as error:
                     fallback_reason = error.kind.value
                     if error.kind is ErrorKind.BAD_REQUEST:
