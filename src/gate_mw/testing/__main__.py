@@ -35,15 +35,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="answer streaming requests with N content chunks",
     )
-    parser.add_argument(
-        "--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks"
-    )
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks")
     parser.add_argument("--require-api-key", default=None, metavar="KEY")
     return parser
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    upstream = FakeUpstream(host=args.host, port=args.port, require_api_key=args.require_api_key)
+    # Not recording: a long benchmark would otherwise keep every request body in memory.
+    upstream = FakeUpstream(
+        host=args.host, port=args.port, require_api_key=args.require_api_key, record=False
+    )
     stream: Stream | None = None
     if args.stream_chunks is not None:
         chunks = tuple(f"token{i} " for i in range(args.stream_chunks))

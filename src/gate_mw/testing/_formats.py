@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from .._tokens import content_text
+from .._tokens import estimate_messages as estimate_tokens
 
 if TYPE_CHECKING:
     from ._behaviours import Fault
@@ -30,8 +33,6 @@ Api = Literal["openai", "anthropic"]
 # Compact separators: smaller bodies, and a hair faster to encode and parse.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
-_CHARS_PER_TOKEN = 4
-_PER_MESSAGE_OVERHEAD = 4
 _ECHO_CHARS = 40
 
 _ANTHROPIC_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -68,28 +69,6 @@ _MESSAGES = {
     504: "Gateway timeout.",
     529: "Overloaded.",
 }
-
-
-def content_text(content: Any) -> str:
-    """The text of a message's content, a string or a list of typed parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
-def estimate_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
-    """Deterministic prompt-token estimate: ``len(content) // 4 + 4`` summed over messages."""
-    return sum(
-        len(content_text(message.get("content"))) // _CHARS_PER_TOKEN + _PER_MESSAGE_OVERHEAD
-        for message in messages
-        if isinstance(message, Mapping)
-    )
 
 
 def prompt_messages(api: Api, body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -187,9 +166,7 @@ def error_body(
         kind = error_type or _OPENAI_TYPES.get(
             status, "server_error" if status >= 500 else "invalid_request_error"
         )
-        return _encode(
-            {"error": {"message": message, "type": kind, "param": None, "code": code}}
-        ).encode()
+        return _encode({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
     kind = error_type or _ANTHROPIC_TYPES.get(
         status, "api_error" if status >= 500 else "invalid_request_error"
     )
@@ -256,9 +233,7 @@ class _OpenAIStream:
         self._head = head
         # Content chunks differ only in the text, so only that is encoded per chunk.
         prefix = _encode(head)[:-1]
-        self._content_prefix = (
-            "data: " + prefix + ',"choices":[{"index":0,"delta":{"content":'
-        ).encode()
+        self._content_prefix = ("data: " + prefix + ',"choices":[{"index":0,"delta":{"content":').encode()
         self._content_suffix = b'},"finish_reason":null}]}\n\n'
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None) -> bytes:
@@ -278,9 +253,7 @@ class _OpenAIStream:
         return out + b"data: [DONE]\n\n"
 
     def error(self, message: str) -> bytes:
-        return _data(
-            {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
-        )
+        return _data({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
 
     def malformed(self) -> bytes:
         return b"data: {not json\n\n"
@@ -345,9 +318,7 @@ class _AnthropicStream:
         )
 
     def error(self, message: str) -> bytes:
-        return _event(
-            "error", {"type": "error", "error": {"type": "overloaded_error", "message": message}}
-        )
+        return _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
 
     def malformed(self) -> bytes:
         return b"event: content_block_delta\ndata: {not json\n\n"

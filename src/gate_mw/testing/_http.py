@@ -132,6 +132,9 @@ class HTTPConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self.client_disconnected = False
         """True once the client closed the connection while a response was in progress."""
+        self.on_finish: Callable[[], None] | None = None
+        """Called once, just before the last bytes of the current response are written (or the
+        connection is closed by us), so observers never see a response end after the client."""
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -182,6 +185,7 @@ class HTTPConnection(asyncio.Protocol):
         if request is not None:
             self._request = request
             self._started = self._finished = False
+            self.on_finish = None
             self._task = self._server.loop.create_task(self._run(request))
 
     def _parse(self) -> HTTPRequest | None:
@@ -241,9 +245,7 @@ class HTTPConnection(asyncio.Protocol):
         try:
             await self._server.handler(request, self)
         except Exception:
-            logger.exception(
-                "fake upstream handler failed for %s %s", request.method, request.target
-            )
+            logger.exception("fake upstream handler failed for %s %s", request.method, request.target)
             if not self._started:
                 self._reject(500, "internal error in the fake upstream")
         if not self._finished and not self._closing:
@@ -263,6 +265,11 @@ class HTTPConnection(asyncio.Protocol):
     def closed(self) -> bool:
         """True once the connection is closing or gone; writes are then dropped."""
         return self._closing or self._lost
+
+    def _finishing(self) -> None:
+        hook, self.on_finish = self.on_finish, None
+        if hook is not None:
+            hook()
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self.closed:
@@ -284,6 +291,7 @@ class HTTPConnection(asyncio.Protocol):
         assert not self._started
         self._started = self._finished = True
         head = self._head_bytes(status, headers, f"content-length: {len(body)}\r\n")
+        self._finishing()
         self._write(head if self._request.method == "HEAD" else head + body)
 
     def start_chunked(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
@@ -301,6 +309,7 @@ class HTTPConnection(asyncio.Protocol):
     def end_chunked(self, data: bytes = b"") -> None:
         """Send the last chunk (if any) and the terminating zero-length chunk."""
         self._finished = True
+        self._finishing()
         self._write((b"%x\r\n%b\r\n" % (len(data), data) if data else b"") + b"0\r\n\r\n")
 
     async def drain(self) -> None:
@@ -312,6 +321,7 @@ class HTTPConnection(asyncio.Protocol):
     def close(self) -> None:
         """Close after flushing what was written; a mid-body close truncates the response."""
         self._closing = True
+        self._finishing()
         if self._transport is not None:
             self._transport.close()
 
@@ -337,9 +347,7 @@ class HTTPServer:
     async def start(self, host: str, port: int) -> None:
         # A deep backlog: benchmarks open hundreds of connections at once, and a dropped SYN
         # costs the client a full second before it retries.
-        self._server = await self.loop.create_server(
-            lambda: HTTPConnection(self), host, port, backlog=4096
-        )
+        self._server = await self.loop.create_server(lambda: HTTPConnection(self), host, port, backlog=4096)
 
     @property
     def port(self) -> int:

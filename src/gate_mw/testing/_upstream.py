@@ -113,14 +113,24 @@ class FakeUpstream:
     Behaviours are picked per request by the body's ``"model"``: that model's script, then the
     ``None`` script, then the model's default, then the ``None`` default. All methods are
     thread-safe.
+
+    ``require_api_key`` answers 401 unless the request carries that key (OpenAI:
+    ``Authorization: Bearer``; Anthropic: ``x-api-key``). ``record=False`` keeps counters but not
+    :attr:`requests`, so long benchmark runs do not grow without bound.
     """
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, require_api_key: str | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        require_api_key: str | None = None,
+        record: bool = True,
     ) -> None:
         self._host = host
         self._wanted_port = port
         self._require_api_key = require_api_key
+        self._record = record
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ids = itertools.count(1)
@@ -134,6 +144,7 @@ class FakeUpstream:
         self._defaults: dict[str | None, tuple[Behaviour, Behaviour | None]] = {}
         self._requests: list[RecordedRequest] = []
         self._calls: Counter[str | None] = Counter()
+        self._calls_total = 0
         self._in_flight: Counter[str | None] = Counter()
         self._in_flight_total = 0
         self._disconnects = 0
@@ -270,7 +281,11 @@ class FakeUpstream:
             self._defaults[model] = (behaviour, stream)
 
     def hold(self, model: str) -> None:
-        """Make ``model``'s responses wait (after their latency) until :meth:`release`."""
+        """Make ``model``'s responses wait (after their latency) until :meth:`release`.
+
+        A held :class:`Stream` has sent its headers and waited its ``ttft``; other behaviours
+        have sent nothing.
+        """
         with self._lock:
             self._held.add(model)
 
@@ -296,6 +311,7 @@ class FakeUpstream:
         self._defaults[None] = (Reply(), None)
         self._requests.clear()
         self._calls.clear()
+        self._calls_total = 0
         self._disconnects = 0
         self._held.clear()
         self._hold_waiters.clear()
@@ -311,7 +327,7 @@ class FakeUpstream:
     def calls(self, model: str | None = None) -> int:
         """Requests seen for ``model``; all requests when ``model`` is ``None``."""
         with self._lock:
-            return len(self._requests) if model is None else self._calls[model]
+            return self._calls_total if model is None else self._calls[model]
 
     def in_flight(self, model: str | None = None) -> int:
         """Requests received whose response is not finished; all models when ``None``."""
@@ -387,8 +403,10 @@ class FakeUpstream:
         """Record a request and, if it is to be served, pick its behaviour in arrival order."""
         model = record.model
         with self._lock:
-            self._requests.append(record)
+            if self._record:
+                self._requests.append(record)
             self._calls[model] += 1
+            self._calls_total += 1
             self._in_flight[model] += 1
             self._in_flight_total += 1
             self._notify_locked()
@@ -420,10 +438,11 @@ class FakeUpstream:
             body = error_body(api, 405, f"Method {request.method} not allowed on {path}")
             conn.respond(405, (*_JSON_HEADERS, ("allow", "POST")), body)
             return
+        parsed = True
         try:
             payload = json.loads(request.body)
         except ValueError:
-            payload = None
+            payload, parsed = None, False
         data: dict[str, Any] | None = payload if isinstance(payload, dict) else None
         model = data.get("model") if data is not None else None
         record = RecordedRequest(
@@ -441,12 +460,23 @@ class FakeUpstream:
         key = self._require_api_key
         authorized = key is None or _authorized(api, request.headers, key)
         behaviour = self._arrive(record, valid=data is not None and authorized)
+        finished = False
+
+        def finish() -> None:
+            nonlocal finished
+            if not finished:
+                finished = True
+                self._depart(record.model, conn.client_disconnected)
+
+        # Count the response as finished before its last byte leaves: a client that has the
+        # whole response must never still see it in flight.
+        conn.on_finish = finish
         try:
             if data is None:
                 message = (
                     "The request body is not valid JSON."
-                    if payload is None
-                    else ("The request body must be a JSON object.")
+                    if not parsed
+                    else "The request body must be a JSON object."
                 )
                 conn.respond(400, _JSON_HEADERS, error_body(api, 400, message))
             elif behaviour is None:
@@ -456,7 +486,7 @@ class FakeUpstream:
             else:
                 await self._perform(behaviour, api, data, record, conn)
         finally:
-            self._depart(record.model, conn.client_disconnected)
+            finish()
 
     async def _pause(self, delay: float, model: str | None) -> None:
         """Sleep for a behaviour's latency, then wait out any hold on its model."""
@@ -526,9 +556,7 @@ class FakeUpstream:
             text = behaviour.text
             if text is None:
                 text = simulated_text(prompt_messages(api, data))
-            usage = behaviour.usage and (
-                not record.stream or api == "anthropic" or _wants_usage(data)
-            )
+            usage = behaviour.usage and (not record.stream or api == "anthropic" or _wants_usage(data))
             completion = self._completion(api, data, text, behaviour, usage)
             await self._pause(behaviour.latency, model)
             if record.stream:
@@ -554,9 +582,7 @@ class FakeUpstream:
             text = "".join(chunks)
         else:
             text = (
-                behaviour.text
-                if behaviour.text is not None
-                else simulated_text(prompt_messages(api, data))
+                behaviour.text if behaviour.text is not None else simulated_text(prompt_messages(api, data))
             )
             chunks = _words(text)
         wanted = behaviour.include_usage

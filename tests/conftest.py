@@ -1,0 +1,63 @@
+"""Shared fixtures: the fake upstream server, the anyio backend, and real OTel SDK readers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from gate_mw import TelemetryConfig
+
+pytest_plugins = ["gate_mw.testing.pytest_plugin"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Telemetry:
+    """An SDK tracer and meter provider with in-memory exporters, for asserting on spans."""
+
+    config: TelemetryConfig
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def spans(self, name_prefix: str = "") -> list[ReadableSpan]:
+        return [s for s in self.exporter.get_finished_spans() if s.name.startswith(name_prefix)]
+
+    def metrics(self) -> MetricsData | None:
+        return self.reader.get_metrics_data()
+
+    def points(self, metric_name: str) -> list[object]:
+        """Every data point of `metric_name` across scopes."""
+        data = self.reader.get_metrics_data()
+        found: list[object] = []
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == metric_name:
+                        found.extend(metric.data.data_points)
+        return found
+
+
+@pytest.fixture
+def telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    capture = bool(getattr(request, "param", False))
+    yield Telemetry(
+        TelemetryConfig(tracer_provider, meter_provider, capture_content=capture), exporter, reader
+    )
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
