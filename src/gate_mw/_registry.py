@@ -43,6 +43,10 @@ class Deployment:
 def _price(entry: ModelEntry, table: PriceTable, label: str) -> Price | None:
     given = (entry.input_cost_per_mtok, entry.output_cost_per_mtok)
     if given == (None, None):
+        if entry.cached_input_cost_per_mtok is not None:
+            raise ConfigError(
+                "a cached price needs input and output prices too", entry=label, field="input_cost_per_mtok"
+            )
         return table.price(entry.upstream_model)
     if None in given:
         missing = "output_cost_per_mtok" if given[1] is None else "input_cost_per_mtok"

@@ -8,12 +8,13 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 
 from .._redact import redact
 from ..errors import ErrorKind, UpstreamError
 
-__all__ = ["error_from_exception", "error_from_response", "error_from_status"]
+__all__ = ["error_from_event", "error_from_exception", "error_from_response", "error_from_status"]
 
 _CONTEXT_LENGTH = re.compile(
     r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long"
@@ -95,9 +96,21 @@ def error_from_response(response: httpx.Response, secrets: Iterable[str] = ()) -
 
 def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> UpstreamError:
     """The error for a transport failure or a malformed reply."""
+    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, aiohttp.ClientError):
+        # httpx-aiohttp maps every aiohttp connection error (refused, reset, dropped) to
+        # httpx.ConnectTimeout: judge by the aiohttp error underneath instead.
+        exc = exc.__cause__
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, OSError)):
         detail = redact(str(exc), secrets)[:_MAX_MESSAGE]
         return UpstreamError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {detail}".rstrip(": "))
     return UpstreamError(ErrorKind.PROTOCOL, f"malformed reply: {type(exc).__name__}")
+
+
+def error_from_event(body: Any, secrets: Iterable[str] = ()) -> UpstreamError:
+    """The error an upstream sent as an event inside a stream, where no HTTP status says
+    what went wrong: a rate limit by its code, anything else a server error."""
+    message, code = _message_and_code(body)
+    kind = ErrorKind.RATE_LIMIT if code and "rate_limit" in code else ErrorKind.SERVER
+    return UpstreamError(kind, redact(message, secrets)[:_MAX_MESSAGE] or "error event in the stream")

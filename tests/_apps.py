@@ -1,0 +1,118 @@
+"""Shared test helpers: a FastAPI app whose gateway talks real HTTP to a FakeUpstream."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+from gate_mw import ChatResult, Gateway, GatewayMiddleware, ModelEntry, route_policy
+from gate_mw.fastapi import GateClient
+from gate_mw.testing import FakeUpstream
+
+__all__ = [
+    "ANTHROPIC_SECRET",
+    "ENV",
+    "MESSAGES",
+    "SECRET",
+    "anthropic_entry",
+    "build_app",
+    "make_gateway",
+    "openai_entry",
+    "serve",
+]
+
+# Distinctive keys, so a leak into a body, header, span or log line is easy to spot.
+SECRET = "sk-test-SECRET-123456"
+ANTHROPIC_SECRET = "sk-ant-test-SECRET-654321"
+ENV = {"FAKE_KEY": SECRET, "FAKE_ANTHROPIC_KEY": ANTHROPIC_SECRET}
+MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+class ChatIn(BaseModel):
+    messages: list[dict[str, Any]] = Field(default_factory=lambda: [dict(m) for m in MESSAGES])
+    model: str | list[str] | None = None
+    max_tokens: int | None = None
+
+
+def openai_entry(up: FakeUpstream, name: str, model: str | None = None, **fields: Any) -> ModelEntry:
+    """An OpenAI-compatible entry pointed at the fake upstream (upstream id defaults to `name`)."""
+    fields.setdefault("provider", "openai")
+    fields.setdefault("api_key_env", "FAKE_KEY")
+    fields.setdefault("api_base", up.openai_base)
+    return ModelEntry(name=name, model=model or name, **fields)
+
+
+def anthropic_entry(up: FakeUpstream, name: str, model: str | None = None, **fields: Any) -> ModelEntry:
+    """An Anthropic entry pointed at the fake upstream."""
+    fields.setdefault("api_key_env", "FAKE_ANTHROPIC_KEY")
+    return ModelEntry(
+        name=name, provider="anthropic", model=model or name, api_base=up.anthropic_base, **fields
+    )
+
+
+def make_gateway(models: list[ModelEntry], **options: Any) -> Gateway:
+    """A seeded gateway reading its keys from `ENV`."""
+    options.setdefault("env", ENV)
+    options.setdefault("seed", 1234)
+    return Gateway(models, **options)
+
+
+def result_json(result: ChatResult) -> dict[str, Any]:
+    return {
+        "text": result.text,
+        "model": result.model,
+        "deployment": result.deployment,
+        "provider": result.provider,
+        "provider_model": result.provider_model,
+        "finish_reason": result.finish_reason,
+        "usage": {
+            "input_tokens": result.usage.input_tokens,
+            "output_tokens": result.usage.output_tokens,
+            "cached_tokens": result.usage.cached_tokens,
+            "estimated": result.usage.estimated,
+        },
+        "cost_usd": result.cost_usd,
+        "attempts": [attempt.to_dict() for attempt in result.attempts],
+        "request_id": result.request_id,
+    }
+
+
+def build_app(gateway: Gateway, policy: Mapping[str, Any] | None = None) -> FastAPI:
+    """`POST /chat` (under `policy`, if given), `POST /default` (no policy), `GET /plain` (no call)."""
+    app = FastAPI(lifespan=gateway.lifespan)
+    app.add_middleware(GatewayMiddleware, gateway=gateway)
+
+    async def chat(body: ChatIn, gate: GateClient) -> dict[str, Any]:
+        result = await gate.chat(body.messages, model=body.model, max_tokens=body.max_tokens)
+        return result_json(result)
+
+    async def default(body: ChatIn, gate: GateClient) -> dict[str, Any]:
+        return result_json(await gate.chat(body.messages, max_tokens=body.max_tokens))
+
+    async def plain() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if policy is not None:
+        chat = route_policy(**policy)(chat)
+    app.post("/chat")(chat)
+    app.post("/default")(default)
+    app.get("/plain")(plain)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Run `app`'s lifespan and yield a client talking to it in process."""
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            yield client
