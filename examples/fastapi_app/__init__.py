@@ -1,0 +1,1 @@
+"""gate_mw in a FastAPI app: see app.py, and demo.py to watch it run."""

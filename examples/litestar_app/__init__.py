@@ -1,0 +1,1 @@
+"""gate_mw in a Litestar app: see app.py, and demo.py to watch it run."""
