@@ -11,6 +11,7 @@
 """
 
 from ._context import RoutingContext, current_context
+from ._streaming import GateStream
 from ._version import __version__
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation
@@ -23,6 +24,7 @@ from .errors import (
     NoCandidates,
     PolicyError,
     RequestRejected,
+    StreamInterrupted,
     UpstreamError,
 )
 from .gateway import Gateway
@@ -30,18 +32,23 @@ from .middleware import GatewayMiddleware
 from .policy import Backoff, RoutePolicy, route_policy
 from .pricing import Price, PriceTable
 from .results import Attempt, ChatResult, Usage
+from .routing import Breaker, Budget, Experiment
 from .telemetry import TelemetryConfig
 
 __all__ = [
     "AllAttemptsFailed",
     "Attempt",
     "Backoff",
+    "Breaker",
+    "Budget",
     "ChatResult",
     "ConfigError",
     "DeadlineExceeded",
     "ErrorKind",
+    "Experiment",
     "Gate",
     "GateError",
+    "GateStream",
     "Gateway",
     "GatewayConfig",
     "GatewayMiddleware",
@@ -54,6 +61,7 @@ __all__ = [
     "RoutePolicy",
     "RoutingContext",
     "Simulation",
+    "StreamInterrupted",
     "TelemetryConfig",
     "Usage",
     "UpstreamError",

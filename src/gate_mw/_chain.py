@@ -8,16 +8,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from opentelemetry import trace
+
 from ._backoff import retry_delay
 from ._tokens import estimate_messages
 from .errors import (
     AllAttemptsFailed,
     DeadlineExceeded,
     ErrorKind,
+    NoCandidates,
     RequestRejected,
     UpstreamError,
 )
 from .results import Attempt, ChatResult
+from .routing._router import Decision
 from .telemetry import attempt_cancelled
 
 if TYPE_CHECKING:
@@ -42,19 +46,27 @@ class Call:
     """One `Gate.chat`: the chain of deployments and everything learnt while walking it."""
 
     __slots__ = (
-        "context", "deadline", "gateway", "plan", "policy", "request", "route", "started",
+        "_routing", "context", "deadline", "decision", "gateway", "plan", "policy", "request",
+        "route", "started",
     )
 
     def __init__(
         self, gateway: Gateway, context: RoutingContext, policy: RoutePolicy, route: str,
-        request: ChatRequest, plan: Sequence[Deployment],
+        request: ChatRequest, plan: Sequence[Deployment] | None = None, *,
+        models: tuple[str, ...] | None = None, max_cost_usd: float | None = None,
+        stream: bool = False,
     ) -> None:
+        """Without `plan`, the route's strategy makes one (`decide`) before the first
+        attempt; `models` then replaces the policy's chain and `max_cost_usd` its limit."""
         self.gateway = gateway
         self.context = context
         self.policy = policy
         self.route = route
         self.request = request
-        self.plan = plan
+        self.plan: Sequence[Deployment] = () if plan is None else plan
+        # How the plan was made (strategy, exclusions, experiment arm), for spans and errors.
+        self.decision = None if plan is None else Decision(plan, policy, "explicit", stream=stream)
+        self._routing = (models, max_cost_usd, stream)
         self.deadline = context.deadline_for(policy)
         self.started = 0.0
 
@@ -69,30 +81,54 @@ class Call:
         return min(limits) if limits else None
 
     def _route_attributes(self) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            "gate.route": self.route,
-            "gate.strategy": self.policy.strategy,
-            "gate.request_id": self.context.request_id,
-            "gate.candidates": tuple(deployment.id for deployment in self.plan),
-        }
-        if self.context.arm is not None:
-            attributes["gate.experiment.arm"] = self.context.arm
+        attributes = {"gate.route": self.route, "gate.request_id": self.context.request_id}
+        if self.decision is not None:
+            attributes.update(self.decision.span_attributes())
         return attributes
+
+    def _metric_attributes(self) -> dict[str, Any] | None:
+        """Per-call metric attributes (the experiment arm), if any."""
+        return None if self.decision is None else self.decision.metric_attributes()
+
+    async def decide(self) -> Decision:
+        """The routing decision of this call, made once: plan, strategy, experiment arm."""
+        if self.decision is None:
+            models, max_cost_usd, stream = self._routing
+            decision = self.decision = await self.gateway.router.decide(
+                self.policy, self.route, self.context, self.request, models=models,
+                max_cost_usd=max_cost_usd, stream=stream,
+            )
+            self.plan = decision.deployments
+            if decision.policy is not self.policy:  # an experiment arm's policy
+                self.policy = decision.policy
+                self.deadline = self.context.deadline_for(decision.policy)
+        return self.decision
+
+    async def settle(self, result: ChatResult | None) -> None:
+        """Account the finished call (None: it failed) for routing: tokens, spend, arm."""
+        if self.decision is not None:
+            await self.gateway.router.settle(self.decision, self.context, result)
 
     async def run(self) -> ChatResult:
         """Walk the chain until a deployment answers; raise a typed error otherwise."""
         attempts: list[Attempt] = []
         result: ChatResult | None = None
         self.started = perf_counter()
+        await self.decide()
         try:
             with self.gateway.telemetry.route_span(self.route, self._route_attributes()) as span:
                 result = await self._walk(attempts, self._attempt)
                 if span.is_recording():
                     span.set_attribute("gate.deployment", result.deployment)
                     span.set_attribute("gate.attempts", len(attempts))
-                return result
+        except Exception:
+            await self.settle(None)
+            raise
         finally:
             self.context.record(tuple(attempts), result)
+        assert result is not None
+        await self.settle(result)
+        return result
 
     async def _walk(self, attempts: list[Attempt], attempt: _AttemptFn[_T]) -> _T:
         """Try `attempt` on each deployment of the plan, with retries, until one succeeds.
@@ -100,7 +136,16 @@ class Call:
         Shared by plain and streamed calls: `attempt` raises `UpstreamError` on failure,
         appending to `attempts` either way.
         """
+        decided = self.decision is not None
+        decision = await self.decide()
+        if not decided:  # a stream decides here, inside its route span
+            route_span = trace.get_current_span()
+            if route_span.is_recording():
+                route_span.set_attributes(decision.span_attributes())
         policy = self.policy
+        router = self.gateway.router
+        stream = decision.stream
+        skipped: dict[str, str] = {}  # deployments not tried, and why (cooling down)
         fallback_reason: str | None = None
         too_small: int | None = None  # context windows at most this size cannot hold the prompt
         for position, deployment in enumerate(self.plan, start=1):
@@ -111,6 +156,10 @@ class Call:
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
                     raise self._deadline_error(attempts)
+                admission = await router.health.admit(deployment.id)
+                if admission.reason is not None:
+                    skipped[deployment.id] = admission.reason
+                    break
                 routing = {
                     "gate.route": self.route,
                     "gate.deployment": deployment.id,
@@ -120,7 +169,9 @@ class Call:
                 if fallback_reason is not None:
                     routing["gate.fallback.reason"] = fallback_reason
                 try:
-                    return await attempt(deployment, routing, attempts)
+                    return await router.attempt(
+                        deployment, admission, stream, attempt, deployment, routing, attempts
+                    )
                 except UpstreamError as error:
                     fallback_reason = error.kind.value
                     if error.kind is ErrorKind.BAD_REQUEST:
@@ -143,9 +194,15 @@ class Call:
                     if delay is None or (remaining is not None and delay >= remaining):
                         break
                     await asyncio.sleep(delay)
+        if not attempts:
+            reasons = {**decision.reasons, **skipped}
+            raise NoCandidates(
+                "no deployment could take the call: " + "; ".join(f"{k}: {v}" for k, v in reasons.items())
+                if reasons else "no deployment could take the call",
+                reasons, request_id=self.context.request_id,
+            )
         raise AllAttemptsFailed(
-            f"all {len(attempts)} attempts failed" if attempts else "no deployment could take the call",
-            attempts, request_id=self.context.request_id,
+            f"all {len(attempts)} attempts failed", attempts, request_id=self.context.request_id,
         )
 
     def _deadline_error(self, attempts: list[Attempt]) -> DeadlineExceeded:
@@ -178,7 +235,9 @@ class Call:
             raise
         latency = perf_counter() - started
         cost = deployment.price.cost(reply.usage) if deployment.price else None
-        telemetry.attempt_succeeded(span, deployment, reply, cost, latency)
+        telemetry.attempt_succeeded(
+            span, deployment, reply, cost, latency, extra=self._metric_attributes()
+        )
         attempts.append(
             Attempt(deployment.alias, deployment.id, provider.system, "ok", latency, status=200)
         )
@@ -189,7 +248,9 @@ class Call:
         attempts: list[Attempt],
     ) -> None:
         latency = perf_counter() - started
-        self.gateway.telemetry.attempt_failed(span, deployment, error, latency)
+        self.gateway.telemetry.attempt_failed(
+            span, deployment, error, latency, extra=self._metric_attributes()
+        )
         attempts.append(Attempt(
             deployment.alias, deployment.id, deployment.system, error.kind.value, latency,
             status=error.status, error=str(error),

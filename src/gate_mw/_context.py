@@ -81,7 +81,9 @@ class RoutingContext:
         self.model: str | None = None
         self.cost_usd = 0.0
         self.cost_unknown = False
-        self.streaming = False
+        # Streams begun but not yet committed to a model: while any is, the middleware
+        # holds the response head so that x-gate-model names the model that answers.
+        self.streaming = 0
 
     @property
     def request_id(self) -> str:
@@ -105,6 +107,10 @@ class RoutingContext:
     def caller(self, value: str | None) -> None:
         self._caller = value
 
+    def header(self, name: bytes) -> str | None:
+        """A header of the incoming request; `name` in lower case."""
+        return _header(self.scope, name)
+
     def deadline_for(self, policy: RoutePolicy) -> float | None:
         """The absolute (perf_counter) deadline of a call under `policy` in this request."""
         own = None if policy.deadline is None else self.started + policy.deadline
@@ -122,6 +128,15 @@ class RoutingContext:
                 self.cost_unknown = True
             else:
                 self.cost_usd += result.cost_usd
+
+    def record_stream(self, attempts: tuple[Attempt, ...], model: str | None) -> None:
+        """Account a stream when it commits to `model` (None: it failed before). Its cost
+        is known only when it ends, after the headers: they say "unknown"."""
+        self.calls += 1
+        self.attempts += len(attempts)
+        if model is not None:
+            self.model = model
+            self.cost_unknown = True
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """`x-gate-*` headers describing the calls made, for the middleware to add."""

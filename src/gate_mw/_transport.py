@@ -17,13 +17,15 @@ _TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
 _KEEPALIVE_SECONDS = 60.0
 
 
-def default_http_client(max_connections: int) -> httpx.AsyncClient:
-    """A pooled client sized for `max_connections` calls in flight."""
+def default_http_client(
+    max_connections: int, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """A pooled client sized for `max_connections` calls in flight, over `transport` if given."""
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=_KEEPALIVE_SECONDS,
     )
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits), timeout=_TIMEOUT, follow_redirects=False
+        transport=transport or AiohttpTransport(limits=limits), timeout=_TIMEOUT, follow_redirects=False
     )

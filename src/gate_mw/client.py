@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._chain import Call
+from ._streaming import GateStream
 from .errors import PolicyError
 from .providers import ChatRequest
 
@@ -72,16 +73,54 @@ class Gate:
         temperature: float | None = None,
         top_p: float | None = None,
         stop: Sequence[str] | None = None,
+        max_cost_usd: float | None = None,
         **params: Any,
     ) -> ChatResult:
-        """Answer `messages` with the first model of the route's chain that succeeds.
+        """Answer `messages` with the first model that succeeds, in the order the route's
+        strategy chose.
 
-        `model` replaces the policy's chain for this call. `max_tokens` is capped by the
-        policy's. Other keyword arguments are passed to the provider as they are.
-        Raises `AllAttemptsFailed`, `DeadlineExceeded` or `RequestRejected`.
+        `model` replaces the policy's chain (and strategy) for this call; `max_cost_usd`
+        the policy's cost limit. `max_tokens` is capped by the policy's. Other keyword
+        arguments are passed to the provider as they are. Raises `AllAttemptsFailed`,
+        `DeadlineExceeded`, `RequestRejected` or `NoCandidates`.
         """
         request = self._request(messages, max_tokens, temperature, top_p, stop, params)
         gateway = self.gateway
         await gateway.start()
-        plan = gateway.registry.chain(self._chain(model))
-        return await Call(gateway, self.context, self.policy, self.route, request, plan).run()
+        return await self._call(request, model, max_cost_usd, stream=False).run()
+
+    def _call(
+        self, request: ChatRequest, model: str | Sequence[str] | None, max_cost_usd: float | None,
+        *, stream: bool,
+    ) -> Call:
+        if max_cost_usd is not None and not max_cost_usd > 0:
+            raise PolicyError("max_cost_usd must be positive", route=self.route, field="max_cost_usd")
+        models = None if model is None else self._chain(model)
+        return Call(
+            self.gateway, self.context, self.policy, self.route, request, models=models,
+            max_cost_usd=max_cost_usd, stream=stream,
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | Sequence[str] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] | None = None,
+        max_cost_usd: float | None = None,
+        **params: Any,
+    ) -> GateStream:
+        """Stream the answer to `messages`: iterate the result for text deltas.
+
+        Nothing is sent until the stream is opened (`async with`, `open()` or the first
+        iteration). Models fall back until one sends its first token; after that a
+        failure raises `StreamInterrupted`. `policy.ttft` bounds each attempt's wait for
+        its first token, `policy.idle_timeout` the gaps between chunks, `policy.deadline`
+        the whole. Arguments are those of `chat`. To answer an HTTP request with it, see
+        `gate_mw.responses`.
+        """
+        request = self._request(messages, max_tokens, temperature, top_p, stop, params)
+        return GateStream(self._call(request, model, max_cost_usd, stream=True))

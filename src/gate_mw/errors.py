@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .results import Attempt
+    from .results import Attempt, ChatResult
 
 __all__ = [
     "AllAttemptsFailed",
@@ -18,6 +18,7 @@ __all__ = [
     "NoCandidates",
     "PolicyError",
     "RequestRejected",
+    "StreamInterrupted",
     "UpstreamError",
 ]
 
@@ -163,4 +164,26 @@ class NoCandidates(_AttemptsError):
     def to_dict(self) -> dict[str, Any]:
         body = super().to_dict()
         body["reasons"] = self.reasons
+        return body
+
+
+class StreamInterrupted(_AttemptsError):
+    """A stream failed after its first token went out, too late to fall back.
+
+    `kind` says why; `partial` holds the text received, its estimated usage and cost.
+    """
+
+    status_code = 502
+    error_type = "stream_interrupted"
+
+    def __init__(
+        self, message: str, attempts: Sequence[Attempt], *, request_id: str | None,
+        kind: ErrorKind, partial: ChatResult,
+    ) -> None:
+        super().__init__(message, attempts, request_id=request_id)
+        self.kind, self.partial = kind, partial
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["kind"] = self.kind.value
         return body

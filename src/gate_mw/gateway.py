@@ -15,13 +15,16 @@ from pydantic import ValidationError
 
 from ._context import CallerResolver, RoutingContext
 from ._registry import Deployment, ModelRegistry
-from ._routes import iter_endpoints
+from ._routes import iter_endpoints, route_template
 from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
 from .errors import PolicyError, UpstreamError
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
+from .routing import Breaker, CooldownState, MemoryStore, StateStore
+from .routing._experiments import Experiments
+from .routing._router import Router
 from .telemetry import Telemetry, TelemetryConfig
 
 __all__ = ["Gateway"]
@@ -72,23 +75,31 @@ class Gateway:
         caller_resolver: CallerResolver | None = None,
         request_id_header: str = "x-request-id",
         http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 1024,
         telemetry: TelemetryConfig | None = None,
         prices: PriceTable | None = None,
         env: Mapping[str, str] | None = None,
         seed: int | None = None,
+        state: StateStore | None = None,
+        breaker: Breaker | None = None,
         source: str | None = None,
     ) -> None:
         entries = _entries(models, source) or SIMULATED_MODELS
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
         self.rng = random.Random(seed)
+        # Latency windows, in-flight counts, cooldowns, spend and experiment counts.
+        self.router = Router(
+            self.registry, MemoryStore() if state is None else state, breaker or Breaker(), self.rng
+        )
         self.default_policy = self._default_policy(default_policy)
         self._caller_header = caller_header.lower().encode() if caller_header else None
         self._caller_resolver = caller_resolver
         self._request_id_header = request_id_header.lower().encode()
         self._http_client = http_client
         self._owns_client = http_client is None
+        self._transport = transport
         self._max_connections = max_connections
         self._env = env
         self._started = False
@@ -124,13 +135,23 @@ class Gateway:
         if unknown := self.registry.unknown(policy.models):
             known = ", ".join(self.registry.aliases)
             raise PolicyError(f"unknown model {unknown[0]!r} (known: {known})", route=route, field="models")
+        self.router.compile(policy, route)
         return policy
+
+    @property
+    def experiments(self) -> Experiments:
+        """The A/B experiments of this gateway's routes: `await .summary(name)`."""
+        return self.router.experiments
+
+    async def cooldowns(self) -> list[CooldownState]:
+        """The circuit breaker of every deployment: state, reason, since, until."""
+        return await self.router.cooldowns()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
         if self._http_client is None:
-            self._http_client = default_http_client(self._max_connections)
+            self._http_client = default_http_client(self._max_connections, self._transport)
         return self._http_client
 
     async def start(self, app: Any = None) -> None:
@@ -177,8 +198,8 @@ class Gateway:
         )
 
     def _route_label(self, endpoint: Any, scope: MutableMapping[str, Any] | None) -> str:
-        route = scope.get("route") if scope else None
-        path = getattr(route, "path", None) or next(iter(getattr(endpoint, "paths", ()) or ()), None)
+        path = route_template(scope) if scope else None
+        path = path or next(iter(getattr(endpoint, "paths", ()) or ()), None)
         return str(path) if path else route_name(endpoint)
 
     def _resolve(self, endpoint: Any, scope: MutableMapping[str, Any] | None) -> tuple[RoutePolicy, str]:
@@ -192,7 +213,9 @@ class Gateway:
         else:
             policy = self.validate_policy(declared, route_name(endpoint))
             label = declared.name or label
-        if endpoint is not None:
+        # Only a request's scope knows the route's path: a label found at startup (without
+        # one) would name every span of the route after the function instead.
+        if endpoint is not None and scope is not None:
             self._policies[id(endpoint)] = (endpoint, policy, label)
         return policy, label
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,13 +16,27 @@ from .errors import GateError
 if TYPE_CHECKING:
     from .gateway import Gateway
 
-__all__ = ["GatewayMiddleware"]
+__all__ = ["GatewayMiddleware", "error_response"]
 
 logger = logging.getLogger("gate_mw")
 
 
+def error_response(exc: GateError, context: RoutingContext) -> tuple[int, bytes]:
+    """The status and JSON body answering an unhandled gate error; logs it.
+
+    Shared by the middleware and framework exception handlers (Litestar answers handler
+    exceptions before they reach any middleware), so every framework sends the same body.
+    """
+    logger.warning("gate_mw: request %s failed: %s %s", context.request_id, exc.error_type, exc)
+    body: dict[str, Any] = {"error": {**exc.to_dict(), "request_id": context.request_id}}
+    return exc.status_code, json.dumps(body).encode()
+
+
 class GatewayMiddleware:
-    """Pure ASGI and stateless; per-request state lives in a `_Responder`."""
+    """Pure ASGI and stateless; per-request state lives in a `_Responder`.
+
+    The request's `RoutingContext` is on its scope (`SCOPE_KEY`) and current (see
+    `current_context`) while the app handles it."""
 
     def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
         self.app = app
@@ -33,52 +48,68 @@ class GatewayMiddleware:
             return
         context = self.gateway.new_context(scope)
         scope[SCOPE_KEY] = context
-        await _Responder(self.app, context, send)(scope, receive)
+        responder = _Responder(context, send)
+        token = activate(context)
+        try:
+            await self.app(scope, receive, responder.send_with_headers)
+        except GateError as exc:
+            if responder.started:
+                raise
+            await responder.send_error(exc)
+        finally:
+            deactivate(token)
+            # The scope and its context refer to each other: part them, so that the
+            # request's objects are freed now rather than by the cycle collector.
+            scope.pop(SCOPE_KEY, None)
 
 
 class _Responder:
-    __slots__ = ("app", "context", "send", "started")
+    __slots__ = ("context", "held", "send", "started")
 
-    def __init__(self, app: ASGIApp, context: RoutingContext, send: Send) -> None:
-        self.app = app
+    def __init__(self, context: RoutingContext, send: Send) -> None:
         self.context = context
         self.send = send
         self.started = False
+        self.held: Message | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive) -> None:
-        token = activate(self.context)
-        try:
-            await self.app(scope, receive, self.send_with_headers)
-        except GateError as exc:
-            if self.started:
-                raise
-            await self.send_error(exc)
-        finally:
-            deactivate(token)
-
-    async def send_with_headers(self, message: Message) -> None:
+    def send_with_headers(self, message: Message) -> Awaitable[None]:
+        """The app's `send`. A plain function: on the common path it hands back the
+        awaitable of the server's `send` rather than wrapping it in a coroutine."""
         if message["type"] == "http.response.start":
-            self.started = True
-            if self.context.calls:
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in self.context.response_headers() if h[0] not in present)
-                message = {**message, "headers": headers}
+            if not self.context.streaming:
+                return self.send(self.headed(message))
+        elif self.held is None:
+            return self.send(message)
+        return self._send_held(message)
+
+    async def _send_held(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            # A stream has not committed to a model yet: hold the head until the first
+            # body message, so x-gate-model names the model that answers (or, if every
+            # model fails first, the error is answered instead).
+            self.held = message
+            return
+        held, self.held = self.held, None
+        if held is not None:
+            await self.send(self.headed(held))
         await self.send(message)
+
+    def headed(self, message: Message) -> Message:
+        """The response head, with `x-gate-*` headers if a model was called."""
+        self.started = True
+        if self.context.calls:
+            headers = list(message.get("headers", ()))
+            present = {name.lower() for name, _ in headers}
+            headers.extend(h for h in self.context.response_headers() if h[0] not in present)
+            message = {**message, "headers": headers}
+        return message
 
     async def send_error(self, exc: GateError) -> None:
         """Answer an unhandled gate error with its status and a JSON body, never a trace."""
-        context = self.context
-        logger.warning(
-            "gate_mw: request %s failed: %s %s", context.request_id, exc.error_type, exc
-        )
-        body: dict[str, Any] = {"error": {**exc.to_dict(), "request_id": context.request_id}}
-        payload = json.dumps(body).encode()
+        status, payload = error_response(exc, self.context)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
         ]
-        await self.send_with_headers(
-            {"type": "http.response.start", "status": exc.status_code, "headers": headers}
-        )
+        await self.send(self.headed({"type": "http.response.start", "status": status, "headers": headers}))
         await self.send({"type": "http.response.body", "body": payload})

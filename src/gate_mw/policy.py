@@ -6,18 +6,30 @@ above or below the framework's route decorator.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import PolicyError
+from .routing._budget import Budget
+from .routing._experiments import Experiment
+from .routing._strategies import Strategy
 
 __all__ = ["Backoff", "RoutePolicy", "policy_of", "route_name", "route_policy"]
 
 _T = TypeVar("_T")
 POLICY_ATTRIBUTE = "__gate_policy__"
 POLICY_OPT_KEY = "gate_policy"
+_WEIGHT_KEYS = ("quality", "cost", "latency")
 
 
 class Backoff(BaseModel):
@@ -41,21 +53,81 @@ class RoutePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     models: tuple[str, ...] = Field(default=(), description="ordered fallback chain of aliases")
-    strategy: str = "ordered"
+    strategy: str | Strategy = Field(
+        "ordered", description="a strategy name (ordered, cost, latency, task, hybrid, shuffle, "
+        "least_busy, usage) or a Strategy instance",
+    )
     max_tokens: int | None = Field(None, gt=0, description="default and cap of output tokens")
     timeout: float | None = Field(None, gt=0, description="seconds per attempt")
     deadline: float | None = Field(None, gt=0, description="seconds for the whole call")
+    ttft: float | None = Field(
+        None, gt=0, description="streams: seconds from sending an attempt to its first token"
+    )
+    idle_timeout: float | None = Field(
+        None, gt=0, description="streams: most seconds between chunks once the first arrived"
+    )
     retries: int = Field(1, ge=0, le=10, description="extra tries of one deployment")
     backoff: Backoff = Backoff()
     temperature: float | None = Field(None, ge=0, le=2)
     name: str | None = Field(None, description="route name in spans and metrics")
+    # Routing: filters every strategy honours, and what some strategies rank by.
+    tags: frozenset[str] = Field(frozenset(), description="tags every model must have")
+    min_quality: int | None = Field(None, ge=1, le=5, description="lowest quality tier allowed")
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="most a call may cost (prompt estimate + max_tokens); per-call override"
+    )
+    max_latency: float | None = Field(
+        None, gt=0, description="seconds; slower deployments (recent mean) are tried last"
+    )
+    task: str | None = Field(None, description="task strategy: the route's task")
+    task_header: str | None = Field(None, description="task strategy: request header naming the task")
+    weights: dict[str, float] | None = Field(
+        None, description="hybrid strategy: weights of quality, cost and latency"
+    )
+    experiment: Experiment | None = None
+    budget: Budget | None = None
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        if not isinstance(value, str | Strategy) or not value:
+            raise ValueError("give a strategy name or a Strategy instance")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        for key, weight in (weights or {}).items():
+            if key not in _WEIGHT_KEYS:
+                raise ValueError(f"unknown weight {key!r} (use {', '.join(_WEIGHT_KEYS)})")
+            if not weight > 0:
+                raise ValueError(f"weight {key!r} must be positive, got {weight!r}")
+        return weights
+
+    @field_validator("experiment", "budget", mode="before")
+    @classmethod
+    def _value_object(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = Experiment if info.field_name == "experiment" else Budget
+        if isinstance(value, Mapping):
+            try:
+                value = kind(**value)
+            except TypeError as exc:
+                raise ValueError(str(exc)) from None
+        if value is not None and not isinstance(value, kind):
+            raise ValueError(f"expected {kind.__name__} or a mapping of its fields")
+        if value is not None and (problem := value.problem()):
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> RoutePolicy:
         if len(set(self.models)) != len(self.models):
             raise ValueError("models lists an alias twice")
-        if self.timeout and self.deadline and self.timeout > self.deadline:
-            raise ValueError("timeout is longer than deadline")
+        if self.deadline:
+            for name in ("timeout", "ttft", "idle_timeout"):
+                limit = getattr(self, name)
+                if limit and limit > self.deadline:
+                    raise ValueError(f"{name} is longer than deadline")
         return self
 
 
@@ -70,7 +142,7 @@ def route_name(target: Any) -> str:
 def _policy_error(exc: ValidationError, route: str) -> PolicyError:
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or None
-    return PolicyError(first["msg"], route=route, field=field)
+    return PolicyError(first["msg"].removeprefix("Value error, "), route=route, field=field)
 
 
 def make_policy(route: str, fields: dict[str, Any]) -> RoutePolicy:
@@ -91,10 +163,14 @@ def route_policy(policy: RoutePolicy | None = None, /, **fields: Any) -> Callabl
         raise TypeError("pass either a RoutePolicy or policy fields, not both")
 
     def decorate(target: _T) -> _T:
-        resolved = policy if policy is not None else make_policy(route_name(target), fields)
+        route = route_name(target)
+        resolved = policy if policy is not None else make_policy(route, fields)
+        if policy_of(target) is not None:
+            raise TypeError(f"{route} already has a route policy; give it one @route_policy")
         opt = getattr(target, "opt", None)
         if isinstance(opt, dict):
-            opt[POLICY_OPT_KEY] = resolved  # Litestar handler: metadata lives in .opt
+            # A Litestar handler (slotted in Litestar 3): per-handler metadata lives in .opt.
+            opt[POLICY_OPT_KEY] = resolved
         else:
             setattr(target, POLICY_ATTRIBUTE, resolved)
         return target
@@ -103,12 +179,21 @@ def route_policy(policy: RoutePolicy | None = None, /, **fields: Any) -> Callabl
 
 
 def policy_of(target: Any) -> RoutePolicy | None:
-    """The policy attached to an endpoint function or handler, if any."""
-    opt = getattr(target, "opt", None)
-    if isinstance(opt, dict) and isinstance(found := opt.get(POLICY_OPT_KEY), RoutePolicy):
-        return found
+    """The policy attached to an endpoint function or handler, if any.
+
+    On a Litestar handler the function's own policy (`@route_policy` below `@get`) comes
+    first, then `opt["gate_policy"]`, which Litestar has merged from the app, routers,
+    controller and handler, closest layer winning.
+    """
     for candidate in (target, getattr(target, "fn", None)):
         found = getattr(candidate, POLICY_ATTRIBUTE, None)
         if isinstance(found, RoutePolicy):
             return found
-    return None
+    opt = getattr(target, "opt", None)
+    found = opt.get(POLICY_OPT_KEY) if isinstance(opt, dict) else None
+    if found is None or isinstance(found, RoutePolicy):
+        return found
+    raise PolicyError(
+        f"opt[{POLICY_OPT_KEY!r}] must be a RoutePolicy, not {type(found).__name__}",
+        route=route_name(target), field=POLICY_OPT_KEY,
+    )

@@ -1,8 +1,8 @@
 """OpenTelemetry spans and metrics per the GenAI semantic conventions.
 
-One parent span per `Gate.chat` holds the routing decision; each attempt is a child span
-`chat {model}` of kind CLIENT. With no SDK configured every span is non-recording and no
-attribute work is done.
+One parent span per `Gate.chat` or `Gate.stream` holds the routing decision; each attempt
+is a child span `chat {model}` of kind CLIENT (a streamed one stays open until its stream
+ends). With no SDK configured every span is non-recording and no attribute work is done.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .errors import UpstreamError
     from .providers import ChatRequest, ProviderReply
 
-__all__ = ["Telemetry", "TelemetryConfig"]
+__all__ = ["Telemetry", "TelemetryConfig", "attempt_cancelled", "span_failed"]
 
 # Bucket boundaries from the GenAI metrics conventions.
 _TOKEN_BUCKETS = [4.0**n for n in range(14)]  # 1, 4, 16, ... 67108864
@@ -73,6 +73,12 @@ class Telemetry:
             f"gate.route {route}", kind=SpanKind.INTERNAL, attributes=attributes
         )
 
+    def start_route(self, route: str, attributes: Mapping[str, Any]) -> Span:
+        """The parent span of a streamed call, which outlives the code that starts it."""
+        return self.tracer.start_span(
+            f"gate.route {route}", kind=SpanKind.INTERNAL, attributes=attributes
+        )
+
     def start_attempt(
         self, deployment: Deployment, request: ChatRequest, routing: Mapping[str, Any],
         *, stream: bool = False,
@@ -93,10 +99,31 @@ class Telemetry:
             span.set_attribute("gen_ai.input.messages", _messages_json(request.messages))
         return span
 
+    def first_chunk(
+        self, span: Span, deployment: Deployment, seconds: float, *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A stream's first text arrived `seconds` after its attempt started."""
+        if span.is_recording():
+            span.set_attribute("gen_ai.response.time_to_first_chunk", seconds)
+        attributes = deployment.metric_attributes
+        self.time_to_first_chunk.record(seconds, {**attributes, **extra} if extra else attributes)
+
     def attempt_succeeded(
         self, span: Span, deployment: Deployment, reply: ProviderReply, cost: float | None,
-        duration: float,
+        duration: float, *, extra: Mapping[str, Any] | None = None,
     ) -> None:
+        attributes = self.record_reply(span, deployment, reply, cost, extra=extra)
+        span.end()
+        self.duration.record(duration, attributes)
+
+    def record_reply(
+        self, span: Span, deployment: Deployment, reply: ProviderReply, cost: float | None,
+        *, extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Put what a reply (or the part of a stream received) used and cost on `span` and
+        into the token and cost metrics; returns the metric attributes. `extra` adds
+        per-call metric attributes (the experiment arm)."""
         usage = reply.usage
         if span.is_recording():
             span.set_attributes({
@@ -117,33 +144,45 @@ class Telemetry:
                 span.set_attribute("gen_ai.output.messages", _messages_json(
                     [{"role": "assistant", "content": reply.text}]
                 ))
-        span.end()
         attributes = {**deployment.metric_attributes, "gen_ai.response.model": reply.model}
-        self.duration.record(duration, attributes)
+        if extra:
+            attributes.update(extra)
         self.token_usage.record(usage.input_tokens, {**attributes, "gen_ai.token.type": "input"})
         self.token_usage.record(usage.output_tokens, {**attributes, "gen_ai.token.type": "output"})
         if cost is not None:
             self.cost.add(cost, attributes)
+        return attributes
 
     def attempt_failed(
-        self, span: Span, deployment: Deployment, error: UpstreamError, duration: float
+        self, span: Span, deployment: Deployment, error: UpstreamError, duration: float,
+        *, extra: Mapping[str, Any] | None = None,
     ) -> None:
         error_type = str(error.status) if error.status else error.kind.value
         if span.is_recording():
-            span.set_attribute("error.type", error_type)
             span.set_attribute("gate.error.kind", error.kind.value)
-            span.set_status(Status(StatusCode.ERROR, str(error)))
-        span.end()
-        self.duration.record(duration, {**deployment.metric_attributes, "error.type": error_type})
+        span_failed(span, error_type, str(error))
+        attributes = {**deployment.metric_attributes, "error.type": error_type}
+        if extra:
+            attributes.update(extra)
+        self.duration.record(duration, attributes)
 
 
 def _messages_json(messages: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps([dict(message) for message in messages], default=str)
 
 
-def attempt_cancelled(span: Span) -> None:
-    """End an attempt span whose caller went away (client disconnect, outer timeout)."""
+_CANCELLED = {"cancelled": "cancelled by the caller", "client_disconnect": "the client disconnected"}
+
+
+def attempt_cancelled(span: Span, reason: str = "cancelled") -> None:
+    """End a span whose caller went away: `reason` is "cancelled" (outer timeout, task
+    cancelled, stream closed early) or "client_disconnect"."""
+    span_failed(span, reason, _CANCELLED.get(reason, reason))
+
+
+def span_failed(span: Span, error_type: str, message: str) -> None:
+    """End `span` with an error status and `error.type`."""
     if span.is_recording():
-        span.set_attribute("error.type", "cancelled")
-        span.set_status(Status(StatusCode.ERROR, "cancelled by the caller"))
+        span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR, message))
     span.end()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
+from .._tokens import estimate_messages, estimate_text
 from ..results import Usage
 
-__all__ = ["ChatRequest", "Provider", "ProviderReply"]
+__all__ = [
+    "ChatRequest", "Provider", "ProviderReply", "StreamEnd", "StreamEvent", "estimated_usage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,27 @@ class ProviderReply:
     usage: Usage
 
 
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The last event of a stream: how it finished, and the usage the provider reported
+    (`None` when it sent none)."""
+
+    finish_reason: str | None
+    model: str | None
+    response_id: str | None
+    usage: Usage | None
+
+
+#: What `Provider.stream` yields: each text delta as a plain, non-empty `str` (no wrapper
+#: object per chunk), then one `StreamEnd`.
+StreamEvent: TypeAlias = str | StreamEnd
+
+
+def estimated_usage(request: ChatRequest, text: str) -> Usage:
+    """Usage estimated from the prompt and the answer, flagged as such; never zero."""
+    return Usage(estimate_messages(request.messages), estimate_text(text), estimated=True)
+
+
 class Provider(abc.ABC):
     """Sends chat requests to one upstream deployment.
 
@@ -50,6 +74,19 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
         """One non-streaming chat completion; time limits are the caller's."""
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """One streamed chat completion: non-empty text deltas, then one `StreamEnd`.
+
+        Failures at any point raise `UpstreamError`, including error events, malformed
+        chunks and a stream that stops before its end. Time limits are the caller's, who
+        closes the generator on every exit path. This default answers with `chat` in
+        one delta, for providers that cannot stream.
+        """
+        reply = await self.chat(model, request)
+        if reply.text:
+            yield reply.text
+        yield StreamEnd(reply.finish_reason, reply.model, reply.response_id, reply.usage)
 
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing of their own
         """Release resources the provider holds itself."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ import httpx
 
 from ._base import Provider
 from ._errors import error_from_exception, error_from_response
+from ._sse import SSEDecoder
 
 __all__ = ["HTTPProvider"]
 
@@ -46,3 +48,26 @@ class HTTPProvider(Provider):
             return response.json()
         except ValueError as exc:
             raise error_from_exception(exc) from None
+
+    @contextlib.asynccontextmanager
+    async def _events(self, path: str, payload: Mapping[str, Any]) -> AsyncIterator[SSEDecoder]:
+        """POST for a streamed reply and read its server-sent events.
+
+        The response is closed on every exit, so leaving early (an error, a timeout, the
+        client gone) closes the upstream connection rather than paying for unread tokens.
+        """
+        client = self._client()
+        request = client.build_request("POST", self._base_url + path, json=payload, headers=self._headers)
+        try:
+            response = await client.send(request, stream=True)
+        except (httpx.HTTPError, OSError) as exc:
+            raise error_from_exception(exc, self._secrets) from None
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise error_from_response(response, self._secrets)
+            yield SSEDecoder(response.aiter_bytes())
+        except (httpx.HTTPError, OSError) as exc:
+            raise error_from_exception(exc, self._secrets) from None
+        finally:
+            await response.aclose()

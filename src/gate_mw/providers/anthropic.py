@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
-from .._tokens import content_text, estimate_messages, estimate_text
+from .._tokens import content_text
+from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
-from ._base import ChatRequest, ProviderReply
-from ._errors import error_from_exception
+from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, estimated_usage
+from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
@@ -57,7 +59,7 @@ def anthropic_payload(model: str, request: ChatRequest) -> dict[str, Any]:
 def anthropic_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage with cache reads and writes counted into input, as OpenAI counts them."""
     if not isinstance(usage, Mapping):
-        return Usage(estimate_messages(request.messages), estimate_text(text), estimated=True)
+        return estimated_usage(request, text)
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
     cache_write = int(usage.get("cache_creation_input_tokens") or 0)
     return Usage(
@@ -85,3 +87,41 @@ class AnthropicProvider(HTTPProvider):
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise error_from_exception(exc) from None
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        payload = anthropic_payload(model, request)
+        payload["stream"] = True
+        message: Any = {}
+        usage: dict[str, Any] = {}  # message_start's, updated by message_delta's totals
+        stop_reason: Any = None
+        ended = False
+        async with self._events("/v1/messages", payload) as events:
+            async for data in events:
+                try:
+                    event = json.loads(data)
+                    kind = event["type"]
+                    if kind == "content_block_delta":
+                        delta = event["delta"]
+                        if delta.get("type") == "text_delta" and (text := delta.get("text")):
+                            yield text
+                    elif kind == "message_start":
+                        message = event["message"]
+                        usage.update(message.get("usage") or {})
+                    elif kind == "message_delta":
+                        stop_reason = event["delta"].get("stop_reason") or stop_reason
+                        usage.update(event.get("usage") or {})
+                    elif kind == "message_stop":
+                        ended = True
+                        break
+                    elif kind == "error":
+                        raise error_from_event(event, self._secrets)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise error_from_exception(exc) from None
+            if not ended and stop_reason is None:
+                raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before message_stop")
+            yield StreamEnd(
+                finish_reason(stop_reason),
+                str(message.get("model") or model),
+                message.get("id"),
+                anthropic_usage(usage, request, "") if usage else None,
+            )

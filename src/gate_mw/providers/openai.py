@@ -3,13 +3,14 @@ Portkey, vLLM, Ollama and anything else that speaks `/chat/completions`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-from .._tokens import estimate_messages, estimate_text
+from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
-from ._base import ChatRequest, ProviderReply
-from ._errors import error_from_exception
+from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, estimated_usage
+from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
 
 __all__ = ["OpenAIProvider"]
@@ -32,7 +33,7 @@ def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
 def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage from an OpenAI `usage` object, or an estimate flagged as such."""
     if not isinstance(usage, Mapping):
-        return Usage(estimate_messages(request.messages), estimate_text(text), estimated=True)
+        return estimated_usage(request, text)
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
     return Usage(
@@ -60,3 +61,40 @@ class OpenAIProvider(HTTPProvider):
             )
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise error_from_exception(exc) from None
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        payload = openai_payload(model, request)
+        payload["stream"] = True
+        # The final chunk then carries usage, so cost is measured rather than estimated.
+        payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+        finish: str | None = None
+        usage: Usage | None = None
+        head: Any = None  # the first chunk, for the model and id
+        ended = False
+        async with self._events("/chat/completions", payload) as events:
+            async for data in events:
+                if data == b"[DONE]":
+                    ended = True
+                    break
+                try:
+                    chunk = json.loads(data)
+                    if head is None:
+                        head = chunk
+                    if choices := chunk.get("choices"):
+                        choice = choices[0]
+                        delta = choice.get("delta")
+                        if delta and (text := delta.get("content")):
+                            yield text
+                        if reason := choice.get("finish_reason"):
+                            finish = reason
+                    elif "error" in chunk:
+                        raise error_from_event(chunk, self._secrets)
+                    if chunk.get("usage"):
+                        usage = openai_usage(chunk["usage"], request, "")
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                    raise error_from_exception(exc) from None
+            if not ended and finish is None:
+                raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before its last chunk")
+            head = head or {}
+            yield StreamEnd(finish, str(head.get("model") or model), head.get("id"), usage)
+

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+from collections.abc import AsyncGenerator
 
 from .._tokens import content_text, estimate_messages
 from ..config import Simulation
 from ..results import Usage
-from ._base import ChatRequest, Provider, ProviderReply
+from ._base import ChatRequest, Provider, ProviderReply, StreamEnd, StreamEvent
 from ._errors import error_from_status
 
 __all__ = ["SimulatedProvider"]
@@ -54,10 +55,12 @@ class SimulatedProvider(Provider):
                 sim.error_status, f"simulated {sim.error_status}", retry_after=sim.retry_after
             )
 
+    def _hangs(self) -> bool:
+        return bool(self._sim.timeout_rate) and self._rng.random() < self._sim.timeout_rate
+
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
         sim = self._sim
-        hang = sim.timeout_rate and self._rng.random() < sim.timeout_rate
-        await asyncio.sleep(_HANG_SECONDS if hang else sim.latency)
+        await asyncio.sleep(_HANG_SECONDS if self._hangs() else sim.latency)
         self._maybe_fail()
         text, output_tokens, finish = self._answer(model, request)
         return ProviderReply(
@@ -66,4 +69,22 @@ class SimulatedProvider(Provider):
             model=model,
             response_id=f"sim-{self._calls}",
             usage=Usage(estimate_messages(request.messages), output_tokens),
+        )
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """The same answer as `chat`, word by word: the first after `ttft`, the rest spread
+        over what remains of `latency`. Failures and hangs come before the first word."""
+        sim = self._sim
+        await asyncio.sleep(_HANG_SECONDS if self._hangs() else sim.ttft)
+        self._maybe_fail()
+        response_id = f"sim-{self._calls}"
+        text, output_tokens, finish = self._answer(model, request)
+        words = text.split(" ")
+        gap = max(0.0, sim.latency - sim.ttft) / len(words)
+        for index, word in enumerate(words):
+            if index and gap:
+                await asyncio.sleep(gap)
+            yield word if index == 0 else " " + word
+        yield StreamEnd(
+            finish, model, response_id, Usage(estimate_messages(request.messages), output_tokens)
         )

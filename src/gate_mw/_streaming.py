@@ -1,0 +1,388 @@
+"""Streamed calls: fallback until the first token, then a stream committed to one model,
+under idle and total time limits, whose usage, cost and spans are settled exactly once
+however it ends (done, failed, closed early or cancelled by a client disconnect)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+from .errors import ErrorKind, StreamInterrupted, UpstreamError
+from .providers._base import ProviderReply, StreamEnd, StreamEvent, estimated_usage
+from .providers._errors import error_from_exception
+from .results import Attempt, ChatResult
+from .telemetry import attempt_cancelled, span_failed
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from opentelemetry.trace import Span
+
+    from ._chain import Call
+    from ._registry import Deployment
+
+__all__ = ["GateStream"]
+
+_NEW, _OPENING, _OPEN, _DONE = range(4)
+_NO_END = StreamEnd(None, None, None, None)
+
+
+class GateStream:
+    """A streamed answer: iterate it for text deltas, then read `result`.
+
+        async with gate.stream(messages) as stream:
+            async for text in stream:
+                ...
+        stream.result.usage, stream.result.cost_usd
+
+    Opening (`open()`, `async with`, or the first iteration) walks the route's chain until
+    a model sends its first token: failures before that fall back unseen, and if every
+    model fails the typed error of `Gate.chat` is raised. From that token on the stream is
+    committed; a later failure (cut connection, error event, idle timeout, deadline) ends
+    the iteration with `StreamInterrupted`, never with a silent clean end. `aclose()` (or
+    leaving the `async with`) closes the upstream response at once. One consumer at a time.
+    """
+
+    __slots__ = (
+        "_attempts", "_call", "_cancelling", "_deadline", "_deployment", "_disconnected",
+        "_events", "_expired", "_first", "_idle", "_limited", "_loop", "_parts", "_pending",
+        "_reader", "_reading", "_route_span", "_span", "_started", "_state", "_time", "_timer",
+        "result",
+    )
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._state = _NEW
+        self._attempts: list[Attempt] = []
+        self._parts: list[str] = []
+        self._first: StreamEvent | None = None  # read at the commit point, not yet returned
+        self._events: AsyncGenerator[StreamEvent, None] | None = None
+        self._deployment: Deployment | None = None
+        self._span: Span | None = None
+        self._route_span: Span | None = None
+        self._started = 0.0  # perf_counter when the committed attempt began
+        self._disconnected = False
+        # After the commit point, idle and total limits are kept by one timer that is
+        # re-armed only when it fires: nothing is scheduled per chunk.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._time: Callable[[], float] = perf_counter
+        self._idle: float | None = None
+        self._deadline: float | None = None  # in loop time
+        self._limited = False
+        self._reading: float | None = None  # loop time the current read began
+        self._reader: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._expired: UpstreamError | None = None
+        self._cancelling = 0
+        #: The complete answer, once the stream has ended normally.
+        self.result: ChatResult | None = None
+        self._pending = True
+        call.context.streaming += 1
+
+    # -- public ------------------------------------------------------------------------
+
+    @property
+    def model(self) -> str | None:
+        """The alias of the model answering, once the stream is committed."""
+        return None if self._deployment is None else self._deployment.alias
+
+    @property
+    def request_id(self) -> str:
+        return self._call.context.request_id
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return tuple(self._attempts)
+
+    async def open(self) -> None:
+        """Walk the chain until a model sends its first token (or ends at once, empty).
+
+        Raises what `Gate.chat` raises when none does (`AllAttemptsFailed`,
+        `DeadlineExceeded`, `RequestRejected`, `NoCandidates`). Does nothing if already
+        opened.
+        """
+        if self._state != _NEW:
+            return
+        self._state = _OPENING
+        call = self._call
+        telemetry = call.gateway.telemetry
+        route_span = self._route_span = telemetry.start_route(call.route, call._route_attributes())
+        call.started = perf_counter()
+        try:
+            # Current only while walking, so the attempt spans are its children; it is
+            # ended by whatever ends the stream, maybe in another task.
+            with trace.use_span(route_span):
+                await call.gateway.start()
+                await call._walk(self._attempts, self._attempt)
+        except BaseException as exc:
+            self._state = _DONE
+            self._unpend(None)
+            if not isinstance(exc, Exception):
+                attempt_cancelled(route_span, self._cancel_reason())
+                raise
+            route_span.end()  # use_span recorded the error
+            await call.settle(None)
+            raise
+        deployment = self._deployment
+        assert deployment is not None
+        self._unpend(deployment.alias)
+        if route_span.is_recording():
+            route_span.set_attribute("gate.deployment", deployment.id)
+            route_span.set_attribute("gate.attempts", len(self._attempts))
+        self._state = _OPEN
+
+    def mark_disconnected(self) -> None:
+        """Note that the client went away: the cancellation or close that follows is
+        recorded as `error.type=client_disconnect` rather than `cancelled`."""
+        self._disconnected = True
+
+    async def aclose(self) -> None:
+        """Stop now: close the upstream response (no more tokens paid for) and end the
+        spans. Safe at any point and more than once."""
+        if self._state == _NEW:
+            self._state = _DONE
+            self._unpend(None, record=False)
+        elif self._state == _OPEN:
+            self._abort()
+        await self._finish()
+
+    def __aiter__(self) -> GateStream:
+        return self
+
+    async def __anext__(self) -> str:
+        event = self._first
+        if event is not None:
+            self._first = None
+        elif self._state == _OPEN:
+            events = self._events
+            assert events is not None
+            if self._limited:
+                # A timestamp per read, nothing scheduled: the timer is armed once and
+                # re-armed only when it fires.
+                self._reader = asyncio.current_task()
+                self._reading = now = self._time()
+                if self._timer is None:
+                    self._arm(now)
+            try:
+                event = await events.__anext__()
+            except BaseException as exc:
+                self._reading = None
+                error = self._failure(exc, self._reader)
+                if error is None:
+                    self._abort()
+                    await self._finish()
+                    raise
+                interrupted = self._interrupt(error)
+                await self._finish()
+                raise interrupted from None
+            self._reading = None
+        elif self._state == _NEW:
+            await self.open()
+            return await self.__anext__()
+        else:
+            raise StopAsyncIteration
+        if type(event) is str:
+            self._parts.append(event)
+            return event
+        assert isinstance(event, StreamEnd)
+        self._complete(event)
+        await self._finish()
+        raise StopAsyncIteration
+
+    async def __aenter__(self) -> GateStream:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- before the commit point -------------------------------------------------------
+
+    async def _attempt(
+        self, deployment: Deployment, routing: dict[str, Any], attempts: list[Attempt]
+    ) -> None:
+        """Open one deployment's stream and read up to its first token, or fail."""
+        call = self._call
+        telemetry = call.gateway.telemetry
+        provider = deployment.provider
+        assert provider is not None, "the gateway builds providers before any call"
+        limit = call._timeout(deployment)
+        ttft = call.policy.ttft
+        if ttft is not None and (limit is None or ttft < limit):
+            limit = ttft
+        span = telemetry.start_attempt(deployment, call.request, routing, stream=True)
+        started = perf_counter()
+        events = provider.stream(deployment.upstream_model, call.request)
+        try:
+            async with asyncio.timeout(limit):
+                first = await anext(events)
+        except BaseException as exc:
+            await events.aclose()
+            if isinstance(exc, TimeoutError):
+                error: UpstreamError | None = UpstreamError(
+                    ErrorKind.TIMEOUT, f"no first token within {limit:.3g}s"
+                )
+            else:
+                error = self._failure(exc, None)
+            if error is None:
+                attempt_cancelled(span, self._cancel_reason())
+                raise
+            call._failed(deployment, span, error, started, attempts)
+            raise error from None
+        ttfc = perf_counter() - started
+        telemetry.first_chunk(span, deployment, ttfc, extra=self._extra())
+        attempts.append(Attempt(deployment.alias, deployment.id, provider.system, "ok", ttfc, status=200))
+        self._deployment, self._span, self._events = deployment, span, events
+        self._started, self._first = started, first
+        loop = self._loop = asyncio.get_running_loop()
+        self._time = loop.time
+        self._idle = call.policy.idle_timeout  # the policy may be an experiment arm's
+        if call.deadline is not None:
+            self._deadline = loop.time() + (call.deadline - perf_counter())
+        self._limited = self._idle is not None or self._deadline is not None
+
+    def _unpend(self, model: str | None, *, record: bool = True) -> None:
+        """The stream committed to `model` or failed (None): account it for the headers."""
+        if self._pending:
+            self._pending = False
+            context = self._call.context
+            context.streaming -= 1
+            if record:
+                context.record_stream(tuple(self._attempts), model)
+
+    # -- after the commit point --------------------------------------------------------
+
+    def _arm(self, now: float) -> None:
+        assert self._loop is not None
+        self._timer = self._loop.call_at(self._expiry(now), self._watch)
+
+    def _expiry(self, since: float) -> float:
+        idle, deadline = self._idle, self._deadline
+        if idle is None:
+            assert deadline is not None
+            return deadline
+        return since + idle if deadline is None else min(since + idle, deadline)
+
+    def _watch(self) -> None:
+        """Timer callback: re-arm for the read in progress, or cancel it if it is late."""
+        self._timer = None
+        since, task = self._reading, self._reader
+        if since is None or task is None or self._state != _OPEN:
+            return  # not reading: the next read arms the timer again
+        expiry = self._expiry(since)
+        if self._time() < expiry:
+            self._arm(since)
+            return
+        if expiry == self._deadline:
+            message = f"the deadline of {self._call.policy.deadline}s ran out mid-stream"
+            self._expired = UpstreamError(ErrorKind.DEADLINE, message)
+        else:
+            self._expired = UpstreamError(ErrorKind.TIMEOUT, f"no chunk for {self._idle}s")
+        self._cancelling = task.cancelling()
+        task.cancel()
+
+    def _failure(self, exc: BaseException, task: asyncio.Task[Any] | None) -> UpstreamError | None:
+        """The upstream failure `exc` stands for, or None for a cancellation to let through."""
+        if isinstance(exc, UpstreamError):
+            return exc
+        if isinstance(exc, asyncio.CancelledError):
+            expired, self._expired = self._expired, None
+            if expired is not None and task is not None and task.uncancel() <= self._cancelling:
+                return expired
+            return None
+        if isinstance(exc, StopAsyncIteration):
+            return UpstreamError(ErrorKind.PROTOCOL, "the stream stopped without its end event")
+        if isinstance(exc, Exception):
+            return error_from_exception(exc)
+        return None
+
+    def _extra(self) -> dict[str, Any] | None:
+        """Per-call metric attributes (an experiment arm's)."""
+        decision = self._call.decision
+        return None if decision is None else decision.metric_attributes()
+
+    def _cancel_reason(self) -> str:
+        return "client_disconnect" if self._disconnected else "cancelled"
+
+    def _close(self) -> tuple[Deployment, Span, Span]:
+        """Leave the open state, exactly once; the caller then ends the spans."""
+        self._state = _DONE
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deployment, span, route_span = self._deployment, self._span, self._route_span
+        assert deployment is not None
+        assert span is not None
+        assert route_span is not None
+        return deployment, span, route_span
+
+    def _settle(
+        self, deployment: Deployment, end: StreamEnd, outcome: str, error: UpstreamError | None = None
+    ) -> tuple[ProviderReply, float | None, float]:
+        """The reply as received (usage estimated if the provider sent none), its cost and
+        latency; updates the attempt record and the request's cost accounting."""
+        text = "".join(self._parts)
+        usage = end.usage or estimated_usage(self._call.request, text)
+        reply = ProviderReply(
+            text, end.finish_reason, end.model or deployment.upstream_model, end.response_id, usage
+        )
+        cost = deployment.price.cost(usage) if deployment.price else None
+        latency = perf_counter() - self._started
+        self._attempts[-1] = Attempt(
+            deployment.alias, deployment.id, deployment.system, outcome, latency,
+            status=error.status if error else 200, error=None if error is None else str(error),
+        )
+        context = self._call.context
+        if cost is None:
+            context.cost_unknown = True
+        else:
+            context.cost_usd += cost
+        return reply, cost, latency
+
+    def _complete(self, end: StreamEnd) -> None:
+        deployment, span, route_span = self._close()
+        reply, cost, latency = self._settle(deployment, end, "ok")
+        self._call.gateway.telemetry.attempt_succeeded(
+            span, deployment, reply, cost, latency, extra=self._extra()
+        )
+        self.result = self._call._result(deployment, reply, cost, self._attempts)
+        route_span.end()
+
+    def _interrupt(self, error: UpstreamError) -> StreamInterrupted:
+        deployment, span, route_span = self._close()
+        reply, cost, latency = self._settle(deployment, _NO_END, error.kind.value, error)
+        telemetry = self._call.gateway.telemetry
+        extra = self._extra()
+        telemetry.record_reply(span, deployment, reply, cost, extra=extra)
+        telemetry.attempt_failed(span, deployment, error, latency, extra=extra)
+        span_failed(route_span, error.kind.value, str(error))
+        return StreamInterrupted(
+            f"the stream from {deployment.alias} failed after {len(self._parts)} chunks: {error}",
+            self._attempts, request_id=self.request_id, kind=error.kind,
+            partial=self._call._result(deployment, reply, cost, self._attempts),
+        )
+
+    def _abort(self) -> None:
+        reason = self._cancel_reason()
+        deployment, span, route_span = self._close()
+        reply, cost, _ = self._settle(deployment, _NO_END, reason)
+        self._call.gateway.telemetry.record_reply(span, deployment, reply, cost, extra=self._extra())
+        attempt_cancelled(span, reason)
+        attempt_cancelled(route_span, reason)
+
+    async def _finish(self) -> None:
+        """Close the provider's stream (and so its HTTP response) and account the call for
+        routing (a failed stream as failed), once."""
+        events, self._events = self._events, None
+        if events is not None:
+            try:
+                await events.aclose()
+            finally:
+                await self._call.settle(self.result)

@@ -1,0 +1,54 @@
+"""Routing: strategies that order a route's models per call, A/B experiments, cooldowns
+(circuit breakers), budget-aware downgrade, and the state store they share.
+
+    @route_policy(models=["small", "medium", "large"], strategy="cost", max_cost_usd=0.01)
+
+A strategy decides the order; the fallback chain then walks it, so every strategy still
+ends in an answer when any model can give one.
+"""
+
+from ._budget import Budget
+from ._classify import Classifier, Tier, classify_complexity
+from ._experiments import ArmSummary, Experiment
+from ._health import Breaker, CooldownState
+from ._request import RequestInfo
+from ._state import LatencyStats, RoutingState
+from ._store import MemoryStore, StateStore
+from ._strategies import (
+    CostStrategy,
+    HybridStrategy,
+    LatencyStrategy,
+    LeastBusyStrategy,
+    OrderedStrategy,
+    ShuffleStrategy,
+    Strategy,
+    TaskStrategy,
+    UsageStrategy,
+    register_strategy,
+)
+
+__all__ = [
+    "ArmSummary",
+    "Breaker",
+    "Budget",
+    "Classifier",
+    "CooldownState",
+    "CostStrategy",
+    "Experiment",
+    "HybridStrategy",
+    "LatencyStats",
+    "LatencyStrategy",
+    "LeastBusyStrategy",
+    "MemoryStore",
+    "OrderedStrategy",
+    "RequestInfo",
+    "RoutingState",
+    "ShuffleStrategy",
+    "StateStore",
+    "Strategy",
+    "TaskStrategy",
+    "Tier",
+    "UsageStrategy",
+    "classify_complexity",
+    "register_strategy",
+]

@@ -1,0 +1,35 @@
+"""Budget-aware downgrade: a caller close to its budget is routed to cheaper models first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Budget"]
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Once a caller has spent `downgrade_at` (a fraction) of `limit_usd` within the
+    current `window` seconds (a fixed window, default one day), the route's order is
+    re-sorted cheapest estimated call first. Nothing is refused: the chain still falls
+    back to the dearer models. Spend is counted per caller key from the cost of answered
+    calls through this gateway.
+    """
+
+    limit_usd: float
+    downgrade_at: float = 0.8
+    window: float = 86_400.0
+
+    def problem(self) -> str | None:
+        """What is wrong with this budget, if anything (checked by the policy)."""
+        if not self.limit_usd > 0:
+            return f"limit_usd must be positive, got {self.limit_usd!r}"
+        if not 0 <= self.downgrade_at <= 1:
+            return f"downgrade_at must be between 0 and 1, got {self.downgrade_at!r}"
+        if not self.window > 0:
+            return f"window must be positive, got {self.window!r}"
+        return None
+
+    @property
+    def threshold_usd(self) -> float:
+        return self.limit_usd * self.downgrade_at

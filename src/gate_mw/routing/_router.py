@@ -1,0 +1,399 @@
+"""The router: turns a route policy into a per-call plan, and feeds back what attempts showed.
+
+Policies are compiled once (when the gateway validates them): static filters applied,
+strategy resolved, experiment arms compiled. A decision then only does the per-call work:
+estimated cost, the strategy's order, budget downgrade and soft demotions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._tokens import estimate_messages
+from ..errors import PolicyError, UpstreamError
+from ..policy import RoutePolicy, make_policy
+from ._budget import Budget
+from ._experiments import Experiment, Experiments
+from ._health import Admission, Breaker, CooldownState, Health
+from ._request import RequestInfo
+from ._state import RoutingState
+from ._strategies import OrderedStrategy, Strategy, resolve_strategy, strategy_names
+
+if TYPE_CHECKING:
+    from .._context import RoutingContext
+    from .._registry import Deployment, ModelRegistry
+    from ..providers import ChatRequest
+    from ..results import ChatResult
+    from ._store import StateStore
+
+__all__ = ["Decision", "Router"]
+
+_T = TypeVar("_T")
+_MAX_ROUTES = 512  # compiled policies kept; a policy made per call must not grow this
+# Fields read before the arm is drawn (they shape the request itself), so arms cannot vary them.
+_ROUTE_ONLY = frozenset({"max_tokens", "temperature", "idle_timeout", "name"})
+
+
+@dataclass(slots=True)
+class Decision:
+    """The plan of one call and why: shown on its route span and used by the chain."""
+
+    deployments: Sequence[Deployment]
+    policy: RoutePolicy
+    strategy: str
+    reasons: dict[str, str] = field(default_factory=dict)
+    stream: bool = False
+    experiment: str | None = None
+    arm: str | None = None
+    tier: str | None = None
+    task: str | None = None
+    downgraded: bool = False
+
+    def span_attributes(self) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "gate.strategy": self.strategy,
+            "gate.candidates": tuple(d.id for d in self.deployments),
+        }
+        if self.reasons:
+            attributes["gate.excluded"] = tuple(self.reasons)
+        if self.arm is not None:
+            attributes["gate.experiment.name"] = self.experiment
+            attributes["gate.experiment.arm"] = self.arm
+        if self.tier is not None:
+            attributes["gate.tier"] = self.tier
+        if self.task is not None:
+            attributes["gate.task"] = self.task
+        if self.downgraded:
+            attributes["gate.budget.downgraded"] = True
+        return attributes
+
+    def metric_attributes(self) -> dict[str, Any] | None:
+        if self.arm is None:
+            return None
+        return {"gate.experiment.name": self.experiment, "gate.experiment.arm": self.arm}
+
+
+@dataclass(slots=True)
+class _Route:
+    """A policy compiled against a gateway's models."""
+
+    policy: RoutePolicy
+    strategy: Strategy
+    candidates: tuple[Deployment, ...]
+    excluded: dict[str, str]
+    experiment: Experiment | None = None
+    arms: dict[str, _Route] = field(default_factory=dict)
+    override_header: bytes | None = None
+    # Nothing per call to do beyond the declared chain: ordered, no filters, no budget.
+    fixed: bool = False
+    min_window: int | None = None
+
+
+class Router:
+    """Routing for one gateway: compiled policies, decisions, and the state behind them."""
+
+    def __init__(
+        self, registry: ModelRegistry, store: StateStore, breaker: Breaker, rng: random.Random
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.state = RoutingState(store)
+        self.health = Health(store, breaker)
+        self.experiments = Experiments(self.state)
+        self.rng = rng
+        self._routes: OrderedDict[int, _Route] = OrderedDict()
+        self._spend_windows: tuple[float, ...] = ()
+
+    # -- compiling policies --------------------------------------------------------------
+
+    def compile(self, policy: RoutePolicy, route: str) -> None:
+        """Check `policy` against the models and keep its compiled form; PolicyError naming
+        the route and field otherwise."""
+        if self._cached(policy) is None:
+            self._remember(policy, self._compile(policy, route, ""))
+
+    def _cached(self, policy: RoutePolicy) -> _Route | None:
+        found = self._routes.get(id(policy))
+        if found is not None and found.policy is policy:
+            self._routes.move_to_end(id(policy))
+            return found
+        return None
+
+    def _remember(self, policy: RoutePolicy, compiled: _Route) -> None:
+        self._routes[id(policy)] = compiled
+        self._routes.move_to_end(id(policy))
+        if len(self._routes) > _MAX_ROUTES:
+            self._routes.popitem(last=False)
+
+    def _compile(self, policy: RoutePolicy, route: str, prefix: str) -> _Route:
+        def fail(field_name: str, message: str) -> PolicyError:
+            return PolicyError(message, route=route, field=prefix + field_name)
+
+        try:
+            strategy = resolve_strategy(policy.strategy)
+        except KeyError:
+            known = ", ".join(strategy_names())
+            raise fail("strategy", f"unknown strategy {policy.strategy!r} (known: {known})") from None
+        if unknown := self.registry.unknown(policy.models):
+            raise fail("models", f"unknown model {unknown[0]!r}")
+        declared = self.registry.chain(policy.models)
+        try:
+            strategy.check(policy, declared)
+        except ValueError as exc:
+            raise fail("strategy", f"{strategy.name}: {exc}") from None
+        candidates, excluded = _static_filter(policy, declared)
+        if not candidates:
+            field_name = "tags" if policy.tags else "min_quality"
+            raise fail(field_name, "no model meets the filters: " + "; ".join(
+                f"{dep}: {why}" for dep, why in excluded.items()
+            ))
+        if policy.max_cost_usd is not None:
+            _check_affordable(policy, candidates, fail)
+        if policy.task is not None and not any(policy.task in d.entry.tags for d in candidates):
+            raise fail("task", f"no model is tagged {policy.task!r}")
+        if policy.budget is not None:
+            self._spend_windows = tuple(sorted({*self._spend_windows, policy.budget.window}))
+        compiled = _Route(policy, strategy, candidates, excluded)
+        compiled.fixed = type(strategy) is OrderedStrategy and (
+            policy.max_cost_usd is None and policy.max_latency is None and policy.budget is None
+        )
+        windows = [d.context_window for d in candidates if d.context_window is not None]
+        compiled.min_window = min(windows) if windows else None
+        if policy.experiment is not None:
+            if prefix:
+                raise fail("experiment", "an experiment arm cannot hold another experiment")
+            self._compile_experiment(compiled, policy.experiment, route, fail)
+        return compiled
+
+    def _compile_experiment(
+        self, compiled: _Route, experiment: Experiment, route: str,
+        fail: Callable[[str, str], PolicyError],
+    ) -> None:
+        if problem := self.experiments.add(experiment):
+            raise fail("experiment.name", problem)
+        base = {name: value for name, value in compiled.policy if name != "experiment"}
+        for arm, spec in experiment.arms.items():
+            where = f"experiment.arms.{arm}"
+            if isinstance(spec, str):
+                overrides: dict[str, Any] = {"models": (spec,)}
+            elif isinstance(spec, Sequence):
+                overrides = {"models": tuple(spec)}
+            else:
+                overrides = dict(spec)
+            if "experiment" in overrides:
+                raise fail(where, "an arm cannot hold another experiment")
+            if fixed := sorted(_ROUTE_ONLY & overrides.keys()):
+                raise fail(f"{where}.{fixed[0]}", "a request setting: set it on the route, not an arm")
+            variant = make_policy(route, {**base, **overrides})
+            if not variant.models:
+                variant = variant.model_copy(update={"models": compiled.policy.models})
+            compiled.arms[arm] = self._compile(variant, route, where + ".")
+        if experiment.override_header:
+            compiled.override_header = experiment.override_header.lower().encode()
+        compiled.experiment = experiment
+
+    def _route(self, policy: RoutePolicy, route: str) -> _Route:
+        compiled = self._cached(policy)
+        if compiled is None:  # a policy the gateway did not validate (a Gate made by hand)
+            compiled = self._compile(policy, route, "")
+            self._remember(policy, compiled)
+        return compiled
+
+    # -- deciding ------------------------------------------------------------------------
+
+    async def decide(
+        self, policy: RoutePolicy, route: str, context: RoutingContext, request: ChatRequest,
+        *, models: tuple[str, ...] | None = None, max_cost_usd: float | None = None,
+        stream: bool = False,
+    ) -> Decision:
+        """The plan of one call: which deployments, in which order, and why."""
+        compiled = self._route(policy, route)
+        experiment = compiled.experiment
+        arm: str | None = None
+        if experiment is not None:
+            arm = self._assign(compiled, context)
+            context.arm = arm
+            compiled = compiled.arms[arm]
+            name: str | None = experiment.name
+        else:
+            name = None
+        policy = compiled.policy
+        if models is not None:
+            chain = self.registry.chain(models)
+            return Decision(chain, policy, "explicit", stream=stream, experiment=name, arm=arm)
+        if compiled.fixed and max_cost_usd is None:
+            deployments: Sequence[Deployment] = compiled.candidates
+            window = compiled.min_window
+            if window is not None and (prompt := estimate_messages(request.messages)) > window:
+                deployments = _demote(deployments, prompt, set())
+            return Decision(deployments, policy, "ordered", compiled.excluded, stream, name, arm)
+        prompt = estimate_messages(request.messages)
+        info = RequestInfo(
+            messages=request.messages, prompt_tokens=prompt,
+            max_tokens=request.max_tokens, policy=policy, route=route, rng=self.rng,
+            context=context, max_cost_usd=max_cost_usd, stream=stream,
+        )
+        reasons = dict(compiled.excluded)
+        candidates: Sequence[Deployment] = compiled.candidates
+        limit = policy.max_cost_usd if max_cost_usd is None else max_cost_usd
+        if limit is not None:
+            candidates = _within_cost(candidates, info, limit, reasons)
+        ordered: Sequence[Deployment] = ()
+        downgraded = False
+        if candidates:
+            ordered = await compiled.strategy.plan(candidates, info, self.state)
+            if policy.budget is not None and (caller := info.caller) is not None:
+                downgraded = await self._over_budget(policy.budget, caller)
+                if downgraded:
+                    ordered = sorted(ordered, key=lambda d: _cost_key(info, d))
+            slow: set[str] = set()
+            if policy.max_latency is not None:
+                slow = await self._slow(ordered, info, policy.max_latency)
+            if slow or (compiled.min_window is not None and prompt > compiled.min_window):
+                ordered = _demote(ordered, prompt, slow)
+        return Decision(
+            tuple(ordered), policy, compiled.strategy.name, reasons, stream, name, arm,
+            info.tier, info.task, downgraded,
+        )
+
+    def _assign(self, compiled: _Route, context: RoutingContext) -> str:
+        experiment = compiled.experiment
+        assert experiment is not None
+        if compiled.override_header is not None:
+            forced = context.header(compiled.override_header)
+            if forced is not None and forced in compiled.arms:
+                return forced
+        return experiment.assign(context.caller, self.rng)
+
+    async def _over_budget(self, budget: Budget, caller: str) -> bool:
+        return await self.state.spend(caller, budget.window) >= budget.threshold_usd
+
+    async def _slow(self, ordered: Sequence[Deployment], info: RequestInfo, limit: float) -> set[str]:
+        stats = await self.state.latency(ordered, info)
+        return {d.id for d, s in zip(ordered, stats, strict=True) if s is not None and s.mean > limit}
+
+    # -- feedback ------------------------------------------------------------------------
+
+    async def attempt(
+        self, deployment: Deployment, admission: Admission, stream: bool,
+        attempt: Callable[..., Awaitable[_T]], *args: Any,
+    ) -> _T:
+        """Run one attempt, counting it in flight and feeding its outcome to the latency
+        window and the breaker."""
+        state, health = self.state, self.health
+        await state.started(deployment.id)
+        settled = False
+        started = perf_counter()
+        try:
+            result = await attempt(*args)
+            settled = True
+            await state.observe_latency(deployment.id, perf_counter() - started, stream=stream)
+            await health.succeeded(deployment.id, admission)
+            return result
+        except UpstreamError as error:
+            settled = True
+            await health.failed(deployment.id, admission, error.kind)
+            raise
+        finally:
+            if not settled:
+                await health.abandoned(deployment.id, admission)
+            await state.finished(deployment.id)
+
+    async def settle(self, decision: Decision, context: RoutingContext, result: ChatResult | None) -> None:
+        """Account a finished call: tokens per deployment, spend per caller, arm figures."""
+        state = self.state
+        if result is not None:
+            usage = result.usage
+            if usage.total_tokens:
+                await state.add_tokens(result.deployment, usage.total_tokens)
+            if result.cost_usd and self._spend_windows and (caller := context.caller) is not None:
+                await state.add_spend(caller, result.cost_usd, self._spend_windows)
+        if decision.arm is not None and decision.experiment is not None:
+            if result is None:
+                await state.add_arm(decision.experiment, decision.arm, ok=False)
+            else:
+                await state.add_arm(
+                    decision.experiment, decision.arm, ok=True, latency_s=result.latency_s,
+                    cost_usd=result.cost_usd or 0.0, input_tokens=result.usage.input_tokens,
+                    output_tokens=result.usage.output_tokens,
+                )
+
+    async def cooldowns(self) -> list[CooldownState]:
+        return await self.health.states([d.id for d in self.registry.deployments])
+
+
+def _static_filter(
+    policy: RoutePolicy, deployments: Sequence[Deployment]
+) -> tuple[tuple[Deployment, ...], dict[str, str]]:
+    kept: list[Deployment] = []
+    excluded: dict[str, str] = {}
+    for deployment in deployments:
+        entry = deployment.entry
+        if missing := policy.tags - entry.tags:
+            excluded[deployment.id] = f"lacks tag(s) {', '.join(sorted(missing))}"
+        elif policy.min_quality is not None and entry.quality < policy.min_quality:
+            excluded[deployment.id] = f"quality {entry.quality} below min_quality {policy.min_quality}"
+        else:
+            kept.append(deployment)
+    return tuple(kept), excluded
+
+
+def _check_affordable(
+    policy: RoutePolicy, candidates: Sequence[Deployment], fail: Callable[[str, str], PolicyError]
+) -> None:
+    """Even an empty prompt must fit max_cost_usd on some model, or no call ever will."""
+    limit = policy.max_cost_usd
+    assert limit is not None
+    info = RequestInfo(
+        messages=(), prompt_tokens=0, max_tokens=policy.max_tokens, policy=policy, route="",
+        rng=random.Random(0),
+    )
+    costs = [info.cost(d) for d in candidates]
+    if not any(cost is not None and cost <= limit for cost in costs):
+        known = [cost for cost in costs if cost is not None]
+        cheapest = f"the cheapest costs ${min(known):.6f}" if known else "no model has a price"
+        message = f"no model fits max_cost_usd={limit:g} even for an empty prompt; {cheapest}"
+        raise fail("max_cost_usd", message)
+
+
+def _within_cost(
+    candidates: Sequence[Deployment], info: RequestInfo, limit: float, reasons: dict[str, str]
+) -> list[Deployment]:
+    kept: list[Deployment] = []
+    for deployment in candidates:
+        cost = info.cost(deployment)
+        if cost is None:
+            reasons[deployment.id] = "price unknown, so max_cost_usd cannot be checked"
+        elif cost > limit:
+            reasons[deployment.id] = f"estimated cost ${cost:.6f} over max_cost_usd ${limit:g}"
+        else:
+            kept.append(deployment)
+    return kept
+
+
+def _demote(ordered: Sequence[Deployment], prompt: int, slow: set[str]) -> list[Deployment]:
+    """Move deployments whose context window is below the prompt estimate, or that are
+    slower than max_latency, to the end, keeping order.
+
+    Both are estimates, so such a deployment stays in the chain as a last resort rather
+    than leaving the call with nothing.
+    """
+    keep: list[Deployment] = []
+    demoted: list[Deployment] = []
+    for deployment in ordered:
+        window = deployment.context_window
+        if (window is not None and window < prompt) or deployment.id in slow:
+            demoted.append(deployment)
+        else:
+            keep.append(deployment)
+    return keep + demoted
+
+
+def _cost_key(info: RequestInfo, deployment: Deployment) -> tuple[bool, float]:
+    cost = info.cost(deployment)
+    return (cost is None, cost or 0.0)
