@@ -9,14 +9,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from examples import _demo
-from examples.fastapi_app.app import (
-    OPENROUTER_CONFIG,
-    SEED,
-    SIMULATED_CONFIG,
-    config_path,
-    create_app,
-    load_gateway,
-)
+from examples._config import OPENROUTER_CONFIG, SEED, SIMULATED_CONFIG, config_path
+from examples.fastapi_app.app import create_app, load_gateway
 from fastapi import FastAPI
 
 from conftest import Telemetry

@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 
+from examples import _config
 from gate_mw import ChatResult, Gateway, GatewayMiddleware, route_policy
 from gate_mw.fastapi import GateClient
 
-__all__ = ["app", "config_path", "create_app", "gateway", "load_gateway", "router"]
+__all__ = ["app", "create_app", "gateway", "load_gateway", "router"]
 
-HERE = Path(__file__).parent
-SIMULATED_CONFIG = HERE / "gateway.yaml"
-OPENROUTER_CONFIG = HERE / "gateway.openrouter.yaml"
 SERVICE_NAME = "gate-mw-example"
-# Makes retry jitter reproducible, so the demo prints the same run every time.
-SEED = 7
 
 
 class SummariseIn(BaseModel):
@@ -120,22 +115,9 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def config_path(env: Mapping[str, str]) -> Path:
-    """GATE_CONFIG if set, else OpenRouter when its key is present, else the simulation."""
-    if explicit := env.get("GATE_CONFIG"):
-        return Path(explicit)
-    if env.get("OPENROUTER_API_KEY"):
-        return OPENROUTER_CONFIG
-    return SIMULATED_CONFIG
-
-
 def load_gateway(env: Mapping[str, str] = os.environ) -> Gateway:
-    """The gateway for `env`, exporting spans over OTLP when an endpoint is configured."""
-    if endpoint := env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from gate_mw.otel import configure_otlp  # needs the `otlp` extra
-
-        configure_otlp(env.get("OTEL_SERVICE_NAME") or SERVICE_NAME, endpoint=endpoint)
-    return Gateway.from_file(config_path(env), env=env, seed=SEED)
+    """The example's gateway for `env` (see `examples._config`)."""
+    return _config.load_gateway(env, service_name=SERVICE_NAME)
 
 
 def create_app(gateway: Gateway) -> FastAPI:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from _parity_apps import serve
 from examples import _demo
+from examples._config import SIMULATED_CONFIG
 from examples.fastapi_app import app as fastapi_example
 from examples.litestar_app import app as litestar_example
 
@@ -34,8 +35,8 @@ async def drive(app: Any) -> list[tuple[_demo.Outcome, dict[str, str]]]:
 async def test_both_examples_answer_the_demo_alike() -> None:
     # Each example with its own seeded gateway on the simulated provider, run side by side.
     apps = {
-        "fastapi": fastapi_example.create_app(Gateway.from_file(fastapi_example.SIMULATED_CONFIG, seed=7)),
-        "litestar": litestar_example.create_app(Gateway.from_file(litestar_example.SIMULATED_CONFIG, seed=7)),
+        "fastapi": fastapi_example.create_app(Gateway.from_file(SIMULATED_CONFIG, seed=7)),
+        "litestar": litestar_example.create_app(Gateway.from_file(SIMULATED_CONFIG, seed=7)),
     }
     results: dict[str, list[tuple[_demo.Outcome, dict[str, str]]]] = {}
 
@@ -54,7 +55,7 @@ async def test_both_examples_answer_the_demo_alike() -> None:
 
 
 async def test_the_litestar_example_health_route_calls_no_model() -> None:
-    app = litestar_example.create_app(Gateway.from_file(litestar_example.SIMULATED_CONFIG, seed=7))
+    app = litestar_example.create_app(Gateway.from_file(SIMULATED_CONFIG, seed=7))
     async with serve(app) as client:
         response = await client.get("/health")
         invalid = await client.post("/classify", json={"text": "x", "labels": ["only-one"]})
