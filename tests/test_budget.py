@@ -7,9 +7,9 @@ import pytest
 from _apps import make_gateway
 from _routing import FakeClock, priced
 from conftest import Telemetry
-from gate_mw import Budget, Gateway, RoutePolicy
+from gate_mw import Budget, Gateway, RoutePolicy, StreamInterrupted
 from gate_mw.routing import MemoryStore
-from gate_mw.testing import FakeUpstream, Reply
+from gate_mw.testing import FakeUpstream, Reply, Stream
 
 pytestmark = pytest.mark.anyio
 
@@ -66,3 +66,19 @@ async def test_spend_is_counted_once_some_route_has_a_budget(
         gateway.validate_policy(POLICY, "budgeted")  # as app startup does for each route
         await gateway.client(plain, caller="carol").chat(MESSAGES)
         assert await gateway.router.state.spend("carol", 3600) == pytest.approx(0.04)
+
+
+async def test_a_stream_cut_after_its_first_tokens_still_counts_as_spend(
+    fake_upstream: FakeUpstream, telemetry: Telemetry
+) -> None:
+    gateway = budget_gateway(fake_upstream, FakeClock(), telemetry)
+    fake_upstream.script("bg-dear", Stream(text="one two three four five six", cut_after=3))
+    async with gateway:
+        stream = gateway.client(POLICY, caller="dave").stream(MESSAGES)
+        with pytest.raises(StreamInterrupted) as raised:
+            async for _ in stream:
+                pass
+        partial = raised.value.partial
+        assert partial is not None
+        assert partial.cost_usd
+        assert await gateway.router.state.spend("dave", 3600) == pytest.approx(partial.cost_usd)

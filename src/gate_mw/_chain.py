@@ -104,10 +104,13 @@ class Call:
                 self.deadline = self.context.deadline_for(decision.policy)
         return self.decision
 
-    async def settle(self, result: ChatResult | None) -> None:
-        """Account the finished call (None: it failed) for routing: tokens, spend, arm."""
+    async def settle(self, result: ChatResult | None, *, ok: bool | None = None) -> None:
+        """Account the finished call for routing: tokens, spend, arm. `result` is what was
+        paid for (None: nothing); `ok` says whether the call succeeded (default: a result)."""
         if self.decision is not None:
-            await self.gateway.router.settle(self.decision, self.context, result)
+            await self.gateway.router.settle(
+                self.decision, self.context, result, ok=result is not None if ok is None else ok
+            )
 
     async def run(self) -> ChatResult:
         """Walk the chain until a deployment answers; raise a typed error otherwise."""

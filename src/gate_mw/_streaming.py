@@ -50,8 +50,8 @@ class GateStream:
     __slots__ = (
         "_attempts", "_call", "_cancelling", "_deadline", "_deployment", "_disconnected",
         "_events", "_expired", "_first", "_idle", "_limited", "_loop", "_parts", "_pending",
-        "_reader", "_reading", "_route_span", "_span", "_started", "_state", "_time", "_timer",
-        "result",
+        "_reader", "_reading", "_route_span", "_span", "_spent", "_started", "_state", "_time",
+        "_timer", "result",
     )
 
     def __init__(self, call: Call) -> None:
@@ -80,6 +80,8 @@ class GateStream:
         self._cancelling = 0
         #: The complete answer, once the stream has ended normally.
         self.result: ChatResult | None = None
+        # What an interrupted or abandoned stream still cost, for budgets and usage.
+        self._spent: ChatResult | None = None
         self._pending = True
         call.context.streaming += 1
 
@@ -363,16 +365,17 @@ class GateStream:
         telemetry.record_reply(span, deployment, reply, cost, extra=extra)
         telemetry.attempt_failed(span, deployment, error, latency, extra=extra)
         span_failed(route_span, error.kind.value, str(error))
+        partial = self._spent = self._call._result(deployment, reply, cost, self._attempts)
         return StreamInterrupted(
             f"the stream from {deployment.alias} failed after {len(self._parts)} chunks: {error}",
-            self._attempts, request_id=self.request_id, kind=error.kind,
-            partial=self._call._result(deployment, reply, cost, self._attempts),
+            self._attempts, request_id=self.request_id, kind=error.kind, partial=partial,
         )
 
     def _abort(self) -> None:
         reason = self._cancel_reason()
         deployment, span, route_span = self._close()
         reply, cost, _ = self._settle(deployment, _NO_END, reason)
+        self._spent = self._call._result(deployment, reply, cost, self._attempts)
         self._call.gateway.telemetry.record_reply(span, deployment, reply, cost, extra=self._extra())
         attempt_cancelled(span, reason)
         attempt_cancelled(route_span, reason)
@@ -385,4 +388,4 @@ class GateStream:
             try:
                 await events.aclose()
             finally:
-                await self._call.settle(self.result)
+                await self._call.settle(self.result or self._spent, ok=self.result is not None)

@@ -304,8 +304,13 @@ class Router:
                 await health.abandoned(deployment.id, admission)
             await state.finished(deployment.id)
 
-    async def settle(self, decision: Decision, context: RoutingContext, result: ChatResult | None) -> None:
-        """Account a finished call: tokens per deployment, spend per caller, arm figures."""
+    async def settle(
+        self, decision: Decision, context: RoutingContext, result: ChatResult | None, *, ok: bool
+    ) -> None:
+        """Account a finished call: tokens per deployment, spend per caller, arm figures.
+
+        `result` is what was paid for, even when the call failed part-way (a stream cut
+        after its first tokens); `ok` says whether it succeeded."""
         state = self.state
         if result is not None:
             usage = result.usage
@@ -314,7 +319,7 @@ class Router:
             if result.cost_usd and self._spend_windows and (caller := context.caller) is not None:
                 await state.add_spend(caller, result.cost_usd, self._spend_windows)
         if decision.arm is not None and decision.experiment is not None:
-            if result is None:
+            if not ok or result is None:
                 await state.add_arm(decision.experiment, decision.arm, ok=False)
             else:
                 await state.add_arm(
