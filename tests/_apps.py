@@ -112,7 +112,8 @@ def build_app(gateway: Gateway, policy: Mapping[str, Any] | None = None) -> Fast
 @contextlib.asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """Run `app`'s lifespan and yield a client talking to it in process."""
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
+    async with LifespanManager(app):
+        # The app itself, not manager.app: asgi-lifespan shares one state dict across requests.
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
             yield client

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from litestar.response import Stream
 from litestar.response.streaming import ASGIStreamingResponse
 
+from .._events import STREAM_HEADERS, openai_chunks, serve_stream, text_events
 from .._streaming import GateStream
-from ..responses import _HEADERS, _openai_chunks, _text_events, serve_stream
 
 if TYPE_CHECKING:
     from litestar import Litestar, Request
@@ -48,7 +48,7 @@ class GateStreamResponse(Stream):
         background: BackgroundTask | BackgroundTasks | None = None,
     ) -> None:
         super().__init__(
-            body, status_code=status_code, headers={**_HEADERS, **(headers or {})},
+            body, status_code=status_code, headers={**STREAM_HEADERS, **(headers or {})},
             media_type=_EVENT_STREAM, background=background,
         )
         self.stream = stream
@@ -110,7 +110,7 @@ def sse_response(
     background: BackgroundTask | BackgroundTasks | None = None,
 ) -> GateStreamResponse:
     """OpenAI-compatible streaming chunks, as `gate_mw.responses.sse_response`."""
-    return GateStreamResponse(stream, _openai_chunks(stream), headers=headers, background=background)
+    return GateStreamResponse(stream, openai_chunks(stream), headers=headers, background=background)
 
 
 def text_event_stream(
@@ -118,4 +118,4 @@ def text_event_stream(
     background: BackgroundTask | BackgroundTasks | None = None,
 ) -> GateStreamResponse:
     """A `text/event-stream` of the text, as `gate_mw.responses.text_event_stream`."""
-    return GateStreamResponse(stream, _text_events(stream), headers=headers, background=background)
+    return GateStreamResponse(stream, text_events(stream), headers=headers, background=background)
