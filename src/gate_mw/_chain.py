@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from opentelemetry import trace
 
 from ._backoff import retry_delay
 from ._tokens import estimate_messages
@@ -139,12 +138,8 @@ class Call:
         Shared by plain and streamed calls: `attempt` raises `UpstreamError` on failure,
         appending to `attempts` either way.
         """
-        decided = self.decision is not None
-        decision = await self.decide()
-        if not decided:  # a stream decides here, inside its route span
-            route_span = trace.get_current_span()
-            if route_span.is_recording():
-                route_span.set_attributes(decision.span_attributes())
+        decision = self.decision
+        assert decision is not None, "decide() comes first: its outcome names the route span"
         policy = self.policy
         router = self.gateway.router
         stream = decision.stream
@@ -173,7 +168,7 @@ class Call:
                     routing["gate.fallback.reason"] = fallback_reason
                 try:
                     return await router.attempt(
-                        deployment, admission, stream, attempt, deployment, routing, attempts
+                        deployment, admission, stream, partial(attempt, deployment, routing, attempts)
                     )
                 except UpstreamError as error:
                     fallback_reason = error.kind.value

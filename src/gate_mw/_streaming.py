@@ -111,14 +111,20 @@ class GateStream:
             return
         self._state = _OPENING
         call = self._call
+        call.started = perf_counter()
+        try:
+            await call.gateway.start()
+            await call.decide()
+        except BaseException:
+            self._state = _DONE
+            self._unpend(None)
+            raise
         telemetry = call.gateway.telemetry
         route_span = self._route_span = telemetry.start_route(call.route, call._route_attributes())
-        call.started = perf_counter()
         try:
             # Current only while walking, so the attempt spans are its children; it is
             # ended by whatever ends the stream, maybe in another task.
             with trace.use_span(route_span):
-                await call.gateway.start()
                 await call._walk(self._attempts, self._attempt)
         except BaseException as exc:
             self._state = _DONE

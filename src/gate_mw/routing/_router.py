@@ -281,7 +281,7 @@ class Router:
 
     async def attempt(
         self, deployment: Deployment, admission: Admission, stream: bool,
-        attempt: Callable[..., Awaitable[_T]], *args: Any,
+        attempt: Callable[[], Awaitable[_T]],
     ) -> _T:
         """Run one attempt, counting it in flight and feeding its outcome to the latency
         window and the breaker."""
@@ -290,7 +290,7 @@ class Router:
         settled = False
         started = perf_counter()
         try:
-            result = await attempt(*args)
+            result = await attempt()
             settled = True
             await state.observe_latency(deployment.id, perf_counter() - started, stream=stream)
             await health.succeeded(deployment.id, admission)
