@@ -121,8 +121,9 @@ class Call:
             with self.gateway.telemetry.route_span(self.route, self._route_attributes()) as span:
                 result = await self._walk(attempts, self._attempt)
                 if span.is_recording():
-                    span.set_attribute("gate.deployment", result.deployment)
-                    span.set_attribute("gate.attempts", len(attempts))
+                    span.set_attributes(
+                        {"gate.deployment": result.deployment, "gate.attempts": len(attempts)}
+                    )
         except Exception:
             await self.settle(None)
             raise
@@ -219,8 +220,11 @@ class Call:
         span = telemetry.start_attempt(deployment, self.request, routing)
         started = perf_counter()
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:  # no limit: spare the timer
                 reply = await provider.chat(deployment.upstream_model, self.request)
+            else:
+                async with asyncio.timeout(timeout):
+                    reply = await provider.chat(deployment.upstream_model, self.request)
         except UpstreamError as error:
             self._failed(deployment, span, error, started, attempts)
             raise

@@ -193,8 +193,7 @@ class Gateway:
     def new_context(self, scope: MutableMapping[str, Any]) -> RoutingContext:
         """The routing context of a new request."""
         return RoutingContext(
-            self, scope, request_id_header=self._request_id_header, caller_header=self._caller_header,
-            caller_resolver=self._caller_resolver,
+            self, scope, self._request_id_header, self._caller_header, self._caller_resolver
         )
 
     def _route_label(self, endpoint: Any, scope: MutableMapping[str, Any] | None) -> str:

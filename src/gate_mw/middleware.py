@@ -76,8 +76,10 @@ class _Responder:
         """The app's `send`. A plain function: on the common path it hands back the
         awaitable of the server's `send` rather than wrapping it in a coroutine."""
         if message["type"] == "http.response.start":
-            if not self.context.streaming:
-                return self.send(self.headed(message))
+            context = self.context
+            if not context.streaming:
+                self.started = True
+                return self.send(self.with_headers(message) if context.calls else message)
         elif self.held is None:
             return self.send(message)
         return self._send_held(message)
@@ -97,12 +99,14 @@ class _Responder:
     def headed(self, message: Message) -> Message:
         """The response head, with `x-gate-*` headers if a model was called."""
         self.started = True
-        if self.context.calls:
-            headers = list(message.get("headers", ()))
-            present = {name.lower() for name, _ in headers}
-            headers.extend(h for h in self.context.response_headers() if h[0] not in present)
-            message = {**message, "headers": headers}
-        return message
+        return self.with_headers(message) if self.context.calls else message
+
+    def with_headers(self, message: Message) -> Message:
+        """`message` (a response head) with the `x-gate-*` headers the app did not set."""
+        headers = list(message.get("headers", ()))
+        present = {name.lower() for name, _ in headers}
+        headers.extend(h for h in self.context.response_headers() if h[0] not in present)
+        return {**message, "headers": headers}
 
     async def send_error(self, exc: GateError) -> None:
         """Answer an unhandled gate error with its status and a JSON body, never a trace."""

@@ -126,24 +126,25 @@ class Telemetry:
         per-call metric attributes (the experiment arm)."""
         usage = reply.usage
         if span.is_recording():
-            span.set_attributes({
+            reported: dict[str, Any] = {
                 "gen_ai.response.model": reply.model,
                 "gen_ai.response.finish_reasons": (reply.finish_reason or "unknown",),
                 "gen_ai.usage.input_tokens": usage.input_tokens,
                 "gen_ai.usage.output_tokens": usage.output_tokens,
                 "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
                 "gen_ai.usage.reasoning.output_tokens": usage.reasoning_tokens,
-            })
+            }
             if reply.response_id:
-                span.set_attribute("gen_ai.response.id", reply.response_id)
+                reported["gen_ai.response.id"] = reply.response_id
             if cost is not None:
-                span.set_attribute("gen_ai.usage.cost", cost)
+                reported["gen_ai.usage.cost"] = cost
             if usage.estimated:
-                span.set_attribute("gate.usage.estimated", True)
+                reported["gate.usage.estimated"] = True
             if self.capture_content:
-                span.set_attribute("gen_ai.output.messages", _messages_json(
+                reported["gen_ai.output.messages"] = _messages_json(
                     [{"role": "assistant", "content": reply.text}]
-                ))
+                )
+            span.set_attributes(reported)  # one call: the SDK takes its lock once
         attributes = {**deployment.metric_attributes, "gen_ai.response.model": reply.model}
         if extra:
             attributes.update(extra)

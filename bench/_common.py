@@ -1,0 +1,118 @@
+"""Shared helpers for the scripts in bench/: the fake upstream, percentiles, tables.
+
+A script run as ``python bench/NAME.py`` puts the repository root and ``src`` first on
+``sys.path`` and then imports ``from bench._common import ...``. The API is deliberately small:
+
+- `fake_upstream(latency)`: a context manager running ``python -m gate_mw.testing`` in its
+  own process (so its CPU is not counted as the client's), yielding an `Upstream`: its
+  base `url`, and `cpu_seconds()` it has used (to tell when it, not the client, is the
+  bottleneck).
+- `percentile(values, q)`: the q-th percentile (0..100) of `values`, interpolated.
+- `print_table(header, rows, text_columns=1)`: a plain-text table, figures right-aligned.
+- `Clock`: wall time and this process's CPU time around a block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SRC", "Clock", "Upstream", "fake_upstream", "percentile", "print_table"]
+
+#: The package source directory, put on the fake upstream's PYTHONPATH.
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A fake upstream running in its own process."""
+
+    url: str  # http://127.0.0.1:PORT
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the upstream process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def fake_upstream(latency: float = 0.0, *extra_args: str) -> Iterator[Upstream]:
+    """Run the fake upstream (``--latency`` seconds per reply) in a subprocess."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    command = [
+        sys.executable, "-m", "gate_mw.testing", "--port", "0", "--latency", str(latency),
+        *extra_args,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # READY once listening, or "" if it died
+        if not line.startswith("READY "):
+            raise RuntimeError(f"fake upstream did not start: {line!r}")
+        yield Upstream(line.split()[1], process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The `q`-th percentile (0..100) of `values`, linearly interpolated; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, text_columns: int = 1) -> None:
+    """Print `rows` under `header`: the first `text_columns` columns left-aligned, the
+    others (figures) right-aligned."""
+    cells = [[str(cell) for cell in header], *[[str(cell) for cell in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i < text_columns else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    print(line(cells[0]))
+    print("  ".join("-" * width for width in widths))
+    for row in cells[1:]:
+        print(line(row))
+
+
+class Clock:
+    """Wall and process CPU seconds spent inside ``with clock:`` (CPU of all threads)."""
+
+    __slots__ = ("_cpu", "_wall", "cpu", "wall")
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self._wall = 0.0
+        self._cpu = 0.0
+
+    def __enter__(self) -> Clock:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cpu = time.process_time() - self._cpu
+        self.wall = time.perf_counter() - self._wall
