@@ -85,7 +85,8 @@ class Telemetry:
     ) -> Span:
         """A CLIENT span for one attempt; sampling-relevant attributes are set at start."""
         attributes: dict[str, Any] = {**deployment.metric_attributes, **routing}
-        attributes["gen_ai.request.stream"] = stream
+        if stream:  # conditionally required: set only for streams, one attribute less per call
+            attributes["gen_ai.request.stream"] = True
         if request.max_tokens is not None:
             attributes["gen_ai.request.max_tokens"] = request.max_tokens
         if request.temperature is not None:
@@ -131,9 +132,12 @@ class Telemetry:
                 "gen_ai.response.finish_reasons": (reply.finish_reason or "unknown",),
                 "gen_ai.usage.input_tokens": usage.input_tokens,
                 "gen_ai.usage.output_tokens": usage.output_tokens,
-                "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
-                "gen_ai.usage.reasoning.output_tokens": usage.reasoning_tokens,
             }
+            # Each attribute costs the SDK ~10k instructions: zero counts are left out.
+            if usage.cached_tokens:
+                reported["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+            if usage.reasoning_tokens:
+                reported["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
             if reply.response_id:
                 reported["gen_ai.response.id"] = reply.response_id
             if cost is not None:
