@@ -18,9 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import httpx
 import uvicorn
-from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 from fastapi import Request as FastAPIRequest
 from litestar import Litestar, Router, get, post
@@ -34,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from _apps import MESSAGES, anthropic_entry, make_gateway, openai_entry
+from _apps import MESSAGES, anthropic_entry, make_gateway, openai_entry, serve
 from gate_mw import (
     Backoff,
     ChatResult,
@@ -345,14 +343,3 @@ async def serve_http(app: Any) -> AsyncIterator[str]:
         server.should_exit = True
         await serving
         sock.close()
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Run `app`'s lifespan and yield a client talking to it in process."""
-    async with LifespanManager(app):
-        # Not `manager.app`: asgi_lifespan gives every request the same `scope["state"]`
-        # dict where ASGI asks for a copy, and Litestar caches each request's body there.
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-            yield client
