@@ -117,3 +117,15 @@ async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
             yield client
+
+
+async def startup_error(app: Any) -> BaseException:
+    """The exception `app`'s startup fails with (unwrapped from task-group groups)."""
+    try:
+        async with serve(app):
+            pass
+    except BaseException as error:
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        return error
+    raise AssertionError("the app started")

@@ -5,19 +5,17 @@ Behaviour shared with FastAPI and Starlette is tested once, in tests/parity.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import types
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from litestar import Controller, Litestar, Request, Response, Router, get
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.middleware import DefineMiddleware
 
+from _apps import serve, startup_error
 from gate_mw import (
     GateError,
     Gateway,
@@ -37,26 +35,6 @@ SMALL = RoutePolicy(models=("sim-small",))
 UNKNOWN = RoutePolicy(models=("gpt-nope",))
 MEDIUM = RoutePolicy(models=("sim-medium",))
 LARGE = RoutePolicy(models=("sim-large",))
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with LifespanManager(app):
-        # The app itself, not manager.app, so each request gets its own scope["state"].
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://litestar.test") as client:
-            yield client
-
-
-async def startup_error(app: Litestar) -> BaseException:
-    try:
-        async with serve(app):
-            pass
-    except BaseException as error:
-        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-            error = error.exceptions[0]
-        return error
-    raise AssertionError("the app started")
 
 
 async def describe(gate: GateClient) -> dict[str, Any]:

@@ -68,7 +68,6 @@ __all__ = [
     "parity_gateway",
     "serve",
     "serve_http",
-    "startup_error",
 ]
 
 Framework = Literal["fastapi", "starlette", "litestar"]
@@ -306,22 +305,6 @@ _FACTORIES: dict[Framework, AppFactory] = {
 def build(framework: Framework, gateway: Gateway, routes: Sequence[RouteSpec] = ROUTES) -> Any:
     """The spec's app in `framework`."""
     return _FACTORIES[framework](gateway, routes)
-
-
-def _leaf(error: BaseException) -> BaseException:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
-
-
-async def startup_error(app: Any) -> BaseException:
-    """The exception `app`'s startup fails with (unwrapped from task-group groups)."""
-    try:
-        async with serve(app):
-            pass
-    except BaseException as error:
-        return _leaf(error)
-    raise AssertionError("the app started")
 
 
 @contextlib.asynccontextmanager

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from _parity_apps import BACKUP, PRIMARY, ROUTES, Framework, RouteSpec, build, chat, startup_error
+from _parity_apps import BACKUP, PRIMARY, ROUTES, Framework, RouteSpec, build, chat
 
+from _apps import startup_error
 from gate_mw import Gateway, PolicyError, RoutePolicy
 from gate_mw.testing import FakeUpstream
 
