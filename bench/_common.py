@@ -9,12 +9,13 @@ A script run as ``python bench/NAME.py`` puts the repository root and ``src`` fi
   bottleneck).
 - `percentile(values, q)`: the q-th percentile (0..100) of `values`, interpolated.
 - `print_table(header, rows, text_columns=1)`: a plain-text table, figures right-aligned.
-- `Clock`: wall time and this process's CPU time around a block.
+- `Clock`: wall time, this process's CPU time and the cycle collector's time around a block.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import subprocess
@@ -97,18 +98,34 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, text
         print(line(row))
 
 
-class Clock:
-    """Wall and process CPU seconds spent inside ``with clock:`` (CPU of all threads)."""
+_gc_seconds = [0.0, 0.0]  # total so far, start of the collection under way
 
-    __slots__ = ("_cpu", "_wall", "cpu", "wall")
+
+def _time_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_seconds[1] = time.perf_counter()
+    else:
+        _gc_seconds[0] += time.perf_counter() - _gc_seconds[1]
+
+
+class Clock:
+    """Wall and process CPU seconds spent inside ``with clock:`` (CPU of all threads), and
+    the seconds of it the cycle collector ran (`gc`)."""
+
+    __slots__ = ("_cpu", "_gc", "_wall", "cpu", "gc", "wall")
 
     def __init__(self) -> None:
         self.wall = 0.0
         self.cpu = 0.0
+        self.gc = 0.0
         self._wall = 0.0
         self._cpu = 0.0
+        self._gc = 0.0
 
     def __enter__(self) -> Clock:
+        if _time_gc not in gc.callbacks:
+            gc.callbacks.append(_time_gc)
+        self._gc = _gc_seconds[0]
         self._wall = time.perf_counter()
         self._cpu = time.process_time()
         return self
@@ -116,3 +133,4 @@ class Clock:
     def __exit__(self, *exc_info: object) -> None:
         self.cpu = time.process_time() - self._cpu
         self.wall = time.perf_counter() - self._wall
+        self.gc = _gc_seconds[0] - self._gc

@@ -374,7 +374,7 @@ async def test_hybrid_ranks_by_the_policy_weights(
     )
     async with gateway:
         for name in ("h-cheap", "h-mid", "h-good"):  # one measured answer each
-            await gateway.client().chat(user("warm up"), model=name)
+            await gateway.client(policy).chat(user("warm up"), model=name)
         result = await gateway.client(policy).chat(user("hi"))
     assert first_tried(result) == first
 
@@ -390,13 +390,36 @@ async def test_hybrid_filters_by_cost_and_demotes_slow_deployments(
         max_tokens=100, max_cost_usd=0.001, max_latency=0.08,
     )
     async with gateway:
-        await gateway.client().chat(user("warm up"), model="h-mid")
+        await gateway.client(policy).chat(user("warm up"), model="h-mid")
         result = await gateway.client(policy).chat(user("hi"))
     attributes = route_span_attributes(telemetry)
     # h-good ($0.003) is over the limit; h-mid is better but slower than max_latency: last.
     assert attributes["gate.candidates"] == ("h-cheap", "h-mid")
     assert attributes["gate.excluded"] == ("h-good",)
     assert first_tried(result) == "h-cheap"
+
+
+async def test_attempts_keep_only_the_figures_some_route_ranks_by(fake_upstream: FakeUpstream) -> None:
+    up = fake_upstream
+    store = MemoryStore()
+    gateway = make_gateway([openai_entry(up, "fig")], state=store)
+    state = RoutingState(store)
+    (deployment,) = gateway.registry.deployments
+    async with gateway:
+        await gateway.client(RoutePolicy(models=("fig",))).chat(user("hi"))
+        # Ordered routes rank by nothing: no latency, in-flight or per-minute figures.
+        assert await state.latency([deployment]) == [None]
+        assert await state.usage([deployment]) == [(0, 0)]
+        await gateway.client(RoutePolicy(models=("fig",), strategy="latency")).chat(user("hi"))
+        await gateway.client(RoutePolicy(models=("fig",), strategy="usage")).chat(user("hi"))
+        await gateway.client(RoutePolicy(models=("fig",))).chat(user("hi"))
+    (stats,) = await state.latency([deployment])
+    assert stats is not None
+    assert stats.samples == 3  # every attempt since a route read it
+    ((requests, tokens),) = await state.usage([deployment])
+    assert requests == 2
+    assert tokens > 0
+    assert await state.in_flight([deployment]) == [0]  # no route reads it: never counted
 
 
 # -- load balancing across one alias's deployments ----------------------------------------

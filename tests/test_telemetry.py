@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from _apps import MESSAGES, anthropic_entry, build_app, make_gateway, openai_entry, serve
 from conftest import Telemetry
-from gate_mw import Gateway, PriceTable
+from gate_mw import AllAttemptsFailed, Gateway, PriceTable
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 pytestmark = pytest.mark.anyio
@@ -201,6 +201,52 @@ async def test_metrics_follow_genai_conventions(fake_upstream: FakeUpstream, tel
     [cost] = telemetry.points("gate.cost")
     assert cost.value == EXPECTED_COST
     assert cost.attributes["gen_ai.request.model"] == "gpt-4o"
+
+
+async def test_a_failed_call_ends_its_route_span_with_the_error(
+    fake_upstream: FakeUpstream, telemetry: Telemetry
+) -> None:
+    up = fake_upstream
+    up.set_default("gpt-4o", Fault(503))
+    gateway = make_gateway([openai_entry(up, "gpt-4o")], telemetry=telemetry.config)
+    async with gateway:
+        with pytest.raises(AllAttemptsFailed):
+            await gateway.client(route="fails").chat(MESSAGES)
+    assert not trace.get_current_span().get_span_context().is_valid  # the span is not left current
+    [route] = telemetry.spans("gate.route")
+    assert route.name == "gate.route fails"
+    assert route.status.status_code is StatusCode.ERROR
+    assert (route.status.description or "").startswith("AllAttemptsFailed: ")
+    [event] = route.events
+    assert event.name == "exception"
+    assert (event.attributes or {})["exception.type"].endswith("AllAttemptsFailed")
+    assert all(span.parent and span.parent.span_id == route.context.span_id
+               for span in telemetry.spans("chat "))
+
+
+async def test_cost_counter_sums_per_series_and_overflows_past_the_limit(
+    fake_upstream: FakeUpstream, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gate_mw.telemetry._MAX_SERIES", 1)
+    up = fake_upstream
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        up.set_default(model, Reply(input_tokens=1000, output_tokens=100))
+    gateway = make_gateway(
+        [openai_entry(up, "gpt-4o"), openai_entry(up, "gpt-4o-mini")], telemetry=telemetry.config
+    )
+    async with gateway:
+        results = [
+            await gateway.client().chat(MESSAGES, model=model)
+            for model in ("gpt-4o", "gpt-4o", "gpt-4o-mini")
+        ]
+    costs = [result.cost_usd for result in results]
+    assert all(cost for cost in costs)
+    first, overflow = telemetry.points("gate.cost")
+    assert first.value == pytest.approx(costs[0] + costs[1])  # one series, summed
+    assert first.attributes["gen_ai.request.model"] == "gpt-4o"
+    # A second series would pass the limit: its cost is kept, under the overflow attribute.
+    assert overflow.value == pytest.approx(costs[2])
+    assert dict(overflow.attributes) == {"otel.metric.overflow": True}
 
 
 async def test_works_with_no_sdk_configured(fake_upstream: FakeUpstream) -> None:

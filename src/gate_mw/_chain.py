@@ -128,7 +128,7 @@ class Call:
             await self.settle(None)
             raise
         finally:
-            self.context.record(tuple(attempts), result)
+            self.context.calls_made().record(tuple(attempts), result)
         assert result is not None
         await self.settle(result)
         return result

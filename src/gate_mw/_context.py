@@ -4,7 +4,7 @@ gateway did for it (read back by the middleware for the response headers)."""
 from __future__ import annotations
 
 import contextvars
-import secrets
+import random
 from collections.abc import Callable, MutableMapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .policy import RoutePolicy
     from .results import Attempt, ChatResult
 
-__all__ = ["SCOPE_KEY", "RoutingContext", "current_context"]
+__all__ = ["SCOPE_KEY", "Calls", "RoutingContext", "current_context"]
 
 #: The ASGI scope key holding the request's `RoutingContext`.
 SCOPE_KEY = "gate_mw.context"
@@ -24,6 +24,11 @@ CallerResolver = Callable[[MutableMapping[str, Any]], "str | None"]
 _current: contextvars.ContextVar[RoutingContext | None] = contextvars.ContextVar(
     "gate_mw_context", default=None
 )
+
+
+# Request ids need to be unique, not unguessable: the module's generator (reseeded in each
+# forked worker) spares the system call `secrets` makes.
+_random_bits = random.getrandbits
 
 
 def current_context() -> RoutingContext | None:
@@ -42,67 +47,40 @@ class RoutingContext:
     """Per-request routing state. Header-derived fields are read lazily, so a request that
     never calls a model pays only for creating this object."""
 
-    __slots__ = (
-        "_caller",
-        "_caller_header",
-        "_caller_resolver",
-        "_request_id",
-        "_request_id_header",
-        "arm",
-        "attempts",
-        "calls",
-        "cost_unknown",
-        "cost_usd",
-        "deadline",
-        "gateway",
-        "model",
-        "scope",
-        "started",
-        "streaming",
-    )
+    __slots__ = ("_caller", "_request_id", "arm", "calls", "deadline", "gateway", "scope", "started")
 
     # Made for every request, model call or not: positional arguments and slots keep that
     # cheap (passing these by keyword made creating it half as costly again).
     def __init__(
-        self, gateway: Gateway, scope: MutableMapping[str, Any], request_id_header: bytes,
-        caller_header: bytes | None, caller_resolver: CallerResolver | None = None,
-        deadline: float | None = None,
+        self, gateway: Gateway, scope: MutableMapping[str, Any], deadline: float | None = None
     ) -> None:
         self.gateway = gateway
         self.scope = scope
         self.started = perf_counter()
         self.deadline = deadline
-        self._request_id_header = request_id_header
-        self._caller_header = caller_header
-        self._caller_resolver = caller_resolver
         self._request_id: str | None = None
         self._caller: str | None = None
         self.arm: str | None = None
-        self.calls = 0
-        self.attempts = 0
-        self.model: str | None = None
-        self.cost_usd = 0.0
-        self.cost_unknown = False
-        # Streams begun but not yet committed to a model: while any is, the middleware
-        # holds the response head so that x-gate-model names the model that answers.
-        self.streaming = 0
+        #: What the gateway did for the request; None until its first call.
+        self.calls: Calls | None = None
 
     @property
     def request_id(self) -> str:
         """The incoming request id header, or a new random id."""
         if self._request_id is None:
-            incoming = _header(self.scope, self._request_id_header)
-            self._request_id = incoming[:128] if incoming else secrets.token_hex(12)
+            incoming = _header(self.scope, self.gateway.request_id_header)
+            self._request_id = incoming[:128] if incoming else f"{_random_bits(96):024x}"
         return self._request_id
 
     @property
     def caller(self) -> str | None:
         """The user/tenant key: set explicitly, or from the resolver or caller header."""
         if self._caller is None:
-            if self._caller_resolver is not None:
-                self._caller = self._caller_resolver(self.scope)
-            elif self._caller_header is not None:
-                self._caller = _header(self.scope, self._caller_header)
+            gateway = self.gateway
+            if gateway.caller_resolver is not None:
+                self._caller = gateway.caller_resolver(self.scope)
+            elif gateway.caller_header is not None:
+                self._caller = _header(self.scope, gateway.caller_header)
         return self._caller
 
     @caller.setter
@@ -120,39 +98,67 @@ class RoutingContext:
             return own
         return self.deadline if own is None else min(own, self.deadline)
 
+    def calls_made(self) -> Calls:
+        """The request's `Calls`, made on the first call."""
+        calls = self.calls
+        if calls is None:
+            calls = self.calls = Calls()
+        return calls
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """`x-gate-*` headers describing the calls made, for the middleware to add."""
+        calls = self.calls_made()
+        cost = "unknown" if calls.cost_unknown else f"{calls.cost_usd:.6f}"
+        headers = [
+            (b"x-gate-attempts", str(calls.attempts).encode()),
+            (b"x-gate-cost-usd", cost.encode()),
+            (b"x-request-id", self.request_id.encode("latin-1")),
+        ]
+        if calls.model is not None:
+            headers.append((b"x-gate-model", calls.model.encode("latin-1")))
+        if self.arm is not None:
+            headers.append((b"x-gate-arm", self.arm.encode("latin-1")))
+        return headers
+
+
+class Calls:
+    """The gateway calls of one request, as the response headers report them. Kept apart
+    from `RoutingContext` so that a request that calls no model never makes one."""
+
+    __slots__ = ("attempts", "cost_unknown", "cost_usd", "count", "model", "streaming")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.attempts = 0
+        self.model: str | None = None
+        self.cost_usd = 0.0
+        self.cost_unknown = False
+        # Streams begun but not yet committed to a model: while any is, the middleware
+        # holds the response head so that x-gate-model names the model that answers.
+        self.streaming = 0
+
     def record(self, attempts: tuple[Attempt, ...], result: ChatResult | None) -> None:
-        """Account one gateway call for the response headers."""
-        self.calls += 1
+        """Account one gateway call."""
+        self.count += 1
         self.attempts += len(attempts)
         if result is not None:
             self.model = result.model
-            if result.cost_usd is None:
-                self.cost_unknown = True
-            else:
-                self.cost_usd += result.cost_usd
+            self.add_cost(result.cost_usd)
 
     def record_stream(self, attempts: tuple[Attempt, ...], model: str | None) -> None:
         """Account a stream when it commits to `model` (None: it failed before). Its cost
         is known only when it ends, after the headers: they say "unknown"."""
-        self.calls += 1
+        self.count += 1
         self.attempts += len(attempts)
         if model is not None:
             self.model = model
             self.cost_unknown = True
 
-    def response_headers(self) -> list[tuple[bytes, bytes]]:
-        """`x-gate-*` headers describing the calls made, for the middleware to add."""
-        cost = "unknown" if self.cost_unknown else f"{self.cost_usd:.6f}"
-        headers = [
-            (b"x-gate-attempts", str(self.attempts).encode()),
-            (b"x-gate-cost-usd", cost.encode()),
-            (b"x-request-id", self.request_id.encode("latin-1")),
-        ]
-        if self.model is not None:
-            headers.append((b"x-gate-model", self.model.encode("latin-1")))
-        if self.arm is not None:
-            headers.append((b"x-gate-arm", self.arm.encode("latin-1")))
-        return headers
+    def add_cost(self, cost: float | None) -> None:
+        if cost is None:
+            self.cost_unknown = True
+        else:
+            self.cost_usd += cost
 
 
 #: Make a context current (`activate(context)` returns a token); undo with `deactivate(token)`.

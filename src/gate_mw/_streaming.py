@@ -83,7 +83,7 @@ class GateStream:
         # What an interrupted or abandoned stream still cost, for budgets and usage.
         self._spent: ChatResult | None = None
         self._pending = True
-        call.context.streaming += 1
+        call.context.calls_made().streaming += 1
 
     # -- public ------------------------------------------------------------------------
 
@@ -260,10 +260,10 @@ class GateStream:
         """The stream committed to `model` or failed (None): account it for the headers."""
         if self._pending:
             self._pending = False
-            context = self._call.context
-            context.streaming -= 1
+            calls = self._call.context.calls_made()
+            calls.streaming -= 1
             if record:
-                context.record_stream(tuple(self._attempts), model)
+                calls.record_stream(tuple(self._attempts), model)
 
     # -- after the commit point --------------------------------------------------------
 
@@ -347,11 +347,7 @@ class GateStream:
             deployment.alias, deployment.id, deployment.system, outcome, latency,
             status=error.status if error else 200, error=None if error is None else str(error),
         )
-        context = self._call.context
-        if cost is None:
-            context.cost_unknown = True
-        else:
-            context.cost_usd += cost
+        self._call.context.calls_made().add_cost(cost)
         return reply, cost, latency
 
     def _complete(self, end: StreamEnd) -> None:

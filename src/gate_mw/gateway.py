@@ -94,9 +94,10 @@ class Gateway:
             self.registry, MemoryStore() if state is None else state, breaker or Breaker(), self.rng
         )
         self.default_policy = self._default_policy(default_policy)
-        self._caller_header = caller_header.lower().encode() if caller_header else None
-        self._caller_resolver = caller_resolver
-        self._request_id_header = request_id_header.lower().encode()
+        # Header names in lower-case bytes, as ASGI gives them; read by each RoutingContext.
+        self.caller_header = caller_header.lower().encode() if caller_header else None
+        self.caller_resolver = caller_resolver
+        self.request_id_header = request_id_header.lower().encode()
         self._http_client = http_client
         self._owns_client = http_client is None
         self._transport = transport
@@ -192,9 +193,7 @@ class Gateway:
 
     def new_context(self, scope: MutableMapping[str, Any]) -> RoutingContext:
         """The routing context of a new request."""
-        return RoutingContext(
-            self, scope, self._request_id_header, self._caller_header, self._caller_resolver
-        )
+        return RoutingContext(self, scope)
 
     def _route_label(self, endpoint: Any, scope: MutableMapping[str, Any] | None) -> str:
         path = route_template(scope) if scope else None

@@ -76,10 +76,13 @@ class _Responder:
         """The app's `send`. A plain function: on the common path it hands back the
         awaitable of the server's `send` rather than wrapping it in a coroutine."""
         if message["type"] == "http.response.start":
-            context = self.context
-            if not context.streaming:
+            calls = self.context.calls
+            if calls is None:
                 self.started = True
-                return self.send(self.with_headers(message) if context.calls else message)
+                return self.send(message)
+            if not calls.streaming:
+                self.started = True
+                return self.send(self.with_headers(message) if calls.count else message)
         elif self.held is None:
             return self.send(message)
         return self._send_held(message)
@@ -99,7 +102,8 @@ class _Responder:
     def headed(self, message: Message) -> Message:
         """The response head, with `x-gate-*` headers if a model was called."""
         self.started = True
-        return self.with_headers(message) if self.context.calls else message
+        calls = self.context.calls
+        return self.with_headers(message) if calls is not None and calls.count else message
 
     def with_headers(self, message: Message) -> Message:
         """`message` (a response head) with the `x-gate-*` headers the app did not set."""

@@ -8,11 +8,14 @@ ends). With no SDK configured every span is non-recording and no attribute work 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ._version import __version__
@@ -27,6 +30,9 @@ __all__ = ["Telemetry", "TelemetryConfig", "attempt_cancelled", "span_failed"]
 # Bucket boundaries from the GenAI metrics conventions.
 _TOKEN_BUCKETS = [4.0**n for n in range(14)]  # 1, 4, 16, ... 67108864
 _DURATION_BUCKETS = [0.01 * 2**n for n in range(14)]  # 0.01, 0.02, ... 81.92
+# Series kept for reuse and for the cost counter; the SDK's default cardinality limit.
+_MAX_SERIES = 2000
+_OVERFLOW = {"otel.metric.overflow": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,19 @@ class TelemetryConfig:
     tracer_provider: trace.TracerProvider | None = None
     meter_provider: metrics.MeterProvider | None = None
     capture_content: bool = False
+
+
+class _Series:
+    """The metric attributes of one (deployment, response model, arm), built once, and
+    the USD spent under them (None until a priced reply), which the cost counter reports."""
+
+    __slots__ = ("attributes", "cost", "input", "output")
+
+    def __init__(self, attributes: dict[str, Any]) -> None:
+        self.attributes = attributes
+        self.input = {**attributes, "gen_ai.token.type": "input"}
+        self.output = {**attributes, "gen_ai.token.type": "output"}
+        self.cost: float | None = None
 
 
 class Telemetry:
@@ -63,15 +82,39 @@ class Telemetry:
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
-        self.cost = meter.create_counter(
-            "gate.cost", unit="USD", description="Cost of GenAI calls made through the gateway."
+        # Cost is summed here and read when metrics are collected: an observable counter
+        # reports the same monotonic sum as a counter without an SDK call per reply.
+        self._series: dict[tuple[str, str, tuple[Any, ...] | None], _Series] = {}
+        self._overflow = _Series(_OVERFLOW)
+        meter.create_observable_counter(
+            "gate.cost", callbacks=[self._observe_cost], unit="USD",
+            description="Cost of GenAI calls made through the gateway.",
         )
 
-    def route_span(self, route: str, attributes: Mapping[str, Any]) -> Any:
+    def _observe_cost(self, options: CallbackOptions) -> Iterator[Observation]:
+        # Runs on the metric reader's thread: list() copies the values in one step.
+        for series in [*self._series.values(), self._overflow]:
+            if series.cost is not None:
+                yield Observation(series.cost, series.attributes)
+
+    def _series_of(
+        self, deployment: Deployment, model: str, extra: Mapping[str, Any] | None
+    ) -> tuple[_Series, _Series]:
+        """The series of a reply, and the one its cost is added to (the same, unless there
+        are more than `_MAX_SERIES`: then the overflow series)."""
+        key = (deployment.id, model, tuple(extra.items()) if extra else None)
+        series = self._series.get(key)
+        if series is not None:
+            return series, series
+        series = _Series({**deployment.metric_attributes, "gen_ai.response.model": model, **(extra or {})})
+        if len(self._series) >= _MAX_SERIES:
+            return series, self._overflow
+        self._series[key] = series
+        return series, series
+
+    def route_span(self, route: str, attributes: Mapping[str, Any]) -> _CurrentSpan:
         """The parent span of one gateway call (a context manager making it current)."""
-        return self.tracer.start_as_current_span(
-            f"gate.route {route}", kind=SpanKind.INTERNAL, attributes=attributes
-        )
+        return _CurrentSpan(self.start_route(route, attributes))
 
     def start_route(self, route: str, attributes: Mapping[str, Any]) -> Span:
         """The parent span of a streamed call, which outlives the code that starts it."""
@@ -149,14 +192,12 @@ class Telemetry:
                     [{"role": "assistant", "content": reply.text}]
                 )
             span.set_attributes(reported)  # one call: the SDK takes its lock once
-        attributes = {**deployment.metric_attributes, "gen_ai.response.model": reply.model}
-        if extra:
-            attributes.update(extra)
-        self.token_usage.record(usage.input_tokens, {**attributes, "gen_ai.token.type": "input"})
-        self.token_usage.record(usage.output_tokens, {**attributes, "gen_ai.token.type": "output"})
+        series, priced = self._series_of(deployment, reply.model, extra)
+        self.token_usage.record(usage.input_tokens, series.input)
+        self.token_usage.record(usage.output_tokens, series.output)
         if cost is not None:
-            self.cost.add(cost, attributes)
-        return attributes
+            priced.cost = (priced.cost or 0.0) + cost
+        return series.attributes
 
     def attempt_failed(
         self, span: Span, deployment: Deployment, error: UpstreamError, duration: float,
@@ -170,6 +211,32 @@ class Telemetry:
         if extra:
             attributes.update(extra)
         self.duration.record(duration, attributes)
+
+
+class _CurrentSpan:
+    """`span`, current inside the block and ended after it, with an escaping exception
+    recorded on it as `start_as_current_span` does. One small object where that makes three
+    generator-based context managers, which a call holds for as long as its upstream takes."""
+
+    __slots__ = ("_token", "span")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+    def __enter__(self) -> Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        otel_context.detach(self._token)
+        span = self.span
+        # Like the SDK, only Exception: GeneratorExit and cancellation are not errors.
+        if isinstance(exc, Exception) and span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
 
 
 def _messages_json(messages: Sequence[Mapping[str, Any]]) -> str:

@@ -21,7 +21,7 @@ from ._budget import Budget
 from ._experiments import Experiment, Experiments
 from ._health import Admission, Breaker, CooldownState, Health
 from ._request import RequestInfo
-from ._state import RoutingState
+from ._state import Figure, RoutingState
 from ._strategies import OrderedStrategy, Strategy, resolve_strategy, strategy_names
 
 if TYPE_CHECKING:
@@ -108,6 +108,9 @@ class Router:
         self.rng = rng
         self._routes: OrderedDict[int, _Route] = OrderedDict()
         self._spend_windows: tuple[float, ...] = ()
+        # The figures some compiled route ranks by: attempts keep only these. Routes are
+        # compiled at startup (or on first use), so figures are kept from then on.
+        self._figures: frozenset[Figure] = frozenset()
 
     # -- compiling policies --------------------------------------------------------------
 
@@ -158,6 +161,9 @@ class Router:
             raise fail("task", f"no model is tagged {policy.task!r}")
         if policy.budget is not None:
             self._spend_windows = tuple(sorted({*self._spend_windows, policy.budget.window}))
+        self._figures |= strategy.reads
+        if policy.max_latency is not None:
+            self._figures |= {"latency"}
         compiled = _Route(policy, strategy, candidates, excluded)
         compiled.fixed = type(strategy) is OrderedStrategy and (
             policy.max_cost_usd is None and policy.max_latency is None and policy.budget is None
@@ -283,16 +289,19 @@ class Router:
         self, deployment: Deployment, admission: Admission, stream: bool,
         attempt: Callable[[], Awaitable[_T]],
     ) -> _T:
-        """Run one attempt, counting it in flight and feeding its outcome to the latency
-        window and the breaker."""
-        state, health = self.state, self.health
-        await state.started(deployment.id)
+        """Run one attempt, feeding its outcome to the breaker and, where some route ranks
+        by them, to the latency window and the in-flight and per-minute counts."""
+        state, health, figures = self.state, self.health, self._figures
+        busy = "in_flight" in figures  # read once: a route compiled meanwhile must not unbalance it
+        if busy or "usage" in figures:
+            await state.started(deployment.id, in_flight=busy, usage="usage" in figures)
         settled = False
         started = perf_counter()
         try:
             result = await attempt()
             settled = True
-            await state.observe_latency(deployment.id, perf_counter() - started, stream=stream)
+            if "latency" in figures:
+                await state.observe_latency(deployment.id, perf_counter() - started, stream=stream)
             await health.succeeded(deployment.id, admission)
             return result
         except UpstreamError as error:
@@ -302,7 +311,8 @@ class Router:
         finally:
             if not settled:
                 await health.abandoned(deployment.id, admission)
-            await state.finished(deployment.id)
+            if busy:
+                await state.finished(deployment.id)
 
     async def settle(
         self, decision: Decision, context: RoutingContext, result: ChatResult | None, *, ok: bool
@@ -314,7 +324,7 @@ class Router:
         state = self.state
         if result is not None:
             usage = result.usage
-            if usage.total_tokens:
+            if usage.total_tokens and "usage" in self._figures:
                 await state.add_tokens(result.deployment, usage.total_tokens)
             if result.cost_usd and self._spend_windows and (caller := context.caller) is not None:
                 await state.add_spend(caller, result.cost_usd, self._spend_windows)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from .._registry import Deployment
     from ._request import RequestInfo
     from ._store import StateStore
 
-__all__ = ["LatencyStats", "RoutingState"]
+__all__ = ["ALL_FIGURES", "Figure", "LatencyStats", "RoutingState"]
+
+#: What attempts can feed: latency windows, calls in flight, requests and tokens per minute.
+Figure = Literal["latency", "in_flight", "usage"]
+ALL_FIGURES: frozenset[Figure] = frozenset({"latency", "in_flight", "usage"})
 
 _Z95 = 1.645  # one-sided 95 % quantile of the normal distribution
 _MINUTE = 60.0
@@ -124,11 +128,14 @@ class RoutingState:
         raw = await self.store.get_many(keys)
         return [(int(raw[i] or 0), int(raw[i + 1] or 0)) for i in range(0, len(raw), 2)]
 
-    async def started(self, deployment_id: str) -> None:
-        """An attempt on the deployment begins: one more in flight and one more request."""
+    async def started(self, deployment_id: str, *, in_flight: bool = True, usage: bool = True) -> None:
+        """An attempt on the deployment begins: one more in flight and one more request
+        this minute (each only if asked)."""
         store = self.store
-        await store.incr({"busy:" + deployment_id: 1})
-        await store.incr({f"req:{deployment_id}:{self._minute()}": 1}, ttl=2 * _MINUTE)
+        if in_flight:
+            await store.incr({"busy:" + deployment_id: 1})
+        if usage:
+            await store.incr({f"req:{deployment_id}:{self._minute()}": 1}, ttl=2 * _MINUTE)
 
     async def finished(self, deployment_id: str) -> None:
         await self.store.incr({"busy:" + deployment_id: -1})

@@ -10,9 +10,10 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._classify import Classifier, classify_complexity
+from ._state import ALL_FIGURES, Figure
 
 if TYPE_CHECKING:
     from .._registry import Deployment
@@ -49,6 +50,10 @@ class Strategy(abc.ABC):
 
     #: Shown on the route span as `gate.strategy`.
     name: str = "custom"
+    #: The figures `plan` reads from `state`. Attempts only keep the figures some route
+    #: reads, so a strategy that reads none costs nothing after its call; one written
+    #: without saying reads them all.
+    reads: ClassVar[frozenset[Figure]] = ALL_FIGURES
 
     def check(self, policy: RoutePolicy, deployments: Sequence[Deployment]) -> None:  # noqa: B027
         """Raise ValueError if this strategy cannot route `policy` (called at startup)."""
@@ -64,6 +69,7 @@ class OrderedStrategy(Strategy):
     """The declared chain, as it is."""
 
     name = "ordered"
+    reads = frozenset()
 
     async def plan(
         self, candidates: Sequence[Deployment], request: RequestInfo, state: RoutingState
@@ -80,6 +86,7 @@ class CostStrategy(Strategy):
     """
 
     name = "cost"
+    reads = frozenset()
 
     def __init__(
         self, *, classifier: Classifier | None = classify_complexity,
@@ -117,6 +124,7 @@ class LatencyStrategy(Strategy):
     """
 
     name = "latency"
+    reads = frozenset({"latency"})
 
     def __init__(self, *, explore: float = 0.05, buffer: float = 0.1, percentile: bool = False) -> None:
         if not 0 <= explore <= 1:
@@ -163,6 +171,7 @@ class TaskStrategy(Strategy):
     """
 
     name = "task"
+    reads = frozenset()
 
     def __init__(
         self, *, classifier: Callable[[RequestInfo], str | None] | None = None, default: str | None = None
@@ -198,6 +207,7 @@ class HybridStrategy(Strategy):
     """
 
     name = "hybrid"
+    reads = frozenset({"latency"})
 
     async def plan(
         self, candidates: Sequence[Deployment], request: RequestInfo, state: RoutingState
@@ -276,6 +286,7 @@ class ShuffleStrategy(_Balancer):
     probability weight / total weight of its alias (`ModelEntry.weight`)."""
 
     name = "shuffle"
+    reads = frozenset()
 
     async def _keys(
         self, candidates: Sequence[Deployment], request: RequestInfo, state: RoutingState
@@ -289,6 +300,7 @@ class LeastBusyStrategy(_Balancer):
     """Fewest calls in flight (per unit of `ModelEntry.weight`) first; ties keep declared order."""
 
     name = "least_busy"
+    reads = frozenset({"in_flight"})
 
     async def _keys(
         self, candidates: Sequence[Deployment], request: RequestInfo, state: RoutingState
@@ -302,6 +314,7 @@ class UsageStrategy(_Balancer):
     `tpm`; deployments at a limit go last."""
 
     name = "usage"
+    reads = frozenset({"usage"})
 
     async def _keys(
         self, candidates: Sequence[Deployment], request: RequestInfo, state: RoutingState
