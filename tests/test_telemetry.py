@@ -135,15 +135,20 @@ def _attribute_texts(telemetry: Telemetry) -> str:
     )
 
 
-async def test_prompt_text_is_not_recorded_by_default(
-    fake_upstream: FakeUpstream, telemetry: Telemetry
-) -> None:
-    up = fake_upstream
+async def _answered_span(up: FakeUpstream, telemetry: Telemetry) -> ReadableSpan:
+    """The attempt span of one /chat request answered "The answer is Paris."."""
     up.set_default("gpt-4o", Reply(text="The answer is Paris."))
     gateway = make_gateway([openai_entry(up, "gpt-4o")], telemetry=telemetry.config)
     async with serve(build_app(gateway, {"models": ["gpt-4o"]})) as client:
         assert (await client.post("/chat", json={})).status_code == 200
     [span] = telemetry.spans("chat ")
+    return span
+
+
+async def test_prompt_text_is_not_recorded_by_default(
+    fake_upstream: FakeUpstream, telemetry: Telemetry
+) -> None:
+    span = await _answered_span(fake_upstream, telemetry)
     assert "gen_ai.input.messages" not in span.attributes
     assert "gen_ai.output.messages" not in span.attributes
     recorded = _attribute_texts(telemetry)
@@ -155,12 +160,7 @@ async def test_prompt_text_is_not_recorded_by_default(
 async def test_prompt_text_is_recorded_with_capture_content(
     fake_upstream: FakeUpstream, telemetry: Telemetry
 ) -> None:
-    up = fake_upstream
-    up.set_default("gpt-4o", Reply(text="The answer is Paris."))
-    gateway = make_gateway([openai_entry(up, "gpt-4o")], telemetry=telemetry.config)
-    async with serve(build_app(gateway, {"models": ["gpt-4o"]})) as client:
-        assert (await client.post("/chat", json={})).status_code == 200
-    [span] = telemetry.spans("chat ")
+    span = await _answered_span(fake_upstream, telemetry)
     assert json.loads(span.attributes["gen_ai.input.messages"]) == MESSAGES
     assert json.loads(span.attributes["gen_ai.output.messages"]) == [
         {"role": "assistant", "content": "The answer is Paris."}

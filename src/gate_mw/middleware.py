@@ -77,12 +77,11 @@ class _Responder:
         awaitable of the server's `send` rather than wrapping it in a coroutine."""
         if message["type"] == "http.response.start":
             calls = self.context.calls
-            if calls is None:
+            if calls is None:  # no model called, the common case: nothing to add
                 self.started = True
                 return self.send(message)
             if not calls.streaming:
-                self.started = True
-                return self.send(self.with_headers(message) if calls.count else message)
+                return self.send(self.headed(message))
         elif self.held is None:
             return self.send(message)
         return self._send_held(message)

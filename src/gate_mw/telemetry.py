@@ -92,7 +92,7 @@ class Telemetry:
         )
 
     def _observe_cost(self, options: CallbackOptions) -> Iterator[Observation]:
-        # Runs on the metric reader's thread: list() copies the values in one step.
+        # Runs on the metric reader's thread: the values are copied in one step first.
         for series in [*self._series.values(), self._overflow]:
             if series.cost is not None:
                 yield Observation(series.cost, series.attributes)
