@@ -99,9 +99,9 @@ FULL = Settings(
     asgi_rounds=9,
 )
 QUICK = Settings(
-    "quick", warmup_calls=64, sequential_calls=150, concurrent_calls=320, rounds=3, slow_seconds=1.5,
-    slow_settle=(0.5, 2.0), slow_rounds=1, slow_litellm=False, import_rounds=3, asgi_requests=3_000,
-    asgi_rounds=3,
+    "quick", warmup_calls=64, sequential_calls=120, concurrent_calls=256, rounds=3, slow_seconds=1.5,
+    slow_settle=(0.5, 2.0), slow_rounds=1, slow_litellm=False, import_rounds=3, asgi_requests=2_000,
+    asgi_rounds=5,
 )
 
 
@@ -226,13 +226,15 @@ def _detail_table(results: Results) -> None:
     for phase, by_client in results.items():
         for name, runs in by_client.items():
             run = sorted(runs, key=_cpu)[len(runs) // 2]
+            spread = (max(map(_cpu, runs)) - min(map(_cpu, runs))) / run.cpu_us
             rows.append([
-                phase, name, run.calls, f"{run.calls_per_s:,.0f}", f"{run.cpu_us:,.0f}",
+                phase, name, run.calls, f"{run.calls_per_s:,.0f}", f"{run.cpu_us:,.0f}", f"{spread:.0%}",
                 f"{run.gc_us:,.0f}", f"{run.p50_ms:.2f}", f"{run.p99_ms:.2f}", f"{run.upstream_cpu_us:,.0f}",
             ])
-    print("\nDetail: per client, the round with the median CPU per call")
+    print("\nDetail: per client, the round with the median CPU per call; spread: (max - min) / median")
     print_table(
-        ["phase", "client", "calls", "calls/s", "CPU us", "of it GC", "p50 ms", "p99 ms", "upstream CPU us"],
+        ["phase", "client", "calls", "calls/s", "CPU us", "spread", "of it GC", "p50 ms", "p99 ms",
+         "upstream CPU us"],
         rows, text_columns=2,
     )
 
