@@ -82,7 +82,7 @@ def litellm_status() -> tuple[str | None, str]:
     try:
         version = importlib.metadata.version("litellm")
     except importlib.metadata.PackageNotFoundError:
-        return None, "not installed (pip install -e '.[bench]')"
+        return None, "not installed (the [bench] extra)"
     if version in LITELLM_COMPROMISED:
         return None, f"{version} is a compromised release: not imported"
     return version, "" if version == LITELLM_VERSION else f"{version}, not the pinned {LITELLM_VERSION}"
