@@ -94,7 +94,7 @@ class Settings:
 
 
 FULL = Settings(
-    "full", warmup_calls=200, sequential_calls=300, concurrent_calls=640, rounds=10, slow_seconds=3.0,
+    "full", warmup_calls=200, sequential_calls=200, concurrent_calls=448, rounds=10, slow_seconds=3.0,
     slow_settle=(1.0, 6.0), slow_rounds=3, slow_litellm=True, import_rounds=7, asgi_requests=5_000,
     asgi_rounds=9,
 )
