@@ -95,13 +95,13 @@ class Settings:
 
 FULL = Settings(
     "full", warmup_calls=200, sequential_calls=200, concurrent_calls=448, rounds=10, slow_seconds=3.0,
-    slow_settle=(1.0, 6.0), slow_rounds=3, slow_litellm=True, import_rounds=7, asgi_requests=5_000,
-    asgi_rounds=9,
+    slow_settle=(1.0, 6.0), slow_rounds=3, slow_litellm=True, import_rounds=7, asgi_requests=2_000,
+    asgi_rounds=20,
 )
 QUICK = Settings(
     "quick", warmup_calls=64, sequential_calls=80, concurrent_calls=192, rounds=5, slow_seconds=1.5,
-    slow_settle=(0.5, 2.0), slow_rounds=1, slow_litellm=False, import_rounds=3, asgi_requests=2_000,
-    asgi_rounds=5,
+    slow_settle=(0.5, 2.0), slow_rounds=1, slow_litellm=False, import_rounds=3, asgi_requests=1_000,
+    asgi_rounds=10,
 )
 
 
