@@ -216,7 +216,8 @@ async def test_anthropic_cache_writes_priced_at_the_write_rate(
     async with gateway:
         result = await gateway.client().chat([{"role": "user", "content": "hi"}])
     assert result.usage == Usage(3100, 10, cached_tokens=1000, cache_write_tokens=2000)
-    assert result.cost_usd == pytest.approx(float(_source_cost("anthropic", "claude-sonnet-4-5", result.usage)))
+    source = _source_cost("anthropic", "claude-sonnet-4-5", result.usage)
+    assert result.cost_usd == pytest.approx(float(source))
     assert result.cost_usd == pytest.approx((100 * 3 + 1000 * 0.3 + 2000 * 3.75 + 10 * 15) / 1e6)
     [span] = telemetry.spans("chat ")
     assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == 2000
