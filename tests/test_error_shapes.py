@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gate_mw import AllAttemptsFailed, ErrorKind, Gateway, ModelEntry, StreamInterrupted
 from gate_mw.providers._errors import error_from_event, error_from_response
@@ -164,3 +166,30 @@ async def test_error_bodies_of_real_upstreams_are_classified(
     status: int, error: Any, kind: ErrorKind
 ) -> None:
     assert error_from_response(_response(status, {}, {"error": error})).kind is kind
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=12,
+)
+_ERROR_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "code": _JSON | st.integers(400, 599) | st.sampled_from(["402", "²", "rate_limit_exceeded"]),
+        "message": _JSON,
+        "type": _JSON,
+    },
+)
+
+
+@given(status=st.integers(400, 599), body=_JSON | st.fixed_dictionaries({"error": _ERROR_FIELDS | _JSON}))
+def test_any_error_body_gives_a_typed_bounded_error(status: int, body: Any) -> None:
+    error = error_from_response(httpx.Response(status, json=body))
+    assert isinstance(error.kind, ErrorKind)
+    assert len(str(error)) <= 300
+    in_stream = error_from_event(body)
+    assert in_stream.kind is not ErrorKind.BAD_REQUEST  # an accepted request is never the caller's fault
+    assert len(str(in_stream)) <= 300

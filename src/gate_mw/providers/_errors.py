@@ -135,7 +135,7 @@ def error_from_event(body: Any, secrets: Iterable[str] = ()) -> UpstreamError:
     code; anything else is a server error, never the caller's fault, since the request was
     accepted."""
     message, code = _message_and_code(body)
-    if code is not None and code.isdigit() and 400 <= int(code) <= 599:
+    if code is not None and code.isascii() and code.isdigit() and 400 <= int(code) <= 599:
         kind = _kind_for_status(int(code), message, code)
         kind = ErrorKind.SERVER if kind is ErrorKind.BAD_REQUEST else kind
     else:
