@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from _apps import answer
 from conftest import Telemetry
-from gate_mw import ChatResult, Gateway, ModelEntry, PriceTable
+from gate_mw import Gateway, ModelEntry, PriceTable
 from gate_mw.testing import FakeUpstream, Reply, Stream
 
 pytestmark = pytest.mark.anyio
@@ -20,17 +21,6 @@ def _entry(up: FakeUpstream, provider: str, model: str) -> ModelEntry:
     return ModelEntry(name="m", provider=provider, model=model, api_base=base, api_key_env="KEY")
 
 
-async def _answer(gateway: Gateway, streamed: bool) -> ChatResult:
-    gate = gateway.client()
-    if not streamed:
-        return await gate.chat(MESSAGES)
-    stream = gate.stream(MESSAGES)
-    async for _ in stream:
-        pass
-    assert stream.result is not None
-    return stream.result
-
-
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_openrouter_billed_cost_wins_and_the_span_says_so(
     fake_upstream: FakeUpstream, telemetry: Telemetry, streamed: bool
@@ -41,7 +31,7 @@ async def test_openrouter_billed_cost_wins_and_the_span_says_so(
     gateway = Gateway([_entry(up, "openrouter", "openai/gpt-4o")], env={"KEY": KEY},
                       telemetry=telemetry.config)
     async with gateway:
-        result = await _answer(gateway, streamed)
+        result = await answer(gateway.client(), MESSAGES, streamed=streamed)
     assert up.requests[0].json["usage"] == {"include": True}
     assert result.cost_usd == 0.004321
     assert result.cost_source == "upstream"
@@ -74,8 +64,8 @@ async def test_openrouter_auto_is_priced_by_the_model_that_answered(
     gateway = Gateway([_entry(up, "openrouter", "openrouter/auto")], env={"KEY": KEY})
     assert gateway.registry.deployments[0].price is None  # no price for a router, no guess
     async with gateway:
-        first = await _answer(gateway, streamed)
-        again = await _answer(gateway, streamed)
+        first = await answer(gateway.client(), MESSAGES, streamed=streamed)
+        again = await answer(gateway.client(), MESSAGES, streamed=streamed)
     price = PriceTable.bundled().price("anthropic/claude-sonnet-4.5", "openrouter")
     assert price is not None
     assert first.provider_model == "anthropic/claude-sonnet-4.5"

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _apps import answer
 from gate_mw import AllAttemptsFailed, ErrorKind, Gateway, ModelEntry, StreamInterrupted
 from gate_mw.providers._errors import error_from_event, error_from_response
 from gate_mw.testing import FakeUpstream, Fault, Reply, Stream
@@ -89,14 +90,8 @@ async def test_refusals_move_on_to_the_next_model_at_once(
     up.script("anthropic/claude-sonnet-4.5", fault)
     up.set_default("openai/gpt-4o", Reply(text="fine"))
     async with _gateway(up, retries=2) as gateway:
-        gate = gateway.client()
-        if streamed:
-            stream = gate.stream(MESSAGES)
-            assert "".join([text async for text in stream]) == "fine"
-            result = stream.result
-        else:
-            result = await gate.chat(MESSAGES)
-    assert result is not None
+        result = await answer(gateway.client(), MESSAGES, streamed=streamed)
+    assert result.text == "fine"
     assert [a.outcome for a in result.attempts] == [outcome, "ok"]  # not retried, not the caller's fault
     assert up.calls("anthropic/claude-sonnet-4.5") == 1
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from _apps import answer
 from conftest import Telemetry
 from gate_mw import ConfigError, Gateway, ModelEntry, PriceTable
 from gate_mw.providers import _PRESETS
@@ -55,15 +56,9 @@ async def test_preset_speaks_its_vendors_shape(
         entry = ModelEntry(name="m", provider=preset, model=model, api_base=_rebased(preset, up),
                            api_key_env="PRESET_KEY")
         async with _gateway(entry, telemetry) as gateway:
-            gate = gateway.client()
-            if streamed:
-                stream = gate.stream(MESSAGES)
-                assert "".join([text async for text in stream]) == "Hello there"
-                result = stream.result
-            else:
-                result = await gate.chat(MESSAGES)
+            result = await answer(gateway.client(), MESSAGES, streamed=streamed)
         (request,) = up.requests
-    assert result is not None
+    assert result.text == "Hello there"
     assert request.path == path
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert request.json["model"] == model
@@ -89,19 +84,13 @@ async def test_azure_deployment_in_the_path_api_key_header_and_api_version(
         entry = ModelEntry(name="gpt", provider="azure", model="prod-gpt4o", api_base=up.url,
                            api_version="2025-01-01-preview", api_key_env="PRESET_KEY")
         async with _gateway(entry, telemetry) as gateway:
-            gate = gateway.client()
-            if streamed:
-                stream = gate.stream(MESSAGES)
-                assert "".join([text async for text in stream]) == "Hi"
-                result = stream.result
-            else:
-                result = await gate.chat(MESSAGES)
+            result = await answer(gateway.client(), MESSAGES, streamed=streamed)
         (request,) = up.requests
     assert request.path == "/openai/deployments/prod-gpt4o/chat/completions"
     assert request.query == "api-version=2025-01-01-preview"
     assert request.headers["api-key"] == KEY
     assert "authorization" not in request.headers
-    assert result is not None
+    assert result.text == "Hi"
     price = PriceTable.bundled().price("gpt-4o", "azure")
     assert price is not None
     assert result.cost_usd == price.cost(result.usage)
