@@ -8,12 +8,13 @@ from typing import Any
 
 import genai_prices
 import pytest
+from genai_prices import data_snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 
 from _apps import anthropic_entry, build_app, make_gateway, openai_entry, serve
 from conftest import Telemetry
-from gate_mw import Price, PriceTable, Usage
+from gate_mw import Price, PriceTable, Usage, pricing
 from gate_mw.providers._base import billed_cost
 from gate_mw.providers._prices import genai_lookup
 from gate_mw.testing import FakeUpstream, Reply
@@ -221,3 +222,22 @@ async def test_anthropic_cache_writes_priced_at_the_write_rate(
     assert result.cost_usd == pytest.approx((100 * 3 + 1000 * 0.3 + 2000 * 3.75 + 10 * 15) / 1e6)
     [span] = telemetry.spans("chat ")
     assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == 2000
+
+
+def test_lookups_stay_bounded_whatever_models_an_upstream_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pricing, "_MAX_CACHED", 50)
+    table = PriceTable()
+    snapshot = data_snapshot.get_snapshot()
+
+    def sizes() -> tuple[int, ...]:
+        return tuple(map(len, (table._found, snapshot._lookup_cache, snapshot._provider_cache,
+                               snapshot._provider_misses)))
+
+    table.price("gpt-4o", "openai")
+    before = sizes()[1:]
+    for n in range(120):
+        assert table.price(f"made-up-model-{n}", "openai") is None
+        assert table.price(f"gpt-4o-made-up-{n}") is None
+    assert sizes()[0] <= 50
+    assert sizes()[1:] == before  # genai-prices' own caches did not grow either
+    assert table.price("gpt-4o", "openai") is not None

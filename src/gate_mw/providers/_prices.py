@@ -66,13 +66,28 @@ def _changes(model: types.ModelInfo, now: datetime) -> Iterator[datetime]:
                 yield at if at > now else at + timedelta(days=1)
 
 
+def _find(model_id: str, provider_id: str | None) -> types.ModelInfo | None:
+    """The model as `genai-prices` matches it. Its own lookup caches every model id it is
+    asked about, without bound; the caller's cache is bounded, so this one must not grow."""
+    providers = data_snapshot.get_snapshot().providers
+    model_id = model_id.lower()
+    if provider_id == "litellm":  # a LiteLLM id names its vendor: "openai/gpt-4o"
+        vendor, _, rest = model_id.partition("/")
+        provider_id = vendor if rest and data_snapshot.find_provider_by_id(providers, vendor) else None
+        model_id = rest if provider_id else model_id
+    if provider_id is not None:
+        found = data_snapshot.find_provider_by_id(providers, provider_id)
+    else:
+        found = next((p for p in providers if p.model_match and p.model_match.is_match(model_id)), None)
+    return None if found is None else found.find_model(model_id, all_providers=providers)
+
+
 def genai_lookup(model_id: str, provider: str | None) -> tuple[Price | None, int | None, float | None]:
     """The price of `model_id` as `provider` charges it now, its context window, and when that
     price may change (a POSIX time, or None): all None when `genai-prices` does not know it."""
     now = datetime.now(UTC)
-    try:
-        _, model = data_snapshot.get_snapshot().find_provider_model(model_id, None, provider, None)
-    except LookupError:
+    model = _find(model_id, provider)
+    if model is None:
         return None, None, None
     until = min(_changes(model, now), default=None)
     changes = None if until is None else until.timestamp()
