@@ -13,7 +13,7 @@ from _apps import answer
 from conftest import Telemetry
 from gate_mw import ConfigError, Gateway, ModelEntry, PriceTable
 from gate_mw.providers import _PRESETS
-from gate_mw.testing import FakeUpstream, Reply
+from gate_mw.testing import FakeUpstream, Reply, Stream
 
 pytestmark = pytest.mark.anyio
 
@@ -53,6 +53,8 @@ async def test_preset_speaks_its_vendors_shape(
 ) -> None:
     with FakeUpstream(require_api_key=KEY) as up:  # 401 unless the auth header is right
         up.set_default(model, Reply(text="Hello there", **USAGE))  # as SSE when streamed
+        if preset == "mistral":  # usage in the last chunk whatever the request says
+            up.set_default(model, Stream(text="Hello there", include_usage=True, **USAGE))
         entry = ModelEntry(name="m", provider=preset, model=model, api_base=_rebased(preset, up),
                            api_key_env="PRESET_KEY")
         async with _gateway(entry, telemetry) as gateway:
@@ -68,6 +70,9 @@ async def test_preset_speaks_its_vendors_shape(
     assert result.cost_source == (None if price is None else "price_table")
     (span,) = telemetry.spans("chat ")
     assert span.attributes["gen_ai.provider.name"] == gateway.registry.deployments[0].system
+    assert not result.usage.estimated
+    # Mistral answers 422 to stream_options; the others are asked for usage with it.
+    assert ("stream_options" in request.json) is (streamed and preset != "mistral")
     if preset == "openrouter":  # asks for the bill; the fake sends none here, so the table prices
         assert request.json["usage"] == {"include": True}
     else:

@@ -39,6 +39,7 @@ class _Preset:
     prices: str | None = None
     priced: bool = True
     body: Mapping[str, Any] = field(default_factory=dict)  # sent with every request
+    omit: frozenset[str] = frozenset()  # fields the vendor refuses
     azure: bool = False  # the model is a deployment in the path; api-version in the query
 
 
@@ -67,8 +68,10 @@ _PRESETS: dict[str, _Preset] = {
         "openai", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY",
         "gcp.gemini", prices="google",
     ),
+    # Mistral refuses stream_options (422) and sends usage in a stream's last chunk anyway.
     "mistral": _Preset(
-        "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", "mistral_ai", prices="mistral"
+        "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", "mistral_ai", prices="mistral",
+        omit=frozenset({"stream_options"}),
     ),
     "groq": _Preset("openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY", "groq", prices="groq"),
     "deepseek": _Preset(
@@ -143,5 +146,5 @@ def build_provider(
         )
     return OpenAIProvider(
         system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-        client=client, query=query, body=preset.body,
+        client=client, query=query, body=preset.body, omit=preset.omit,
     )

@@ -20,19 +20,21 @@ class HTTPProvider(Provider):
     """POSTs JSON to `{base_url}{path}{query}`; maps every failure to an `UpstreamError`.
 
     `body` holds fields every request of this deployment carries unless the request sets
-    them (OpenRouter's `usage: {include: true}`); `query` is a query string such as Azure's
-    `?api-version=...`.
+    them (OpenRouter's `usage: {include: true}`); `omit` names fields the upstream refuses,
+    left out of every request (Mistral answers 422 to `stream_options`); `query` is a query
+    string such as Azure's `?api-version=...`.
     """
 
     def __init__(
         self, *, system: str, base_url: str, headers: Mapping[str, str],
         secrets: tuple[str, ...], client: Callable[[], httpx.AsyncClient],
-        query: str = "", body: Mapping[str, Any] | None = None,
+        query: str = "", body: Mapping[str, Any] | None = None, omit: frozenset[str] = frozenset(),
     ) -> None:
         self.system = system
         self._base_url = base_url.rstrip("/")
         self._query = query
         self._body = dict(body or {})
+        self._omit = omit
         self._headers = dict(headers)
         self._secrets = secrets
         self._client = client
@@ -44,7 +46,11 @@ class HTTPProvider(Provider):
         return f"<{type(self).__name__} {self._base_url}>"
 
     def _request(self, path: str, payload: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-        return self._base_url + path + self._query, {**self._body, **payload} if self._body else payload
+        if self._body:
+            payload = {**self._body, **payload}
+        if self._omit:
+            payload = {key: value for key, value in payload.items() if key not in self._omit}
+        return self._base_url + path + self._query, payload
 
     async def _post(self, path: str, payload: Mapping[str, Any]) -> Any:
         return (await self._post_billed(path, payload))[0]
