@@ -241,3 +241,12 @@ def test_lookups_stay_bounded_whatever_models_an_upstream_names(monkeypatch: pyt
     assert sizes()[0] <= 50
     assert sizes()[1:] == before  # genai-prices' own caches did not grow either
     assert table.price("gpt-4o", "openai") is not None
+
+
+def test_a_price_past_its_change_is_looked_up_again() -> None:
+    table = PriceTable()
+    current = table.price("deepseek-chat", "deepseek")
+    key = ("deepseek", "deepseek-chat")
+    assert table._found[key].until is not None
+    table._found[key] = pricing._Found(Price(99.0, 99.0), None, until=1.0)  # changed long ago
+    assert table.price("deepseek-chat", "deepseek") == current
