@@ -219,6 +219,11 @@ def _clients_table(results: Results, litellm: str) -> None:
           "Medians of rounds.")
     header = ["client", "seq CPU", "x raw", "32 CPU", "x raw", "256 calls/s", "% ideal", "% raw", "p99 ms"]
     print_table([*header, "x raw"], rows)
+    raw_share = _median(results[SLOW][RAW], _calls_per_s) / IDEAL
+    if raw_share < MIN_SLOW_CALLS:
+        print(f"note: raw aiohttp reached only {raw_share:.0%} of the ideal at {SLOW}: this process is short "
+              "of CPU (a loaded machine), so every client there is CPU-bound and its ratios to raw overstate "
+              "the gap; rerun when the machine is quieter.")
 
 
 def _detail_table(results: Results) -> None:
