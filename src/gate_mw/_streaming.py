@@ -5,12 +5,13 @@ however it ends (done, failed, closed early or cancelled by a client disconnect)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from .chat._model import StreamDone, TextDelta, ToolCallDelta
 from .errors import ErrorKind, StreamInterrupted, UpstreamError
 from .providers._base import ProviderReply, StreamEnd, StreamEvent, estimated_usage
 from .providers._errors import error_from_exception
@@ -162,6 +163,25 @@ class GateStream:
         return self
 
     async def __anext__(self) -> str:
+        event = await self._step()
+        while type(event) is not str:  # tool-call pieces: kept for the result, not text
+            event = await self._step()
+        return event
+
+    async def events(self) -> AsyncIterator[TextDelta | ToolCallDelta | StreamDone]:
+        """Every event of the stream, typed: `TextDelta`s and `ToolCallDelta`s as they
+        come, then one `StreamDone` with the result (tool calls assembled, `parsed`
+        validated). Raises as iterating for text does."""
+        while True:
+            try:
+                event = await self._step()
+            except StopAsyncIteration:
+                break
+            yield TextDelta(event) if type(event) is str else event
+        assert self.result is not None
+        yield StreamDone(self.result)
+
+    async def _step(self) -> str | ToolCallDelta:
         event = self._first
         if event is not None:
             self._first = None
@@ -196,8 +216,15 @@ class GateStream:
         if type(event) is str:
             self._parts.append(event)
             return event
+        if type(event) is ToolCallDelta:
+            return event
         assert isinstance(event, StreamEnd)
-        self._complete(event)
+        try:
+            self._complete(event)
+        except UpstreamError as error:  # the answer did not fit the call's output=
+            interrupted = self._interrupt(error, event)
+            await self._finish()
+            raise interrupted from None
         await self._finish()
         raise StopAsyncIteration
 
@@ -339,7 +366,8 @@ class GateStream:
         text = "".join(self._parts)
         usage = end.usage or estimated_usage(self._call.request, text)
         reply = ProviderReply(
-            text, end.finish_reason, end.model or deployment.upstream_model, end.response_id, usage
+            text, end.finish_reason, end.model or deployment.upstream_model, end.response_id, usage,
+            end.tool_calls,
         )
         cost = deployment.price.cost(usage) if deployment.price else None
         latency = perf_counter() - self._started
@@ -351,17 +379,18 @@ class GateStream:
         return reply, cost, latency
 
     def _complete(self, end: StreamEnd) -> None:
+        parsed = self._call.parse("".join(self._parts), end.tool_calls)  # before closing: may raise
         deployment, span, route_span = self._close()
         reply, cost, latency = self._settle(deployment, end, "ok")
         self._call.gateway.telemetry.attempt_succeeded(
             span, deployment, reply, cost, latency, extra=self._extra()
         )
-        self.result = self._call._result(deployment, reply, cost, self._attempts)
+        self.result = self._call._result(deployment, reply, cost, self._attempts, parsed)
         route_span.end()
 
-    def _interrupt(self, error: UpstreamError) -> StreamInterrupted:
+    def _interrupt(self, error: UpstreamError, end: StreamEnd = _NO_END) -> StreamInterrupted:
         deployment, span, route_span = self._close()
-        reply, cost, latency = self._settle(deployment, _NO_END, error.kind.value, error)
+        reply, cost, latency = self._settle(deployment, end, error.kind.value, error)
         telemetry = self._call.gateway.telemetry
         extra = self._extra()
         telemetry.record_reply(span, deployment, reply, cost, extra=extra)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._chain import Call
 from ._streaming import GateStream
+from .chat._model import check_params
+from .chat._output import Output
 from .errors import PolicyError
 from .providers import ChatRequest
 
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Gate", "Message"]
 
 Message = Mapping[str, Any]
+_NO_BODY: Mapping[str, Any] = MappingProxyType({})
 
 
 class Gate:
@@ -39,9 +43,12 @@ class Gate:
         return self.context.request_id
 
     def _request(
-        self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None,
-        top_p: float | None, stop: Sequence[str] | None, params: dict[str, Any],
+        self, function: str, messages: Sequence[Message], max_tokens: int | None,
+        temperature: float | None, top_p: float | None, stop: str | Sequence[str] | None,
+        output: Any, params: dict[str, Any], options: dict[str, Any],
     ) -> ChatRequest:
+        if params:
+            check_params(params, function)
         if not messages:
             raise ValueError("messages must not be empty")
         cap = self.policy.max_tokens
@@ -52,8 +59,10 @@ class Gate:
             max_tokens=max_tokens,
             temperature=self.policy.temperature if temperature is None else temperature,
             top_p=top_p,
-            stop=stop,
+            stop=(stop,) if isinstance(stop, str) else stop,
             extra=params,
+            output=None if output is None else Output.of(output),
+            **options,
         )
 
     def _chain(self, model: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -72,19 +81,44 @@ class Gate:
         max_tokens: int | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
-        stop: Sequence[str] | None = None,
+        stop: str | Sequence[str] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        output: Any = None,
+        n: int | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        raw: bool = False,
         max_cost_usd: float | None = None,
         **params: Any,
     ) -> ChatResult:
         """Answer `messages` with the first model that succeeds, in the order the route's
         strategy chose.
 
-        `model` replaces the policy's chain (and strategy) for this call; `max_cost_usd`
-        the policy's cost limit. `max_tokens` is capped by the policy's. Other keyword
-        arguments are passed to the provider as they are. Raises `AllAttemptsFailed`,
-        `DeadlineExceeded`, `RequestRejected` or `NoCandidates`.
+        Messages, `tools`, `tool_choice` and `response_format` are in OpenAI's chat format,
+        translated for each provider; `result.message` and `result.tool_calls` come back
+        the same whichever answered. `output=` (a pydantic model, any type pydantic
+        validates, or a JSON schema) asks for structured output and puts the validated
+        object in `result.parsed`; an answer that does not validate fails that attempt
+        (`invalid_output`) and the chain goes on. `model` replaces the policy's chain (and
+        strategy) for this call; `max_cost_usd` the policy's cost limit. `max_tokens` is
+        capped by the policy's. Other OpenAI parameters (`chat.OPENAI_PARAMS`, such as
+        `frequency_penalty`) are passed on where the provider takes them; any other keyword
+        raises `TypeError` before anything is sent: provider-specific fields go in
+        `extra_body=`. `raw=True` keeps the provider's JSON in `result.raw`. Raises
+        `AllAttemptsFailed`, `DeadlineExceeded`, `RequestRejected` or `NoCandidates`.
         """
-        request = self._request(messages, max_tokens, temperature, top_p, stop, params)
+        request = self._request(
+            "chat", messages, max_tokens, temperature, top_p, stop, output, params, dict(
+            tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format, n=n, seed=seed, user=user, metadata=metadata,
+            extra_body=extra_body or _NO_BODY, raw=raw,
+        ),
+        )
         gateway = self.gateway
         await gateway.start()
         return await self._call(request, model, max_cost_usd, stream=False).run()
@@ -109,11 +143,23 @@ class Gate:
         max_tokens: int | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
-        stop: Sequence[str] | None = None,
+        stop: str | Sequence[str] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        output: Any = None,
+        n: int | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        raw: bool = False,
         max_cost_usd: float | None = None,
         **params: Any,
     ) -> GateStream:
-        """Stream the answer to `messages`: iterate the result for text deltas.
+        """Stream the answer to `messages`: iterate the result for text deltas, or its
+        `events()` for text and tool-call deltas.
 
         Nothing is sent until the stream is opened (`async with`, `open()` or the first
         iteration). Models fall back until one sends its first token; after that a
@@ -122,5 +168,11 @@ class Gate:
         the whole. Arguments are those of `chat`. To answer an HTTP request with it, see
         `gate_mw.responses`.
         """
-        request = self._request(messages, max_tokens, temperature, top_p, stop, params)
+        request = self._request(
+            "stream", messages, max_tokens, temperature, top_p, stop, output, params, dict(
+            tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format, n=n, seed=seed, user=user, metadata=metadata,
+            extra_body=extra_body or _NO_BODY, raw=raw,
+        ),
+        )
         return GateStream(self._call(request, model, max_cost_usd, stream=True))

@@ -80,9 +80,9 @@ def build_provider(
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         return AnthropicProvider(
             system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-            client=client,
+            client=client, params=entry.params,
         )
     return OpenAIProvider(
         system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-        client=client,
+        client=client, params=entry.params,
     )

@@ -22,8 +22,11 @@ class HTTPProvider(Provider):
     def __init__(
         self, *, system: str, base_url: str, headers: Mapping[str, str],
         secrets: tuple[str, ...], client: Callable[[], httpx.AsyncClient],
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         self.system = system
+        #: The deployment's own request parameters (`ModelEntry.params`), merged into its bodies.
+        self.params = dict(params or {})
         self._base_url = base_url.rstrip("/")
         self._headers = dict(headers)
         self._secrets = secrets

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .._tokens import content_text
-from .._tokens import estimate_messages as estimate_tokens
+from ..chat._tokens import content_text
+from ..chat._tokens import estimate_messages as estimate_tokens
 
 if TYPE_CHECKING:
     from ._behaviours import Fault
