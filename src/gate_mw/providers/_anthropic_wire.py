@@ -27,8 +27,11 @@ _TOOL_CHOICE: dict[str, dict[str, Any]] = {
 # The forced tool that carries a `json_object` answer.
 _JSON_TOOL = "json_output"
 _ANY_OBJECT = {"type": "object", "additionalProperties": True}
-# OpenAI parameters with no Anthropic counterpart: dropped, with a debug log.
-_DROPPED = ("n", "seed", "metadata")
+# OpenAI parameters with no Anthropic counterpart: dropped, with a debug log. Sampling
+# parameters are among them: Anthropic's current models and API version refuse them
+# (a 400 even for temperature 1.0) and its SDK 2.x no longer has them; a deployment that
+# still takes them can set them in its `params:`.
+_DROPPED = ("n", "seed", "metadata", "temperature", "top_p")
 
 
 def _unsupported(what: str) -> UpstreamError:
@@ -181,10 +184,6 @@ def anthropic_payload(
     }
     if system:
         payload["system"] = system
-    if request.temperature is not None:
-        payload["temperature"] = request.temperature
-    if request.top_p is not None:
-        payload["top_p"] = request.top_p
     if request.stop:
         payload["stop_sequences"] = list(request.stop)
     if request.user is not None:

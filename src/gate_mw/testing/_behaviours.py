@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, TypeAlias
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-__all__ = ["Behaviour", "Drop", "Fault", "Reply", "Stream"]
+__all__ = ["Behaviour", "Drop", "Fault", "Reply", "Stream", "ToolUse"]
 
 
 def _check_delay(name: str, value: float) -> None:
@@ -22,12 +20,27 @@ def _check_count(name: str, value: int | None) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolUse:
+    """A tool call the fake model makes: OpenAI ``tool_calls`` or an Anthropic ``tool_use``
+    block (streamed as pieces of arguments, as the real APIs do). ``id`` defaults to a
+    fresh one per reply."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """A successful completion, sent whole or, for ``"stream": true`` requests, as SSE.
 
     ``text=None`` answers with a deterministic text derived from the prompt; token counts left
     as ``None`` are estimated from the prompt and the answer. ``model`` overrides the model
-    echoed back; ``usage=False`` leaves usage out of the reply.
+    echoed back; ``usage=False`` leaves usage out of the reply. ``tool_calls`` makes the
+    model call tools (``finish_reason`` then defaults to ``"tool_calls"``). ``json`` is a
+    structured answer: its JSON is the text, or, when an Anthropic request forces a tool
+    (as gate_mw does for structured output), that tool's input. ``cache_write_tokens``
+    reports Anthropic's ``cache_creation_input_tokens``.
     """
 
     text: str | None = None
@@ -36,13 +49,19 @@ class Reply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
-    finish_reason: str = "stop"
+    finish_reason: str | None = None
     model: str | None = None
     usage: bool = True
+    tool_calls: Sequence[ToolUse] = ()
+    json: Any = None
 
     def __post_init__(self) -> None:
         _check_delay("latency", self.latency)
+        object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        if self.text is not None and self.json is not None:
+            raise ValueError("give a Reply either text or json, not both")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +134,7 @@ class Stream:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     finish_reason: str = "stop"
 

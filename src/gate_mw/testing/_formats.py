@@ -24,6 +24,7 @@ __all__ = [
     "estimate_tokens",
     "fault_body",
     "prompt_messages",
+    "received_images",
     "simulated_text",
     "sse_format",
 ]
@@ -103,6 +104,9 @@ class Completion:
     cached_tokens: int
     reasoning_tokens: int
     usage: bool
+    cache_write_tokens: int = 0
+    #: (id, name, arguments as JSON text) of each tool call.
+    tool_calls: tuple[tuple[str, str, str], ...] = ()
 
 
 def _openai_usage(c: Completion) -> dict[str, Any]:
@@ -113,6 +117,51 @@ def _openai_usage(c: Completion) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": c.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": c.reasoning_tokens},
     }
+
+
+def _openai_message(c: Completion) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": c.text if c.text or not c.tool_calls else None}
+    if c.tool_calls:
+        message["tool_calls"] = [
+            {"id": id_, "type": "function", "function": {"name": name, "arguments": arguments}}
+            for id_, name, arguments in c.tool_calls
+        ]
+    return message
+
+
+def _anthropic_content(c: Completion) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": c.text}] if c.text or not c.tool_calls else []
+    blocks += [
+        {"type": "tool_use", "id": id_, "name": name, "input": json.loads(arguments)}
+        for id_, name, arguments in c.tool_calls
+    ]
+    return blocks
+
+
+def _halves(text: str) -> list[str]:
+    """Streamed tool arguments arrive in pieces: two here, so clients must join them."""
+    middle = len(text) // 2
+    return [part for part in (text[:middle], text[middle:]) if part]
+
+
+def received_images(api: Api, body: Mapping[str, Any]) -> list[str]:
+    """Every image in the request's messages, as its URL (``data:`` URLs for inline ones),
+    whichever API's shape it came in."""
+    found: list[str] = []
+    for message in prompt_messages(api, body):
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("type") == "image_url":
+                image = part.get("image_url")
+                found.append(str(image.get("url") if isinstance(image, Mapping) else image))
+            elif part.get("type") == "image" and isinstance(source := part.get("source"), Mapping):
+                if source.get("type") == "base64":
+                    found.append(f"data:{source.get('media_type')};base64,{source.get('data')}")
+                else:
+                    found.append(str(source.get("url")))
+    return found
 
 
 def _anthropic_stop(finish_reason: str) -> str:
@@ -131,7 +180,7 @@ def completion_body(api: Api, c: Completion) -> bytes:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": c.text},
+                    "message": _openai_message(c),
                     "finish_reason": c.finish_reason,
                 }
             ],
@@ -144,7 +193,7 @@ def completion_body(api: Api, c: Completion) -> bytes:
             "type": "message",
             "role": "assistant",
             "model": c.model,
-            "content": [{"type": "text", "text": c.text}],
+            "content": _anthropic_content(c),
             "stop_reason": _anthropic_stop(c.finish_reason),
             "stop_sequence": None,
         }
@@ -153,7 +202,7 @@ def completion_body(api: Api, c: Completion) -> bytes:
                 "input_tokens": c.input_tokens,
                 "output_tokens": c.output_tokens,
                 "cache_read_input_tokens": c.cached_tokens,
-                "cache_creation_input_tokens": 0,
+                "cache_creation_input_tokens": c.cache_write_tokens,
             }
     return _encode(body).encode()
 
@@ -247,7 +296,13 @@ class _OpenAIStream:
         return self._content_prefix + _encode(text).encode() + self._content_suffix
 
     def finish(self) -> bytes:
-        out = self._chunk({}, self._c.finish_reason)
+        out = b""
+        for index, (id_, name, arguments) in enumerate(self._c.tool_calls):
+            first = {"index": index, "id": id_, "type": "function", "function": {"name": name, "arguments": ""}}
+            out += self._chunk({"tool_calls": [first]}, None)
+            for piece in _halves(arguments):
+                out += self._chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
+        out += self._chunk({}, self._c.finish_reason)
         if self._c.usage:
             out += _data({**self._head, "choices": [], "usage": _openai_usage(self._c)})
         return out + b"data: [DONE]\n\n"
@@ -262,6 +317,7 @@ class _OpenAIStream:
 class _AnthropicStream:
     def __init__(self, c: Completion) -> None:
         self._c = c
+        self._text = bool(c.text) or not c.tool_calls  # a text block, as index 0
 
     def preamble(self) -> bytes:
         c = self._c
@@ -279,20 +335,13 @@ class _AnthropicStream:
                 "input_tokens": c.input_tokens,
                 "output_tokens": 1,
                 "cache_read_input_tokens": c.cached_tokens,
-                "cache_creation_input_tokens": 0,
+                "cache_creation_input_tokens": c.cache_write_tokens,
             }
-        return (
-            _event("message_start", {"type": "message_start", "message": message})
-            + _event(
-                "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-            )
-            + _event("ping", {"type": "ping"})
-        )
+        out = _event("message_start", {"type": "message_start", "message": message})
+        if self._text:
+            start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            out += _event("content_block_start", start)
+        return out + _event("ping", {"type": "ping"})
 
     def content(self, text: str) -> bytes:
         return _event(
@@ -311,11 +360,15 @@ class _AnthropicStream:
         }
         if self._c.usage:
             delta["usage"] = {"output_tokens": self._c.output_tokens}
-        return (
-            _event("content_block_stop", {"type": "content_block_stop", "index": 0})
-            + _event("message_delta", delta)
-            + _event("message_stop", {"type": "message_stop"})
-        )
+        out = _event("content_block_stop", {"type": "content_block_stop", "index": 0}) if self._text else b""
+        for index, (id_, name, arguments) in enumerate(self._c.tool_calls, start=int(self._text)):
+            block = {"type": "tool_use", "id": id_, "name": name, "input": {}}
+            out += _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+            for piece in _halves(arguments):
+                piece_delta = {"type": "input_json_delta", "partial_json": piece}
+                out += _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": piece_delta})
+            out += _event("content_block_stop", {"type": "content_block_stop", "index": index})
+        return out + _event("message_delta", delta) + _event("message_stop", {"type": "message_stop"})
 
     def error(self, message: str) -> bytes:
         return _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
