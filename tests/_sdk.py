@@ -5,6 +5,7 @@ those), so a misspelt or misplaced field fails too."""
 from __future__ import annotations
 
 import collections.abc
+import functools
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -19,12 +20,17 @@ __all__ = ["check_anthropic_body", "check_openai_body", "unknown_keys"]
 _SEQUENCES = {list, collections.abc.Iterable, collections.abc.Sequence}
 
 
+@functools.cache
+def _hints(tp: Any) -> dict[str, Any]:
+    return get_type_hints(tp)
+
+
 def unknown_keys(value: Any, tp: Any, path: str = "") -> list[str]:
     """Paths of keys in `value` that the type `tp` does not declare (best union member)."""
     if is_typeddict(tp):
         if not isinstance(value, dict):
             return [f"{path}<not an object>"]
-        hints = get_type_hints(tp)
+        hints = _hints(tp)
         found = [f"{path}{key}" for key in value if key not in hints]
         for key, item in value.items():
             if key in hints:
@@ -49,8 +55,13 @@ def unknown_keys(value: Any, tp: Any, path: str = "") -> list[str]:
     return []
 
 
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)  # slow to build: once per type
+
+
 def _check(body: dict[str, Any], tp: Any) -> None:
-    TypeAdapter(tp).validate_python(body)
+    _adapter(tp).validate_python(body)
     unknown = unknown_keys(body, tp)
     assert not unknown, f"keys {tp.__name__} does not declare: {unknown}"
 

@@ -593,7 +593,7 @@ class FakeUpstream:
             await self._pause(behaviour.latency, model)
             if record.stream:
                 sse = sse_format(api, completion)
-                events = [sse.preamble(), *map(sse.content, _words(text)), sse.finish()]
+                events = [sse.preamble(), *map(sse.content, _words(completion.text)), sse.finish()]
                 conn.start_chunked(200, _SSE_HEADERS)
                 conn.end_chunked(b"".join(events))
             else:
