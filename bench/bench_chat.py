@@ -19,6 +19,7 @@ import gc
 import statistics
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from time import process_time
 from typing import Any
@@ -57,7 +58,9 @@ TOOLS = [
     }
     for index in range(10)
 ]
-OPENAI_TEXT = {"index": 0, "message": {"role": "assistant", "content": "It is sunny."}, "finish_reason": "stop"}
+OPENAI_TEXT = {
+    "index": 0, "message": {"role": "assistant", "content": "It is sunny."}, "finish_reason": "stop",
+}
 OPENAI_TOOL = {
     "index": 0,
     "message": {"role": "assistant", "content": None, "tool_calls": [
@@ -128,8 +131,8 @@ async def bench_calls(calls: int, rounds: int) -> list[str]:
             modes: dict[tuple[str, str], Callable[[], Awaitable[object]]] = {}
             for name in ("openai", "anthropic"):
                 gate = gateway.client(RoutePolicy(models=(name,), max_tokens=16))
-                modes[(name, "plain")] = lambda gate=gate: gate.chat(MESSAGES)
-                modes[(name, "10 tools")] = lambda gate=gate: gate.chat(MESSAGES, tools=TOOLS, tool_choice="auto")
+                modes[(name, "plain")] = partial(gate.chat, MESSAGES)
+                modes[(name, "10 tools")] = partial(gate.chat, MESSAGES, tools=TOOLS, tool_choice="auto")
             for call in modes.values():  # warm up, connections included
                 for _ in range(100):
                     await call()

@@ -9,11 +9,10 @@ import functools
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
-from typing_extensions import get_type_hints, is_typeddict
-
 from anthropic.types import message_create_params
 from openai.types.chat import completion_create_params
 from pydantic import TypeAdapter
+from typing_extensions import get_type_hints, is_typeddict
 
 __all__ = ["check_anthropic_body", "check_openai_body", "unknown_keys"]
 

@@ -71,8 +71,10 @@ async def test_params_go_to_their_deployment_only(fake_upstream: FakeUpstream) -
     assert via_direct["frequency_penalty"] == 0.2
 
 
-def test_params_load_from_a_config_file(tmp_path: object) -> None:
-    entry = ModelEntry.model_validate({"name": "m", "provider": "openrouter", "params": {"usage": {"include": True}}})
+def test_params_are_a_config_field() -> None:
+    entry = ModelEntry.model_validate(
+        {"name": "m", "provider": "openrouter", "params": {"usage": {"include": True}}}
+    )
     assert entry.params == {"usage": {"include": True}}
 
 

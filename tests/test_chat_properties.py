@@ -3,6 +3,7 @@ becomes a valid Anthropic request, and streamed tool-call pieces reassemble exac
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -64,7 +65,7 @@ def test_any_history_becomes_a_valid_anthropic_request(messages: list[dict[str, 
     check_anthropic_body(body)
     check_openai_body(openai_payload("gpt", request))
     roles = [turn["role"] for turn in body["messages"]]
-    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))  # turns alternate
+    assert all(a != b for a, b in itertools.pairwise(roles))  # turns alternate
     used: set[str] = set()
     for turn in body["messages"]:
         blocks = turn["content"] if isinstance(turn["content"], list) else []

@@ -177,7 +177,7 @@ class GateStream:
                 event = await self._step()
             except StopAsyncIteration:
                 break
-            yield TextDelta(event) if type(event) is str else event
+            yield TextDelta(event) if isinstance(event, str) else event
         assert self.result is not None
         yield StreamDone(self.result)
 

@@ -113,11 +113,11 @@ class Gate:
         `AllAttemptsFailed`, `DeadlineExceeded`, `RequestRejected` or `NoCandidates`.
         """
         request = self._request(
-            "chat", messages, max_tokens, temperature, top_p, stop, output, params, dict(
-            tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format, n=n, seed=seed, user=user, metadata=metadata,
-            extra_body=extra_body or _NO_BODY, raw=raw,
-        ),
+            "chat", messages, max_tokens, temperature, top_p, stop, output, params, {
+            "tools": tools, "tool_choice": tool_choice, "parallel_tool_calls": parallel_tool_calls,
+            "response_format": response_format, "n": n, "seed": seed, "user": user, "metadata": metadata,
+            "extra_body": extra_body or _NO_BODY, "raw": raw,
+        },
         )
         gateway = self.gateway
         await gateway.start()
@@ -169,10 +169,10 @@ class Gate:
         `gate_mw.responses`.
         """
         request = self._request(
-            "stream", messages, max_tokens, temperature, top_p, stop, output, params, dict(
-            tools=tools, tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format, n=n, seed=seed, user=user, metadata=metadata,
-            extra_body=extra_body or _NO_BODY, raw=raw,
-        ),
+            "stream", messages, max_tokens, temperature, top_p, stop, output, params, {
+            "tools": tools, "tool_choice": tool_choice, "parallel_tool_calls": parallel_tool_calls,
+            "response_format": response_format, "n": n, "seed": seed, "user": user, "metadata": metadata,
+            "extra_body": extra_body or _NO_BODY, "raw": raw,
+        },
         )
         return GateStream(self._call(request, model, max_cost_usd, stream=True))

@@ -84,7 +84,7 @@ def _from_type(spec: Any) -> Output:
 @lru_cache(maxsize=256)
 def _from_schema(text: str) -> Output:
     require("jsonschema", "jsonschema")
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped,unused-ignore]
 
     schema = json.loads(text)
     try:

@@ -270,6 +270,10 @@ def _event(name: str, payload: Any) -> bytes:
     return f"event: {name}\ndata: {_encode(payload)}\n\n".encode()
 
 
+def _block_event(name: str, index: int, **fields: Any) -> bytes:
+    return _event(name, {"type": name, "index": index, **fields})
+
+
 class _OpenAIStream:
     def __init__(self, c: Completion) -> None:
         self._c = c
@@ -298,7 +302,8 @@ class _OpenAIStream:
     def finish(self) -> bytes:
         out = b""
         for index, (id_, name, arguments) in enumerate(self._c.tool_calls):
-            first = {"index": index, "id": id_, "type": "function", "function": {"name": name, "arguments": ""}}
+            function = {"name": name, "arguments": ""}
+            first = {"index": index, "id": id_, "type": "function", "function": function}
             out += self._chunk({"tool_calls": [first]}, None)
             for piece in _halves(arguments):
                 out += self._chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
@@ -363,11 +368,11 @@ class _AnthropicStream:
         out = _event("content_block_stop", {"type": "content_block_stop", "index": 0}) if self._text else b""
         for index, (id_, name, arguments) in enumerate(self._c.tool_calls, start=int(self._text)):
             block = {"type": "tool_use", "id": id_, "name": name, "input": {}}
-            out += _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+            out += _block_event("content_block_start", index, content_block=block)
             for piece in _halves(arguments):
                 piece_delta = {"type": "input_json_delta", "partial_json": piece}
-                out += _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": piece_delta})
-            out += _event("content_block_stop", {"type": "content_block_stop", "index": index})
+                out += _block_event("content_block_delta", index, delta=piece_delta)
+            out += _block_event("content_block_stop", index)
         return out + _event("message_delta", delta) + _event("message_stop", {"type": "message_stop"})
 
     def error(self, message: str) -> bytes:
