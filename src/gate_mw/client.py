@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ._chain import Call
 from ._streaming import GateStream
-from .chat._model import check_params
+from .chat._model import ChatOptions, check_params
 from .chat._output import Output
 from .errors import PolicyError
 from .providers import ChatRequest
@@ -42,27 +42,32 @@ class Gate:
     def request_id(self) -> str:
         return self.context.request_id
 
-    def _request(
-        self, function: str, messages: Sequence[Message], max_tokens: int | None,
-        temperature: float | None, top_p: float | None, stop: str | Sequence[str] | None,
-        output: Any, params: dict[str, Any], options: dict[str, Any],
-    ) -> ChatRequest:
-        if params:
-            check_params(params, function)
+    def _request(self, function: str, messages: Sequence[Message], options: ChatOptions) -> ChatRequest:
+        extra = check_params(options, function) if options else _NO_BODY
         if not messages:
             raise ValueError("messages must not be empty")
-        cap = self.policy.max_tokens
+        max_tokens, cap = options.get("max_tokens"), self.policy.max_tokens
         if max_tokens is None or (cap is not None and max_tokens > cap):
             max_tokens = cap
+        temperature, stop, output = options.get("temperature"), options.get("stop"), options.get("output")
         return ChatRequest(
             messages=messages,
             max_tokens=max_tokens,
             temperature=self.policy.temperature if temperature is None else temperature,
-            top_p=top_p,
+            top_p=options.get("top_p"),
             stop=(stop,) if isinstance(stop, str) else stop,
-            extra=params,
+            extra=extra,
+            tools=options.get("tools"),
+            tool_choice=options.get("tool_choice"),
+            parallel_tool_calls=options.get("parallel_tool_calls"),
+            response_format=options.get("response_format"),
             output=None if output is None else Output.of(output),
-            **options,
+            n=options.get("n"),
+            seed=options.get("seed"),
+            user=options.get("user"),
+            metadata=options.get("metadata"),
+            extra_body=options.get("extra_body") or _NO_BODY,
+            raw=options.get("raw", False),
         )
 
     def _chain(self, model: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -78,23 +83,8 @@ class Gate:
         messages: Sequence[Message],
         *,
         model: str | Sequence[str] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        output: Any = None,
-        n: int | None = None,
-        seed: int | None = None,
-        user: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        raw: bool = False,
         max_cost_usd: float | None = None,
-        **params: Any,
+        **options: Unpack[ChatOptions],
     ) -> ChatResult:
         """Answer `messages` with the first model that succeeds, in the order the route's
         strategy chose.
@@ -106,19 +96,14 @@ class Gate:
         object in `result.parsed`; an answer that does not validate fails that attempt
         (`invalid_output`) and the chain goes on. `model` replaces the policy's chain (and
         strategy) for this call; `max_cost_usd` the policy's cost limit. `max_tokens` is
-        capped by the policy's. Other OpenAI parameters (`chat.OPENAI_PARAMS`, such as
-        `frequency_penalty`) are passed on where the provider takes them; any other keyword
-        raises `TypeError` before anything is sent: provider-specific fields go in
-        `extra_body=`. `raw=True` keeps the provider's JSON in `result.raw`. Raises
-        `AllAttemptsFailed`, `DeadlineExceeded`, `RequestRejected` or `NoCandidates`.
+        capped by the policy's. The keywords are `chat.ChatOptions`: other OpenAI
+        parameters (such as `frequency_penalty`) are passed on where the provider takes
+        them; any other keyword raises `TypeError` before anything is sent
+        (provider-specific fields go in `extra_body=`). `raw=True` keeps the provider's
+        JSON in `result.raw`. Raises `AllAttemptsFailed`, `DeadlineExceeded`,
+        `RequestRejected` or `NoCandidates`.
         """
-        request = self._request(
-            "chat", messages, max_tokens, temperature, top_p, stop, output, params, {
-            "tools": tools, "tool_choice": tool_choice, "parallel_tool_calls": parallel_tool_calls,
-            "response_format": response_format, "n": n, "seed": seed, "user": user, "metadata": metadata,
-            "extra_body": extra_body or _NO_BODY, "raw": raw,
-        },
-        )
+        request = self._request("chat", messages, options)
         gateway = self.gateway
         await gateway.start()
         return await self._call(request, model, max_cost_usd, stream=False).run()
@@ -140,23 +125,8 @@ class Gate:
         messages: Sequence[Message],
         *,
         model: str | Sequence[str] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        output: Any = None,
-        n: int | None = None,
-        seed: int | None = None,
-        user: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        raw: bool = False,
         max_cost_usd: float | None = None,
-        **params: Any,
+        **options: Unpack[ChatOptions],
     ) -> GateStream:
         """Stream the answer to `messages`: iterate the result for text deltas, or its
         `events()` for text and tool-call deltas.
@@ -168,11 +138,5 @@ class Gate:
         the whole. Arguments are those of `chat`. To answer an HTTP request with it, see
         `gate_mw.responses`.
         """
-        request = self._request(
-            "stream", messages, max_tokens, temperature, top_p, stop, output, params, {
-            "tools": tools, "tool_choice": tool_choice, "parallel_tool_calls": parallel_tool_calls,
-            "response_format": response_format, "n": n, "seed": seed, "user": user, "metadata": metadata,
-            "extra_body": extra_body or _NO_BODY, "raw": raw,
-        },
-        )
+        request = self._request("stream", messages, options)
         return GateStream(self._call(request, model, max_cost_usd, stream=True))

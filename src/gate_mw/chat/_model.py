@@ -6,34 +6,79 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from ..results import ChatResult
 
 __all__ = [
-    "OPENAI_PARAMS", "Choice", "StreamDone", "TextDelta", "ToolCall", "ToolCallDelta",
-    "assistant_message", "check_params",
+    "NAMED_PARAMS", "OPENAI_PARAMS", "ChatOptions", "Choice", "StreamDone", "TextDelta", "ToolCall",
+    "ToolCallDelta", "assistant_message", "check_params",
 ]
 
-#: OpenAI chat parameters `Gate.chat` passes on as keywords (besides its named ones).
-#: Providers that do not take one drop it with a debug log; anything else is a TypeError,
-#: so a typo never reaches a provider (provider-specific fields go in `extra_body=`).
-OPENAI_PARAMS = frozenset({
-    "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "top_logprobs",
-    "reasoning_effort", "service_tier", "store", "modalities", "audio", "prediction",
-    "verbosity", "web_search_options", "prompt_cache_key", "safety_identifier",
+class ChatOptions(TypedDict, total=False):
+    """The keywords of `Gate.chat` and `Gate.stream` besides `model` and `max_cost_usd`:
+    OpenAI's chat parameters, which each provider translates or, where it has no
+    counterpart, drops with a debug log."""
+
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    stop: str | Sequence[str] | None
+    tools: Sequence[Mapping[str, Any]] | None
+    tool_choice: str | Mapping[str, Any] | None
+    parallel_tool_calls: bool | None
+    response_format: Mapping[str, Any] | None
+    #: A pydantic model (or any type pydantic validates) or a JSON schema.
+    output: Any
+    n: int | None
+    seed: int | None
+    user: str | None
+    metadata: Mapping[str, str] | None
+    #: Merged into every provider's request body as given.
+    extra_body: Mapping[str, Any] | None
+    #: Keep the provider's JSON in `result.raw`.
+    raw: bool
+    # Passed on to OpenAI-compatible providers only.
+    frequency_penalty: float
+    presence_penalty: float
+    logit_bias: Mapping[str, int]
+    logprobs: bool
+    top_logprobs: int
+    reasoning_effort: str
+    service_tier: str
+    store: bool
+    modalities: Sequence[str]
+    audio: Mapping[str, Any]
+    prediction: Mapping[str, Any]
+    verbosity: str
+    web_search_options: Mapping[str, Any]
+    prompt_cache_key: str
+    safety_identifier: str
+
+
+#: The keywords `ChatRequest` has a field for; the other `ChatOptions` go to its `extra`.
+NAMED_PARAMS = frozenset({
+    "max_tokens", "temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls",
+    "response_format", "output", "n", "seed", "user", "metadata", "extra_body", "raw",
 })
+#: OpenAI parameters passed on as they are, by providers that take them.
+OPENAI_PARAMS = frozenset(ChatOptions.__annotations__) - NAMED_PARAMS
 
 
-def check_params(params: Mapping[str, Any], function: str) -> None:
-    """Raise `TypeError` naming the first keyword no provider knows."""
-    for name in params:
-        if name not in OPENAI_PARAMS:
-            raise TypeError(
-                f"{function}() got an unexpected keyword argument {name!r}; "
-                "pass provider-specific fields in extra_body="
-            )
+def check_params(params: Mapping[str, Any], function: str) -> dict[str, Any]:
+    """The keywords among `params` that go to `ChatRequest.extra`; `TypeError` naming the
+    first keyword that is no chat option, so a typo never reaches a provider."""
+    extra: dict[str, Any] = {}
+    for name, value in params.items():
+        if name not in NAMED_PARAMS:
+            if name not in OPENAI_PARAMS:
+                raise TypeError(
+                    f"{function}() got an unexpected keyword argument {name!r}; "
+                    "pass provider-specific fields in extra_body="
+                )
+            extra[name] = value
+    return extra
 
 
 @dataclass(frozen=True, slots=True)
