@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from _apps import ENV, anthropic_entry, openai_entry
-from gate_mw import Gateway, ModelEntry, RoutePolicy
+from gate_mw import Gateway, ModelEntry, RequestRejected, RoutePolicy
 from gate_mw.testing import FakeUpstream, Reply
 
 pytestmark = pytest.mark.anyio
@@ -120,3 +120,45 @@ async def test_content_a_provider_cannot_take_moves_on(fake_upstream: FakeUpstre
     assert result.model == "gpt"
     assert result.attempts[0].outcome == "unsupported"
     assert [r.model for r in up.requests] == ["gpt"]  # nothing was sent to Anthropic
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"tools": {"type": "function"}}, "tools must be a list"),
+        ({"tools": [{"type": "function", "function": {"name": "has space"}}]}, "function.name"),
+        ({"tools": [{"type": "function"}]}, "tools[0].function is not an object"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]}, "parameters"),
+        ({"tool_choice": "always"}, "tool_choice must be one of"),
+        ({"response_format": {"type": "yaml"}}, "response_format.type"),
+        ({"response_format": {"type": "json_schema"}}, "needs a name and a schema"),
+    ],
+)
+async def test_malformed_tools_and_formats_are_the_callers_4xx(
+    fake_upstream: FakeUpstream, options: dict[str, object], problem: str
+) -> None:
+    up = fake_upstream
+    async with Gateway([anthropic_entry(up, "c"), openai_entry(up, "g")], env=ENV) as gateway:
+        gate = gateway.client(RoutePolicy(models=("c", "g")))
+        with pytest.raises(RequestRejected, match=problem.replace("[", r"\[").replace("]", r"\]")) as caught:
+            await gate.chat(ASK, **options)  # type: ignore[arg-type]
+    assert caught.value.status_code == 400
+    assert up.calls() == 0
+
+
+async def test_provider_tools_pass_through(fake_upstream: FakeUpstream) -> None:
+    up = fake_upstream
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+    async with Gateway([anthropic_entry(up, "c")], env=ENV) as gateway:
+        await gateway.client(RoutePolicy(models=("c",))).chat(ASK, tools=[search])
+    assert up.requests[0].json["tools"] == [search]
+
+
+async def test_a_message_that_does_not_translate_is_the_callers_4xx(fake_upstream: FakeUpstream) -> None:
+    up = fake_upstream
+    odd = [{"role": "assistant", "content": "x", "tool_calls": [5]},
+           {"role": "user", "content": "hi"}]
+    async with Gateway([anthropic_entry(up, "c")], env=ENV) as gateway:
+        with pytest.raises(RequestRejected, match="does not translate for Anthropic"):
+            await gateway.client(RoutePolicy(models=("c",))).chat(odd)
+    assert up.calls() == 0

@@ -10,7 +10,8 @@ from ._chain import Call
 from ._streaming import GateStream
 from .chat._model import ChatOptions, check_params
 from .chat._output import Output
-from .errors import PolicyError
+from .chat._shapes import shape_problem
+from .errors import PolicyError, RequestRejected
 from .providers import ChatRequest
 
 if TYPE_CHECKING:
@@ -50,6 +51,12 @@ class Gate:
         if max_tokens is None or (cap is not None and max_tokens > cap):
             max_tokens = cap
         temperature, stop, output = options.get("temperature"), options.get("stop"), options.get("output")
+        tools, tool_choice = options.get("tools"), options.get("tool_choice")
+        response_format = options.get("response_format")
+        if (tools or tool_choice or response_format) and (
+            problem := shape_problem(tools, tool_choice, response_format)
+        ):
+            raise RequestRejected(problem, (), request_id=self.request_id, status=400)
         return ChatRequest(
             messages=messages,
             max_tokens=max_tokens,
@@ -57,10 +64,10 @@ class Gate:
             top_p=options.get("top_p"),
             stop=(stop,) if isinstance(stop, str) else stop,
             extra=extra,
-            tools=options.get("tools"),
-            tool_choice=options.get("tool_choice"),
+            tools=tools,
+            tool_choice=tool_choice,
             parallel_tool_calls=options.get("parallel_tool_calls"),
-            response_format=options.get("response_format"),
+            response_format=response_format,
             output=None if output is None else Output.of(output),
             n=options.get("n"),
             seed=options.get("seed"),

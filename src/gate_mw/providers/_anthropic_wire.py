@@ -178,6 +178,17 @@ def anthropic_payload(
     model: str, request: ChatRequest, params: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The request body for `/v1/messages`; `params` are the deployment's own."""
+    try:
+        return _payload(model, request, params)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # A message or tool of a shape no provider takes: the caller's 4xx, not a model's fault.
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        raise UpstreamError(
+            ErrorKind.BAD_REQUEST, f"the request does not translate for Anthropic ({detail})"
+        ) from None
+
+
+def _payload(model: str, request: ChatRequest, params: Mapping[str, Any] | None) -> dict[str, Any]:
     system, turns = split_messages(request.messages)
     payload: dict[str, Any] = {
         "model": model, "messages": turns, "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
