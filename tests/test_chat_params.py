@@ -84,6 +84,9 @@ async def test_n_choices_and_raw(fake_upstream: FakeUpstream) -> None:
         gate = gateway.client(RoutePolicy(models=("m",)))
         plain = await gate.chat(ASK)
         raw = await gate.chat(ASK, raw=True, n=1)
+        several = await gate.chat(ASK, n=3)
+    assert [choice.index for choice in several.choices] == [0, 1, 2]
+    assert several.choices[2].message == several.message
     assert plain.raw is None
     assert raw.raw is not None
     assert raw.raw["choices"][0]["message"]["content"] == raw.text

@@ -105,6 +105,8 @@ class Completion:
     reasoning_tokens: int
     usage: bool
     cache_write_tokens: int = 0
+    #: How many (identical) choices a non-streamed OpenAI reply has: the request's `n`.
+    choices: int = 1
     #: (id, name, arguments as JSON text) of each tool call.
     tool_calls: tuple[tuple[str, str, str], ...] = ()
 
@@ -178,11 +180,8 @@ def completion_body(api: Api, c: Completion) -> bytes:
             "created": c.created,
             "model": c.model,
             "choices": [
-                {
-                    "index": 0,
-                    "message": _openai_message(c),
-                    "finish_reason": c.finish_reason,
-                }
+                {"index": index, "message": _openai_message(c), "finish_reason": c.finish_reason}
+                for index in range(c.choices)
             ],
         }
         if c.usage:

@@ -561,6 +561,7 @@ class FakeUpstream:
             usage=usage,
             cache_write_tokens=behaviour.cache_write_tokens,
             tool_calls=tuple(calls),
+            choices=n if isinstance(n := data.get("n"), int) and 1 <= n <= 128 else 1,
         )
 
     async def _perform(
