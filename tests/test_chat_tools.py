@@ -251,3 +251,28 @@ async def test_sse_helper_parses_with_the_openai_sdk(fake_upstream: FakeUpstream
     finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finish == ["tool_calls"]
     assert chunks[-1].usage is not None
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_events_open_the_stream_and_text_iteration_skips_tool_calls(
+    fake_upstream: FakeUpstream, provider: str
+) -> None:
+    up = fake_upstream
+    entry = openai_entry(up, "m") if provider == "openai" else anthropic_entry(up, "m")
+    up.script("m", Reply(tool_calls=[ToolUse("get_time", {"city": "Oslo"}, id="t1")]), Reply(
+        "Done.", tool_calls=[ToolUse("get_time", {"city": "Rome"}, id="t2")]
+    ))
+    async with Gateway([entry], env=ENV) as gateway:
+        gate = gateway.client(RoutePolicy(models=("m",)))
+        stream = gate.stream([{"role": "user", "content": "time?"}], tools=[TIME])
+        events = [event async for event in stream.events()]  # opens it: no async with
+        texts = gate.stream([{"role": "user", "content": "time?"}], tools=[TIME])
+        async with texts:
+            assert [text async for text in texts] == ["Done."]
+    assert isinstance(events[0], ToolCallDelta)
+    assert (events[0].id, events[0].name) == ("t1", "get_time")
+    assert isinstance(events[-1], StreamDone)
+    assert [(c.id, c.args) for c in events[-1].result.tool_calls] == [("t1", {"city": "Oslo"})]
+    assert texts.result is not None
+    assert [(c.id, c.args) for c in texts.result.tool_calls] == [("t2", {"city": "Rome"})]
+    assert texts.result.finish_reason == "tool_calls"

@@ -178,8 +178,8 @@ class GateStream:
             except StopAsyncIteration:
                 break
             yield TextDelta(event) if isinstance(event, str) else event
-        assert self.result is not None
-        yield StreamDone(self.result)
+        if self.result is not None:  # None: closed before its end
+            yield StreamDone(self.result)
 
     async def _step(self) -> str | ToolCallDelta:
         event = self._first
@@ -210,7 +210,7 @@ class GateStream:
             self._reading = None
         elif self._state == _NEW:
             await self.open()
-            return await self.__anext__()
+            return await self._step()
         else:
             raise StopAsyncIteration
         if type(event) is str:
