@@ -10,6 +10,8 @@ import pytest
 
 from _apps import ENV, anthropic_entry, openai_entry
 from gate_mw import Gateway, ModelEntry, RequestRejected, RoutePolicy
+from gate_mw.providers import ChatRequest
+from gate_mw.providers.openai import openai_usage
 from gate_mw.testing import FakeUpstream, Reply
 
 pytestmark = pytest.mark.anyio
@@ -165,3 +167,16 @@ async def test_a_message_that_does_not_translate_is_the_callers_4xx(fake_upstrea
         with pytest.raises(RequestRejected, match="does not translate for Anthropic"):
             await gateway.client(RoutePolicy(models=("c",))).chat(odd)
     assert up.calls() == 0
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 110, "completion_tokens": 2, "prompt_tokens_details": {"cache_write_tokens": 100}},
+        {"prompt_tokens": 110, "completion_tokens": 2, "cache_creation_input_tokens": 100},
+    ],
+    ids=["openrouter", "litellm"],
+)
+def test_routers_report_cache_writes(usage: dict[str, object]) -> None:
+    parsed = openai_usage(usage, ChatRequest(messages=ASK), "")
+    assert (parsed.input_tokens, parsed.cache_write_tokens) == (110, 100)

@@ -77,11 +77,15 @@ def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
         return estimated_usage(request, text)
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
+    # Cache writes, where a router passes them on: OpenRouter in the details, LiteLLM with
+    # Anthropic's name; both count them in prompt_tokens.
+    cache_write = prompt_details.get("cache_write_tokens") or usage.get("cache_creation_input_tokens")
     return Usage(
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
         cached_tokens=int(prompt_details.get("cached_tokens") or 0),
         reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        cache_write_tokens=int(cache_write or 0),
     )
 
 
