@@ -11,6 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _sdk import check_anthropic_body, check_openai_body
+from gate_mw import ErrorKind, UpstreamError
+from gate_mw.chat import Output
+from gate_mw.chat._shapes import shape_problem
 from gate_mw.providers import ChatRequest
 from gate_mw.providers._anthropic_wire import anthropic_payload
 from gate_mw.providers.openai import _ToolCalls, openai_payload
@@ -57,7 +60,7 @@ def history(draw: st.DrawFn) -> list[dict[str, Any]]:
     return messages
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(history())
 def test_any_history_becomes_a_valid_anthropic_request(messages: list[dict[str, Any]]) -> None:
     request = ChatRequest(messages=messages, max_tokens=10, stop=["x"], user="u")
@@ -95,3 +98,58 @@ def test_streamed_tool_call_pieces_reassemble(calls: list[tuple[dict[str, Any], 
     assert [(c.id, c.name, c.args) for c in done] == [
         (f"c{i}", f"f{i}", args) for i, (args, _) in enumerate(calls)
     ]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+tool_like = st.fixed_dictionaries(
+    {"type": st.sampled_from(["function", "web_search", 3])},
+    optional={"function": st.one_of(json_values, st.fixed_dictionaries(
+        {"name": st.one_of(st.text(max_size=70), st.integers())},
+        optional={"parameters": json_values, "description": json_values},
+    ))},
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(st.none(), json_values, st.lists(st.one_of(tool_like, json_values), max_size=3)),
+    st.one_of(st.none(), json_values, st.sampled_from(["auto", "none", "required"])),
+    st.one_of(st.none(), json_values, st.fixed_dictionaries(
+        {"type": st.sampled_from(["json_object", "json_schema"])}, optional={"json_schema": json_values},
+    )),
+)
+def test_well_formed_tools_always_translate(tools: Any, tool_choice: Any, response_format: Any) -> None:
+    """Whatever the caller passes, the boundary check either names a problem or lets
+    through only what every provider's translation takes."""
+    problem = shape_problem(tools, tool_choice, response_format)
+    if problem is not None:
+        assert isinstance(problem, str)
+        return
+    request = ChatRequest(
+        messages=[{"role": "user", "content": "hi"}], tools=tools, tool_choice=tool_choice,
+        response_format=response_format,
+    )
+    openai_payload("gpt", request)
+    kind = None
+    try:
+        anthropic_payload("claude", request)
+    except UpstreamError as error:  # a tool_choice object Anthropic has no word for
+        kind = error.kind
+    assert kind in (None, ErrorKind.UNSUPPORTED, ErrorKind.BAD_REQUEST)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=60) | json_values.map(json.dumps))
+def test_output_parse_fails_only_as_invalid_output(answer: str) -> None:
+    output = Output.of({"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}})
+    try:
+        value = output.parse(answer)
+    except UpstreamError as error:
+        value, kind = None, error.kind
+    else:
+        kind = None
+    assert kind is ErrorKind.INVALID_OUTPUT if value is None else isinstance(value["a"], int)
