@@ -56,7 +56,7 @@ def history(draw: st.DrawFn) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             messages += draw(tool_round())
         if draw(st.booleans()):
-            messages.append({"role": "assistant", "content": draw(text)})
+            messages.append({"role": "assistant", "content": draw(text | st.just(""))})
     return messages
 
 

@@ -128,6 +128,8 @@ def split_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[dic
             system.append(content_text(message.get("content")))
             continue
         role, blocks = _turn(message)
+        if not blocks and role == "assistant":
+            continue  # an empty assistant turn: Anthropic refuses empty content
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:
