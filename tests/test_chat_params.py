@@ -11,6 +11,7 @@ import pytest
 from _apps import ENV, anthropic_entry, openai_entry
 from gate_mw import Gateway, ModelEntry, RequestRejected, RoutePolicy
 from gate_mw.providers import ChatRequest
+from gate_mw.providers._anthropic_wire import finish_reason
 from gate_mw.providers.openai import openai_usage
 from gate_mw.testing import FakeUpstream, Reply
 
@@ -180,3 +181,10 @@ async def test_a_message_that_does_not_translate_is_the_callers_4xx(fake_upstrea
 def test_routers_report_cache_writes(usage: dict[str, object]) -> None:
     parsed = openai_usage(usage, ChatRequest(messages=ASK), "")
     assert (parsed.input_tokens, parsed.cache_write_tokens) == (110, 100)
+
+
+def test_anthropic_stop_reasons_in_openai_terms() -> None:
+    assert [finish_reason(r) for r in ("end_turn", "tool_use", "max_tokens", "refusal", "pause_turn")] == [
+        "stop", "tool_calls", "length", "content_filter", "pause_turn",
+    ]
+    assert finish_reason("tool_use", structured=True) == "stop"  # the forced tool is the answer

@@ -20,7 +20,10 @@ logger = logging.getLogger("gate_mw")
 
 # Anthropic requires max_tokens; this is used when neither the call nor the policy sets it.
 DEFAULT_MAX_TOKENS = 1024
-_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+_FINISH = {
+    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+    "refusal": "content_filter", "model_context_window_exceeded": "length",
+}
 _TOOL_CHOICE: dict[str, dict[str, Any]] = {
     "auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"},
 }
