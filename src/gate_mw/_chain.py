@@ -39,9 +39,12 @@ _AttemptFn = Callable[["Deployment", dict[str, Any], list[Attempt]], Awaitable[_
 logger = logging.getLogger("gate_mw")
 
 # Kinds after which this deployment is left at once for the next model.
-_NEXT_MODEL = frozenset(
-    {ErrorKind.AUTH, ErrorKind.NOT_FOUND, ErrorKind.CONTEXT_LENGTH, ErrorKind.UNSUPPORTED}
-)
+_NEXT_MODEL = frozenset({
+    ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.NOT_FOUND, ErrorKind.CONTEXT_LENGTH,
+    ErrorKind.CONTENT_FILTER, ErrorKind.UNSUPPORTED,
+})
+# Of those, the ones that say nothing about the deployment's configuration.
+_NOT_MISCONFIGURED = frozenset({ErrorKind.CONTENT_FILTER, ErrorKind.UNSUPPORTED})
 
 
 class Call:
@@ -184,7 +187,7 @@ class Call:
                     if error.kind in _NEXT_MODEL:
                         if error.kind is ErrorKind.CONTEXT_LENGTH:
                             too_small = window or estimate_messages(self.request.messages)
-                        elif error.kind is not ErrorKind.UNSUPPORTED:
+                        elif error.kind not in _NOT_MISCONFIGURED:
                             self.gateway.report_misconfigured(deployment, error)
                         break
                     if self.deadline is not None and perf_counter() >= self.deadline:
@@ -244,14 +247,14 @@ class Call:
             self._failed(deployment, span, error, started, attempts)
             raise
         latency = perf_counter() - started
-        cost = deployment.price.cost(reply.usage) if deployment.price else None
+        cost, source = deployment.cost(reply)
         telemetry.attempt_succeeded(
-            span, deployment, reply, cost, latency, extra=self._metric_attributes()
+            span, deployment, reply, cost, latency, extra=self._metric_attributes(), cost_source=source
         )
         attempts.append(
             Attempt(deployment.alias, deployment.id, provider.system, "ok", latency, status=200)
         )
-        return self._result(deployment, reply, cost, attempts, parsed)
+        return self._result(deployment, reply, cost, attempts, source, parsed)
 
     def parse(self, text: str, tool_calls: Sequence[ToolCall]) -> Any:
         """The answer validated against the call's `output=` (None without one, or when
@@ -276,7 +279,7 @@ class Call:
 
     def _result(
         self, deployment: Deployment, reply: ProviderReply, cost: float | None,
-        attempts: list[Attempt], parsed: Any = None,
+        attempts: list[Attempt], cost_source: str | None = None, parsed: Any = None,
     ) -> ChatResult:
         return ChatResult(
             text=reply.text,
@@ -292,6 +295,7 @@ class Call:
             request_id=self.context.request_id,
             response_id=reply.response_id,
             arm=self.context.arm,
+            cost_source=cost_source,
             raw=reply.raw,
             tool_calls=reply.tool_calls,
             parsed=parsed,

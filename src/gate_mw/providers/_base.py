@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -13,7 +14,8 @@ from ..chat._tokens import estimate_messages, estimate_text
 from ..results import Usage
 
 __all__ = [
-    "ChatRequest", "Provider", "ProviderReply", "StreamEnd", "StreamEvent", "estimated_usage",
+    "ChatRequest", "Provider", "ProviderReply", "StreamEnd", "StreamEvent", "billed_cost",
+    "estimated_usage",
 ]
 
 
@@ -63,6 +65,8 @@ class ProviderReply:
     model: str
     response_id: str | None
     usage: Usage
+    #: What the upstream said it billed, in USD (OpenRouter, LiteLLM), when it said so.
+    cost: float | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     #: Every choice, when the call asked for `n > 1`.
     choices: tuple[Choice, ...] = ()
@@ -72,13 +76,14 @@ class ProviderReply:
 
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """The last event of a stream: how it finished, and the usage the provider reported
-    (`None` when it sent none)."""
+    """The last event of a stream: how it finished, and the usage (and billed cost) the
+    provider reported (`None` when it sent none)."""
 
     finish_reason: str | None
     model: str | None
     response_id: str | None
     usage: Usage | None
+    cost: float | None = None
     #: The tool calls assembled from the stream's pieces.
     tool_calls: tuple[ToolCall, ...] = ()
 
@@ -91,6 +96,21 @@ StreamEvent: TypeAlias = str | ToolCallDelta | StreamEnd
 def estimated_usage(request: ChatRequest, text: str) -> Usage:
     """Usage estimated from the prompt and the answer, flagged as such; never zero."""
     return Usage(estimate_messages(request.messages), estimate_text(text), estimated=True)
+
+
+def billed_cost(value: Any, *, free: bool = True) -> float | None:
+    """A cost an upstream reported (a number or numeric string, USD), or None when it is
+    missing or not a finite, non-negative number. `free=False` takes 0 as unknown: LiteLLM
+    reports 0 for models it has no price for."""
+    if isinstance(value, Mapping):  # a `usage` object: OpenRouter puts the bill in `cost`
+        value = value.get("cost")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        cost = float(value)
+    except ValueError:
+        return None
+    return cost if math.isfinite(cost) and (cost > 0 or (free and cost == 0)) else None
 
 
 class Provider(abc.ABC):
@@ -123,7 +143,8 @@ class Provider(abc.ABC):
         for index, call in enumerate(reply.tool_calls):
             yield ToolCallDelta(index, call.id, call.name, call.arguments)
         yield StreamEnd(
-            reply.finish_reason, reply.model, reply.response_id, reply.usage, reply.tool_calls
+            reply.finish_reason, reply.model, reply.response_id, reply.usage, reply.cost,
+            tool_calls=reply.tool_calls,
         )
 
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing of their own

@@ -115,7 +115,7 @@ class AnthropicProvider(HTTPProvider):
                 str(message.get("model") or model),
                 message.get("id"),
                 anthropic_usage(usage, request, "") if usage else None,
-                tuple(
+                tool_calls=tuple(
                     ToolCall(call[1], call[2], "".join(call[3]) or "{}")
                     for call in tools.values() if call is not None
                 ),

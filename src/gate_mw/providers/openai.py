@@ -14,7 +14,7 @@ from ..chat._model import Choice, ToolCall, ToolCallDelta
 from ..chat._tokens import content_text
 from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
-from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, estimated_usage
+from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, billed_cost, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
 
@@ -144,7 +144,8 @@ class OpenAIProvider(HTTPProvider):
     """Speaks the OpenAI chat completions API."""
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
-        body = await self._post("/chat/completions", openai_payload(model, request, self.params))
+        payload = openai_payload(model, request, self.params)
+        body, billed = await self._post_billed("/chat/completions", payload)
         try:
             choices = body["choices"]
             first = _choice(choices[0])
@@ -157,6 +158,7 @@ class OpenAIProvider(HTTPProvider):
                 tool_calls=first.tool_calls,
                 choices=tuple(map(_choice, choices)) if len(choices) > 1 else (),
                 raw=body if request.raw else None,
+                cost=billed_cost(body.get("usage")) if billed is None else billed,
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise error_from_exception(exc) from None
@@ -168,6 +170,7 @@ class OpenAIProvider(HTTPProvider):
         payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
         finish: str | None = None
         usage: Usage | None = None
+        billed: float | None = None
         head: Any = None  # the first chunk, for the model and id
         tools: _ToolCalls | None = None
         ended = False
@@ -180,6 +183,8 @@ class OpenAIProvider(HTTPProvider):
                     chunk = json.loads(data)
                     if head is None:
                         head = chunk
+                    if "error" in chunk:  # OpenRouter's error has choices too
+                        raise error_from_event(chunk, self._secrets)
                     if choices := chunk.get("choices"):
                         choice = choices[0]
                         if choice.get("index", 0) == 0:  # with n > 1, the first answer only
@@ -192,17 +197,18 @@ class OpenAIProvider(HTTPProvider):
                                     for piece in tools.add(pieces):
                                         yield piece
                             if reason := choice.get("finish_reason"):
+                                if reason == "error":
+                                    raise error_from_event(chunk, self._secrets)
                                 finish = reason
-                    elif "error" in chunk:
-                        raise error_from_event(chunk, self._secrets)
                     if chunk.get("usage"):
                         usage = openai_usage(chunk["usage"], request, "")
+                        billed = billed_cost(chunk["usage"])
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                     raise error_from_exception(exc) from None
             if not ended and finish is None:
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before its last chunk")
             head = head or {}
             yield StreamEnd(
-                finish, str(head.get("model") or model), head.get("id"), usage,
-                () if tools is None else tools.done(),
+                finish, str(head.get("model") or model), head.get("id"), usage, billed,
+                tool_calls=() if tools is None else tools.done(),
             )

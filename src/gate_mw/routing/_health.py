@@ -23,7 +23,7 @@ State = Literal["closed", "open", "half_open"]
 # the deployment's health.
 _NOT_COUNTED = frozenset({
     ErrorKind.BAD_REQUEST, ErrorKind.CONTEXT_LENGTH, ErrorKind.DEADLINE, ErrorKind.COOLDOWN,
-    ErrorKind.INVALID_OUTPUT, ErrorKind.UNSUPPORTED,
+    ErrorKind.CONTENT_FILTER, ErrorKind.INVALID_OUTPUT, ErrorKind.UNSUPPORTED,
 })
 
 

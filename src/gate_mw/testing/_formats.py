@@ -23,6 +23,7 @@ __all__ = [
     "error_body",
     "estimate_tokens",
     "fault_body",
+    "openrouter_stream_error",
     "prompt_messages",
     "received_images",
     "simulated_text",
@@ -105,6 +106,7 @@ class Completion:
     reasoning_tokens: int
     usage: bool
     cache_write_tokens: int = 0
+    cost: float | None = None  # OpenRouter's usage.cost
     #: How many (identical) choices a non-streamed OpenAI reply has: the request's `n`.
     choices: int = 1
     #: (id, name, arguments as JSON text) of each tool call.
@@ -112,13 +114,24 @@ class Completion:
 
 
 def _openai_usage(c: Completion) -> dict[str, Any]:
-    return {
+    usage = {
         "prompt_tokens": c.input_tokens,
         "completion_tokens": c.output_tokens,
         "total_tokens": c.input_tokens + c.output_tokens,
         "prompt_tokens_details": {"cached_tokens": c.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": c.reasoning_tokens},
     }
+    if c.cost is not None:
+        usage["cost"] = c.cost
+    return usage
+
+
+def openrouter_stream_error(c: Completion, message: str) -> bytes:
+    """OpenRouter's mid-stream error: an `error` object in a chunk ending with "error"."""
+    choice = {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
+    error = {"code": "server_error", "message": message}
+    return _data({"id": c.id, "object": "chat.completion.chunk", "created": c.created,
+                  "model": c.model, "provider": "fake", "error": error, "choices": [choice]})
 
 
 def _openai_message(c: Completion) -> dict[str, Any]:
@@ -207,7 +220,7 @@ def completion_body(api: Api, c: Completion) -> bytes:
 
 
 def error_body(
-    api: Api, status: int, message: str, *, error_type: str | None = None, code: str | None = None
+    api: Api, status: int, message: str, *, error_type: str | None = None, code: str | int | None = None
 ) -> bytes:
     """An error body in the API's format, with the ``type`` following the status by default."""
     if api == "openai":
