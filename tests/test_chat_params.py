@@ -188,3 +188,15 @@ def test_anthropic_stop_reasons_in_openai_terms() -> None:
         "stop", "tool_calls", "length", "content_filter", "pause_turn",
     ]
     assert finish_reason("tool_use", structured=True) == "stop"  # the forced tool is the answer
+
+
+async def test_params_are_defaults_the_call_overrides(fake_upstream: FakeUpstream) -> None:
+    """Anthropic's sampling parameters are dropped from calls; an older model that takes
+    them gets them from its deployment's params. The call's own fields win."""
+    up = fake_upstream
+    entry = anthropic_entry(up, "c", params={"temperature": 0.2, "top_k": 5, "max_tokens": 9})
+    async with Gateway([entry], env=ENV) as gateway:
+        gate = gateway.client(RoutePolicy(models=("c",), temperature=0.9))
+        await gate.chat(ASK, max_tokens=50, extra_body={"top_k": 7})
+    body = up.requests[0].json
+    assert (body["temperature"], body["top_k"], body["max_tokens"]) == (0.2, 7, 50)

@@ -179,12 +179,10 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
     return dict(choice)  # already Anthropic's shape
 
 
-def anthropic_payload(
-    model: str, request: ChatRequest, params: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The request body for `/v1/messages`; `params` are the deployment's own."""
+def anthropic_payload(model: str, request: ChatRequest) -> dict[str, Any]:
+    """The request body for `/v1/messages`."""
     try:
-        return _payload(model, request, params)
+        return _payload(model, request)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         # A message or tool of a shape no provider takes: the caller's 4xx, not a model's fault.
         detail = f"{type(exc).__name__}: {exc}"[:200]
@@ -193,7 +191,7 @@ def anthropic_payload(
         ) from None
 
 
-def _payload(model: str, request: ChatRequest, params: Mapping[str, Any] | None) -> dict[str, Any]:
+def _payload(model: str, request: ChatRequest) -> dict[str, Any]:
     system, turns = split_messages(request.messages)
     payload: dict[str, Any] = {
         "model": model, "messages": turns, "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
@@ -219,8 +217,6 @@ def _payload(model: str, request: ChatRequest, params: Mapping[str, Any] | None)
     dropped = [name for name in _DROPPED if getattr(request, name) not in (None, 1)]
     if dropped or request.extra:
         logger.debug("gate_mw: Anthropic takes no %s; dropped", ", ".join([*dropped, *request.extra]))
-    if params:
-        payload.update(params)
     if request.extra_body:
         payload.update(request.extra_body)
     return payload

@@ -29,11 +29,8 @@ class HTTPProvider(Provider):
         self, *, system: str, base_url: str, headers: Mapping[str, str],
         secrets: tuple[str, ...], client: Callable[[], httpx.AsyncClient],
         query: str = "", body: Mapping[str, Any] | None = None, omit: frozenset[str] = frozenset(),
-        params: Mapping[str, Any] | None = None,
     ) -> None:
         self.system = system
-        #: The deployment's own request parameters (`ModelEntry.params`), merged into its bodies.
-        self.params = dict(params or {})
         self._base_url = base_url.rstrip("/")
         self._query = query
         self._body = dict(body or {})

@@ -42,7 +42,7 @@ class AnthropicProvider(HTTPProvider):
     """Speaks the Anthropic Messages API."""
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
-        body = await self._post("/v1/messages", anthropic_payload(model, request, self.params))
+        body = await self._post("/v1/messages", anthropic_payload(model, request))
         forced = _forced_name(request)
         try:
             text, tool_calls = reply_content(body["content"], forced)
@@ -59,7 +59,7 @@ class AnthropicProvider(HTTPProvider):
             raise error_from_exception(exc) from None
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        payload = anthropic_payload(model, request, self.params)
+        payload = anthropic_payload(model, request)
         payload["stream"] = True
         forced = _forced_name(request)
         message: Any = {}

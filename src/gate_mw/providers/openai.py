@@ -33,10 +33,8 @@ def _reasoning(model: str) -> bool:
     return _REASONING.match(model) is not None
 
 
-def openai_payload(
-    model: str, request: ChatRequest, params: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The request body for `/chat/completions`; `params` are the deployment's own."""
+def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
+    """The request body for `/chat/completions`."""
     payload: dict[str, Any] = {"model": model, "messages": list(request.messages)}
     reasoning = _reasoning(model)
     if request.max_tokens is not None:
@@ -64,8 +62,6 @@ def openai_payload(
             payload[name] = value
     if request.extra:
         payload.update(request.extra)
-    if params:
-        payload.update(params)
     if request.extra_body:
         payload.update(request.extra_body)
     return payload
@@ -144,7 +140,7 @@ class OpenAIProvider(HTTPProvider):
     """Speaks the OpenAI chat completions API."""
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
-        payload = openai_payload(model, request, self.params)
+        payload = openai_payload(model, request)
         body, billed = await self._post_billed("/chat/completions", payload)
         try:
             choices = body["choices"]
@@ -164,7 +160,7 @@ class OpenAIProvider(HTTPProvider):
             raise error_from_exception(exc) from None
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        payload = openai_payload(model, request, self.params)
+        payload = openai_payload(model, request)
         payload["stream"] = True
         # The final chunk then carries usage, so cost is measured rather than estimated.
         payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
