@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -26,6 +29,7 @@ __all__ = [
     "make_gateway",
     "openai_entry",
     "serve",
+    "serve_loopback",
 ]
 
 # Distinctive keys, so a leak into a body, header, span or log line is easy to spot.
@@ -142,3 +146,29 @@ async def startup_error(app: Any) -> BaseException:
             error = error.exceptions[0]
         return error
     raise AssertionError("the app started")
+
+
+@contextlib.asynccontextmanager
+async def serve_loopback(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Serve `app` with uvicorn on a free loopback port; yield a client for it.
+
+    The socket listens before uvicorn starts, so connections made at once wait in its
+    backlog: nothing to poll for.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(
+        app, lifespan="on", ws="none", http="h11", log_config=None, log_level="warning",
+        timeout_graceful_shutdown=5,  # a request that never ends fails the test, not hangs it
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await serving
+        listener.close()
