@@ -16,12 +16,12 @@ from pydantic import ValidationError
 from ._context import CallerResolver, RoutingContext
 from ._registry import Deployment, ModelRegistry
 from ._routes import iter_endpoints, route_template
-from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
 from .errors import PolicyError, UpstreamError
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
+from .providers.transport import Transport
 from .routing import Breaker, CooldownState, MemoryStore, StateStore
 from .routing._experiments import Experiments
 from .routing._router import Router
@@ -99,8 +99,8 @@ class Gateway:
         self.caller_resolver = caller_resolver
         self.request_id_header = request_id_header.lower().encode()
         self._http_client = http_client
-        self._owns_client = http_client is None
         self._transport = transport
+        self._pool: Transport | None = None
         self._max_connections = max_connections
         self._env = env
         self._started = False
@@ -150,10 +150,23 @@ class Gateway:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._http_client is None:
-            self._http_client = default_http_client(self._max_connections, self._transport)
-        return self._http_client
+    def _client(self) -> Transport:
+        """The transport every provider sends through, made on first use: the user's
+        `httpx.AsyncClient` as given, an httpx client over their httpx `transport`, or
+        else the gateway's own aiohttp pool, spoken directly (the cheapest)."""
+        if self._pool is None:
+            from .providers.transport._httpx import HttpxTransport, default_http_client
+
+            if self._http_client is not None:
+                self._pool = HttpxTransport(self._http_client)
+            elif self._transport is not None:
+                client = default_http_client(self._max_connections, self._transport)
+                self._pool = HttpxTransport(client, owned=True)
+            else:
+                from .providers.transport._aiohttp import AiohttpTransport
+
+                self._pool = AiohttpTransport(self._max_connections)
+        return self._pool
 
     async def start(self, app: Any = None) -> None:
         """Read API keys and build providers; with `app`, check every route policy in it."""
@@ -168,9 +181,9 @@ class Gateway:
     async def aclose(self) -> None:
         """Close the HTTP pool (when the gateway made it) and the providers."""
         await self.registry.aclose()
-        if self._owns_client and self._http_client is not None:
-            await self._http_client.aclose()
-            self._http_client = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
         self._started = False
 
     @contextlib.asynccontextmanager

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import re
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiohttp
 import httpx
 
 from .._redact import redact
 from ..errors import ErrorKind, UpstreamError
+from .transport import Reply
 
 __all__ = ["error_from_event", "error_from_exception", "error_from_response", "error_from_status"]
 
@@ -98,30 +100,38 @@ def error_from_status(
     )
 
 
-def error_from_response(response: httpx.Response, secrets: Iterable[str] = ()) -> UpstreamError:
+def error_from_response(response: Reply, secrets: Iterable[str] = ()) -> UpstreamError:
     """The error an upstream reported in a non-2xx response."""
     try:
-        body = response.json()
+        body = json.loads(response.content)
     except ValueError:
         body = None
     message, code = _message_and_code(body)
     if not message:
-        message = response.text[:_MAX_MESSAGE] if body is None else ""
+        message = response.content[:_MAX_MESSAGE].decode("utf-8", "replace") if body is None else ""
     return error_from_status(
         response.status_code, message, code=code, retry_after=_retry_after(response.headers),
         secrets=secrets,
     )
 
 
+def _aiohttp_errors() -> tuple[type[BaseException], ...]:
+    # Not imported here, to keep `import gate_mw` light: if aiohttp is not loaded yet,
+    # nothing raised one of its errors.
+    aiohttp = sys.modules.get("aiohttp")
+    return () if aiohttp is None else (aiohttp.ClientError,)
+
+
 def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> UpstreamError:
     """The error for a transport failure or a malformed reply."""
-    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, aiohttp.ClientError):
+    aiohttp_errors = _aiohttp_errors()
+    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, aiohttp_errors):
         # httpx-aiohttp maps every aiohttp connection error (refused, reset, dropped) to
         # httpx.ConnectTimeout: judge by the aiohttp error underneath instead.
         exc = exc.__cause__
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
-    if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, OSError)):
+    if isinstance(exc, (httpx.TransportError, *aiohttp_errors, OSError)):
         detail = redact(str(exc), secrets)[:_MAX_MESSAGE]
         return UpstreamError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {detail}".rstrip(": "))
     return UpstreamError(ErrorKind.PROTOCOL, f"malformed reply: {type(exc).__name__}")

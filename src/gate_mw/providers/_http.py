@@ -1,19 +1,25 @@
-"""The shared part of providers that speak JSON over HTTP through one pooled client."""
+"""The shared part of providers that speak JSON over HTTP through one pooled transport."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from ._base import Provider, billed_cost
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
+from .transport import Transport
 
 __all__ = ["HTTPProvider"]
+
+#: Most bytes of a non-streamed reply, and of an error reply read for its message.
+MAX_BODY_BYTES = 32 * 2**20
+MAX_ERROR_BODY_BYTES = 64 * 2**10
+_JSON = {"content-type": "application/json"}
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 class HTTPProvider(Provider):
@@ -22,12 +28,12 @@ class HTTPProvider(Provider):
     `body` holds fields every request of this deployment carries unless the request sets
     them (OpenRouter's `usage: {include: true}`); `omit` names fields the upstream refuses,
     left out of every request (Mistral answers 422 to `stream_options`); `query` is a query
-    string such as Azure's `?api-version=...`.
+    string such as Azure's `?api-version=...`. `client` gives the gateway's transport.
     """
 
     def __init__(
         self, *, system: str, base_url: str, headers: Mapping[str, str],
-        secrets: tuple[str, ...], client: Callable[[], httpx.AsyncClient],
+        secrets: tuple[str, ...], client: Callable[[], Transport],
         query: str = "", body: Mapping[str, Any] | None = None, omit: frozenset[str] = frozenset(),
     ) -> None:
         self.system = system
@@ -35,7 +41,7 @@ class HTTPProvider(Provider):
         self._query = query
         self._body = dict(body or {})
         self._omit = omit
-        self._headers = dict(headers)
+        self._headers = {**headers, **_JSON}  # built once: every request sends these
         self._secrets = secrets
         self._client = client
         parts = urlsplit(self._base_url)
@@ -45,30 +51,33 @@ class HTTPProvider(Provider):
     def __repr__(self) -> str:  # never the headers: they hold the key
         return f"<{type(self).__name__} {self._base_url}>"
 
-    def _request(self, path: str, payload: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    def _request(self, path: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
         if self._body:
             payload = {**self._body, **payload}
         if self._omit:
             payload = {key: value for key, value in payload.items() if key not in self._omit}
-        return self._base_url + path + self._query, payload
+        return self._base_url + path + self._query, _encode(payload).encode()
 
     async def _post(self, path: str, payload: Mapping[str, Any]) -> Any:
         return (await self._post_billed(path, payload))[0]
 
     async def _post_billed(self, path: str, payload: Mapping[str, Any]) -> tuple[Any, float | None]:
         """The reply's JSON, and the cost a LiteLLM proxy reported in its header."""
-        url, payload = self._request(path, payload)
+        url, content = self._request(path, payload)
+        transport = self._client()
         try:
-            response = await self._client().post(url, json=payload, headers=self._headers)
-        except (httpx.HTTPError, OSError) as exc:
+            reply = await transport.post(
+                url, self._headers, content, limit=MAX_BODY_BYTES, error_limit=MAX_ERROR_BODY_BYTES
+            )
+        except transport.errors as exc:
             raise error_from_exception(exc, self._secrets) from None
-        if response.status_code >= 400:
-            raise error_from_response(response, self._secrets)
+        if reply.status_code >= 400:
+            raise error_from_response(reply, self._secrets)
         try:
-            body = response.json()
+            body = json.loads(reply.content)
         except ValueError as exc:
             raise error_from_exception(exc) from None
-        return body, billed_cost(response.headers.get("x-litellm-response-cost"), free=False)
+        return body, billed_cost(reply.headers.get("x-litellm-response-cost"), free=False)
 
     @contextlib.asynccontextmanager
     async def _events(self, path: str, payload: Mapping[str, Any]) -> AsyncIterator[SSEDecoder]:
@@ -77,19 +86,13 @@ class HTTPProvider(Provider):
         The response is closed on every exit, so leaving early (an error, a timeout, the
         client gone) closes the upstream connection rather than paying for unread tokens.
         """
-        client = self._client()
-        url, payload = self._request(path, payload)
-        request = client.build_request("POST", url, json=payload, headers=self._headers)
+        url, content = self._request(path, payload)
+        transport = self._client()
         try:
-            response = await client.send(request, stream=True)
-        except (httpx.HTTPError, OSError) as exc:
+            stream = transport.stream(url, self._headers, content, error_limit=MAX_ERROR_BODY_BYTES)
+            async with stream as reply:
+                if reply.status_code >= 400:
+                    raise error_from_response(reply, self._secrets)
+                yield SSEDecoder(reply.chunks)
+        except transport.errors as exc:
             raise error_from_exception(exc, self._secrets) from None
-        try:
-            if response.status_code >= 400:
-                await response.aread()
-                raise error_from_response(response, self._secrets)
-            yield SSEDecoder(response.aiter_bytes())
-        except (httpx.HTTPError, OSError) as exc:
-            raise error_from_exception(exc, self._secrets) from None
-        finally:
-            await response.aclose()
