@@ -1,0 +1,366 @@
+"""`Proxy`: the OpenAI- and Anthropic-compatible endpoints over a gateway, as small ASGI
+apps that every framework flavour mounts unchanged.
+
+Each request: read the body (bounded), admit the caller (master key or virtual key), find
+the policy its `model` names, call through a `Gate` on the request's routing context, and
+answer in the API's own shapes, errors included. The `x-gate-*` headers say which model
+answered, after how many attempts, at what cost; nothing else shows a fallback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import Receive, Scope, Send
+
+from .._context import SCOPE_KEY, RoutingContext
+from .._events import STREAM_HEADERS, openai_chunks, serve_stream
+from .._streaming import GateStream
+from .._tokens import estimate_messages
+from ..client import Gate
+from ..errors import ConfigError, GateError
+from ..policy import RoutePolicy
+from ._anthropic import message_body, message_events, read_messages
+from ._errors import Api, ProxyError, error_body, from_gate_error
+from ._keys import KeyStore, VirtualKey, hash_key
+from ._openai import ChatArgs, completion_body, read_chat
+from ._settings import ProxySettings, settings_of
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from ..gateway import Gateway
+
+__all__ = ["Endpoint", "Proxy"]
+
+logger = logging.getLogger("gate_mw.proxy")
+
+_Handler = Callable[[Scope, Receive, RoutingContext], Awaitable["_Reply"]]
+_JSON = (b"content-type", b"application/json")
+_MASTER = VirtualKey(id="master", name="master key", caller="master", origin="config")
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class _Reply:
+    """A JSON answer; `_Streamed` is the streamed one."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or []
+
+    async def send(self, receive: Receive, send: Send) -> None:
+        payload = _encode(self.body).encode()
+        headers = [_JSON, (b"content-length", str(len(payload)).encode()), *self.headers]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _Streamed(_Reply):
+    __slots__ = ("events", "stream")
+
+    def __init__(self, stream: GateStream, events: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(200, None, headers)
+        self.stream, self.events = stream, events
+
+    async def send(self, receive: Receive, send: Send) -> None:
+        async def respond() -> None:
+            head = [(b"content-type", b"text/event-stream"), *_STREAM_HEADERS, *self.headers]
+            await send({"type": "http.response.start", "status": 200, "headers": head})
+            async for chunk in self.events:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+        await serve_stream(self.stream, receive, respond)
+
+
+_STREAM_HEADERS = [(name.encode(), value.encode()) for name, value in STREAM_HEADERS.items()]
+
+
+class Endpoint:
+    """One proxy endpoint as an ASGI app: Starlette, FastAPI and Litestar mount it as is."""
+
+    __slots__ = ("api", "handler", "methods", "proxy")
+
+    def __init__(self, proxy: Proxy, api: Api, methods: frozenset[str], handler: _Handler) -> None:
+        self.proxy, self.api, self.methods, self.handler = proxy, api, methods, handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        context = scope.get(SCOPE_KEY)
+        if not isinstance(context, RoutingContext):  # mounted without GatewayMiddleware
+            context = self.proxy.gateway.new_context(scope)
+        try:
+            if scope["method"] not in self.methods:
+                allowed = ", ".join(sorted(self.methods))
+                raise ProxyError(405, f"{scope['method']} is not allowed here (use {allowed})")
+            reply = await self.handler(scope, receive, context)
+        except ProxyError as exc:
+            reply = self.proxy.error(self.api, exc, context)
+        except GateError as exc:
+            reply = self.proxy.error(self.api, from_gate_error(exc), context)
+        await reply.send(receive, send)
+
+
+class Proxy:
+    """The proxy over `gateway`. Settings come from the gateway file's `proxy:` section
+    unless given; keys made by the admin API live in the gateway's state store."""
+
+    def __init__(
+        self, gateway: Gateway, settings: ProxySettings | None = None, *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        source = gateway.registry.source
+        if settings is None:
+            config = gateway.config
+            settings = settings_of(None if config is None else config.proxy, source)
+        self.settings = settings
+        env = os.environ if env is None else env
+        self._master = self._master_key(settings, env, source)
+        self.keys = KeyStore(gateway.router.state, max_keys=settings.max_keys)
+        for index, spec in enumerate(settings.keys):
+            digest = spec.key_sha256
+            if spec.key_env is not None:
+                secret = env.get(spec.key_env)
+                if not secret:
+                    raise ConfigError(f"environment variable {spec.key_env} is not set", source=source,
+                                      entry=f"proxy.keys[{index}] ({spec.name})", field="key_env")
+                digest = hash_key(secret)
+            assert digest is not None
+            self.keys.add_static(spec.name, digest, caller=spec.caller, models=spec.models, metadata=spec.metadata)
+        required = settings.require_key
+        self.require_key = bool(self._master or self.keys.configured) if required is None else required
+        self.created = int(time.time())
+        self._policies = self._models()
+
+    @staticmethod
+    def _master_key(settings: ProxySettings, env: Mapping[str, str], source: str | None) -> str | None:
+        if settings.master_key_env is not None:
+            value = env.get(settings.master_key_env)
+            if not value:
+                raise ConfigError(f"environment variable {settings.master_key_env} is not set",
+                                  source=source, field="proxy.master_key_env")
+            return value
+        if settings.master_key is not None:
+            logger.warning("gate_mw: %s holds the proxy's master key itself; keep it in the environment "
+                           "(proxy.master_key_env, or os.environ/NAME in a LiteLLM file)", source or "the config")
+        return settings.master_key
+
+    def _models(self) -> dict[str, RoutePolicy]:
+        """What a request's `model` may name: named policies, then aliases, each an alias
+        under the default policy's limits with its own deployments as the chain."""
+        gateway = self.gateway
+        models = dict(gateway.policies)
+        base = gateway.default_policy
+        for alias in gateway.registry.aliases:
+            if alias not in models:
+                policy = base.model_copy(update={"models": (alias,), "experiment": None, "name": alias})
+                models[alias] = gateway.validate_policy(policy, f"model {alias}")
+        return models
+
+    # -- ASGI endpoints ---------------------------------------------------------------
+
+    def endpoints(self) -> list[tuple[str, Endpoint]]:
+        """`(path, endpoint)` pairs, paths relative to where the proxy is mounted."""
+        post, get, delete = frozenset({"POST"}), frozenset({"GET", "HEAD"}), frozenset({"DELETE"})
+        return [
+            ("/chat/completions", Endpoint(self, "openai", post, self._chat)),
+            ("/messages", Endpoint(self, "anthropic", post, self._messages)),
+            ("/models", Endpoint(self, "openai", get, self._list_models)),
+            ("/keys", Endpoint(self, "openai", post | get, self._keys)),
+            ("/keys/{key_id}", Endpoint(self, "openai", delete, self._revoke)),
+            ("/healthz", Endpoint(self, "openai", get, self._health)),
+            ("/readyz", Endpoint(self, "openai", get, self._ready)),
+        ]
+
+    def error(self, api: Api, exc: ProxyError, context: RoutingContext) -> _Reply:
+        """The answer to a failed request; secret-free, with the `x-gate-*` headers when a
+        model was called."""
+        if exc.status >= 500:
+            logger.warning("gate_mw proxy: request %s failed: %s %s", context.request_id, exc.code, exc.message)
+        headers = [(name.encode(), value.encode()) for name, value in exc.headers]
+        return _Reply(exc.status, error_body(api, exc), headers + self._gate_headers(context))
+
+    @staticmethod
+    def _gate_headers(context: RoutingContext) -> list[tuple[bytes, bytes]]:
+        calls = context.calls
+        if calls is None or not calls.count:
+            return [(b"x-request-id", context.request_id.encode("latin-1"))]
+        return context.response_headers()
+
+    # -- request parts ----------------------------------------------------------------
+
+    async def _body(self, receive: Receive) -> Any:
+        limit = self.settings.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ProxyError(400, "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ProxyError(413, f"the body is larger than {limit} bytes", code="request_too_large")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        try:
+            return json.loads(b"".join(chunks))
+        except ValueError:
+            raise ProxyError(400, "the body is not valid JSON", code="invalid_json") from None
+
+    async def _caller(self, scope: Scope) -> VirtualKey | None:
+        """The key the request carries (`Authorization: Bearer` or `x-api-key`); None when
+        the proxy is open. 401 for a missing, unknown or revoked key."""
+        if not self.require_key:
+            return None
+        secret = _secret(scope)
+        if secret is None:
+            raise ProxyError(401, "an API key is required: send Authorization: Bearer <key>", code="missing_api_key")
+        if self._master is not None and hmac.compare_digest(secret.encode(), self._master.encode()):
+            return _MASTER
+        key = await self.keys.resolve(secret)
+        if key is None:
+            raise ProxyError(401, "the API key is not valid or was revoked", code="invalid_api_key")
+        return key
+
+    def available(self, key: VirtualKey | None) -> list[str]:
+        """The models `key` may name."""
+        return [name for name in self._policies if key is None or key.allows(name)]
+
+    def _policy(self, model: str, key: VirtualKey | None) -> RoutePolicy:
+        policy = self._policies.get(model)
+        if policy is None:
+            listed = ", ".join(self.available(key)) or "none"
+            raise ProxyError(404, f"The model `{model}` does not exist. Available models: {listed}",
+                             param="model", code="model_not_found")
+        if key is not None and not key.allows(model):
+            raise ProxyError(403, f"this key may not use the model `{model}`", param="model",
+                             code="model_not_allowed")
+        return policy
+
+    async def _gate(self, scope: Scope, receive: Receive, context: RoutingContext,
+                    read: Callable[[Any], ChatArgs]) -> tuple[Gate, ChatArgs]:
+        key = await self._caller(scope)
+        args = read(await self._body(receive))
+        policy = self._policy(args.model, key)
+        if key is not None:
+            # Budgets, limits and experiments key on the caller: per virtual key, then.
+            context.caller = key.caller
+        return Gate(self.gateway, context, policy, args.model), args
+
+    async def _open(self, gate: Gate, args: ChatArgs) -> GateStream:
+        stream = _call(gate.stream, args)
+        await stream.open()  # falls back before any byte is sent; errors answer as errors
+        return stream
+
+    # -- handlers ---------------------------------------------------------------------
+
+    async def _chat(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+        gate, args = await self._gate(scope, receive, context, read_chat)
+        if args.stream:
+            stream = await self._open(gate, args)
+            events = openai_chunks(stream, model=args.model, include_usage=args.include_usage, extension=False)
+            return _Streamed(stream, events, context.response_headers())
+        result = await _call(gate.chat, args)
+        return _Reply(200, completion_body(result, args.model, int(time.time())), context.response_headers())
+
+    async def _messages(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+        gate, args = await self._gate(scope, receive, context, read_messages)
+        if args.stream:
+            stream = await self._open(gate, args)
+            events = message_events(stream, args.model, estimate_messages(args.messages))
+            return _Streamed(stream, events, context.response_headers())
+        result = await _call(gate.chat, args)
+        return _Reply(200, message_body(result, args.model), context.response_headers())
+
+    async def _list_models(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+        key = await self._caller(scope)
+        registry = self.gateway.registry
+        data = []
+        for name in self.available(key):
+            deployments = registry.by_alias.get(name)
+            owner = deployments[0].entry.provider if deployments and name not in self.gateway.policies else "gate_mw"
+            data.append({"id": name, "object": "model", "created": self.created, "owned_by": owner})
+        return _Reply(200, {"object": "list", "data": data})
+
+    async def _admin(self, scope: Scope) -> None:
+        if self._master is None:
+            raise ProxyError(403, "the key admin API needs a master key (proxy.master_key_env)", code="no_master_key")
+        if await self._caller(scope) is not _MASTER:
+            raise ProxyError(403, "only the master key may manage keys", code="not_master_key")
+
+    async def _keys(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+        await self._admin(scope)
+        if scope["method"] != "POST":
+            return _Reply(200, {"object": "list", "data": [k.to_dict() for k in await self.keys.list()]})
+        body = await self._body(receive)
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+            raise ProxyError(400, "give the key a name", param="name")
+        models = body.get("models")
+        if models is not None:
+            if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+                raise ProxyError(400, "models must be a list of model names", param="models")
+            if unknown := [m for m in models if m not in self._policies]:
+                raise ProxyError(400, f"unknown model {unknown[0]!r}", param="models", code="model_not_found")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise ProxyError(400, "metadata must map names to strings", param="metadata")
+        caller = body.get("caller")
+        if caller is not None and not isinstance(caller, str):
+            raise ProxyError(400, "caller must be a string", param="caller")
+        try:
+            secret, key = await self.keys.create(body["name"], caller=caller, models=models, metadata=metadata)
+        except OverflowError as exc:
+            raise ProxyError(409, str(exc), code="too_many_keys") from None
+        return _Reply(200, {"key": secret, **key.to_dict()})
+
+    async def _revoke(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+        await self._admin(scope)
+        key = await self.keys.revoke(str(scope.get("path_params", {}).get("key_id", "")))
+        if key is None:
+            raise ProxyError(404, "no key with this id was made by the admin API", code="key_not_found")
+        return _Reply(200, key.to_dict())
+
+    async def _health(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+        return _Reply(200, {"status": "ok"})
+
+    async def _ready(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+        """Ready when the gateway started (keys read) and some deployment is not cooling down."""
+        try:
+            await self.gateway.start()
+        except ConfigError as exc:
+            return _Reply(503, {"status": "not ready", "reason": str(exc)})
+        cooling = [c.deployment for c in await self.gateway.cooldowns() if c.state == "open"]
+        ready = len(cooling) < len(self.gateway.registry.deployments)
+        body = {"status": "ready" if ready else "not ready", "models": len(self._policies), "cooling_down": cooling}
+        return _Reply(200 if ready else 503, body)
+
+
+def _secret(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == b"x-api-key" and value:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _call(method: Callable[..., Any], args: ChatArgs) -> Any:
+    """`gate.chat` or `gate.stream` with `args`; an argument it refuses is the caller's
+    mistake (400), named as the client sent it."""
+    try:
+        return method(args.messages, **args.kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, GateError):
+            raise
+        raise ProxyError(400, str(exc), code="invalid_request") from None
