@@ -123,7 +123,7 @@ class Proxy:
         self.settings = settings
         env = os.environ if env is None else env
         self._master = self._master_key(settings, env, source)
-        self.keys = KeyStore(gateway.router.state, max_keys=settings.max_keys)
+        self.keys = KeyStore(gateway.router.state.store, max_keys=settings.max_keys)
         for index, spec in enumerate(settings.keys):
             digest = spec.key_sha256
             if spec.key_env is not None:
@@ -324,7 +324,8 @@ class Proxy:
 
     async def _revoke(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
         await self._admin(scope)
-        key = await self.keys.revoke(str(scope.get("path_params", {}).get("key_id", "")))
+        key_id = scope.get("path_params", {}).get("key_id") or scope["path"].rstrip("/").rsplit("/", 1)[-1]
+        key = await self.keys.revoke(str(key_id))
         if key is None:
             raise ProxyError(404, "no key with this id was made by the admin API", code="key_not_found")
         return _Reply(200, key.to_dict())

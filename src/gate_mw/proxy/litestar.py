@@ -25,14 +25,21 @@ if TYPE_CHECKING:
 __all__ = ["openai_router"]
 
 
-def _handler(path: str, endpoint: Endpoint) -> ASGIRouteHandler:
+def _handler(path: str, endpoint: Endpoint, item: Endpoint | None = None) -> ASGIRouteHandler:
     async def handle(scope: Scope, receive: Receive, send: Send) -> None:
-        await endpoint(scope, receive, send)  # type: ignore[arg-type]
+        # A mount: `item` answers for `{path}/{id}`, `endpoint` for `path` itself.
+        chosen = item if item is not None and scope["path"].strip("/") else endpoint
+        await chosen(scope, receive, send)  # type: ignore[arg-type]
 
-    # Litestar's path parameters carry their type.
-    return asgi(path.replace("{key_id}", "{key_id:str}"), is_mount=False, name=f"gate_mw.proxy{path}")(handle)
+    # Litestar's ASGI handlers cannot take path parameters, so `/keys/{id}` is the rest of
+    # a mount at `/keys` (the endpoint reads the id from the path).
+    name = f"gate_mw.proxy{path}"
+    return asgi(path, is_mount=item is not None, copy_scope=False, name=name)(handle)
 
 
 def openai_router(target: Gateway | Proxy, path: str = "/v1") -> Router:
     """A `Router` at `path` serving the OpenAI- and Anthropic-compatible endpoints."""
-    return Router(path, route_handlers=[_handler(p, e) for p, e in proxy_of(target).endpoints()])
+    endpoints = dict(proxy_of(target).endpoints())
+    item = endpoints.pop("/keys/{key_id}")
+    handlers = [_handler(p, e, item if p == "/keys" else None) for p, e in endpoints.items()]
+    return Router(path, route_handlers=handlers)
