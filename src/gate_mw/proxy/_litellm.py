@@ -104,13 +104,13 @@ class _Mapper:
         if name == "*" or str(params.get("model", "")).endswith("*"):
             self.report(where, "wildcard models are not served: list each model by name")
             return None
-        mode = info.pop("mode", "chat")
-        if mode not in ("chat", "completion"):
-            self.report(f"{where}.model_info.mode", f"{mode} models are not served: only chat is")
-            return None
         upstream = params.pop("model", None)
         if not isinstance(upstream, str) or not upstream:
             raise self.error("litellm_params.model is required", entry=where, field="litellm_params.model")
+        mode = info.pop("mode", "embedding" if "embed" in upstream else "chat")
+        if mode not in ("chat", "completion"):
+            self.report(f"{where}.model_info.mode", f"{mode} models are not served: only chat is")
+            return None
         prefix, _, rest = upstream.partition("/")
         if not rest:
             prefix, rest = ("anthropic" if upstream.startswith("claude") else "openai"), upstream
@@ -127,6 +127,11 @@ class _Mapper:
             value = params.pop(field, item.get(field))
             if value is not None:
                 entry[field] = value
+        if (version := params.pop("api_version", None)) is not None:
+            if "api_version" in ModelEntry.model_fields:
+                entry["api_version"] = str(version)
+            else:
+                self.report(f"{where}.litellm_params.api_version", "only Azure takes an api_version")
         if (timeout := params.pop("timeout", None)) is not None:
             entry["timeout"] = timeout
         headers = dict(params.pop("extra_headers", None) or {})
