@@ -32,7 +32,10 @@ PROXY_ENV = {**ENV, "PROXY_MASTER": MASTER, "TEAM_A_KEY": TEAM_KEY}
 def proxy_gateway(up: FakeUpstream, **options: Any) -> Gateway:
     """`primary` (gpt-4o) and `backup` (an Anthropic model) behind the fake upstream, and
     a `fast` policy falling back from one to the other."""
-    models = [openai_entry(up, "primary", model="gpt-4o"), anthropic_entry(up, "backup", model="claude-haiku")]
+    models = [
+        openai_entry(up, "primary", model="gpt-4o"),
+        anthropic_entry(up, "backup", model="claude-haiku", input_cost_per_mtok=1.0, output_cost_per_mtok=5.0),
+    ]
     options.setdefault("policies", {"fast": {"models": ["primary", "backup"], "retries": 0}})
     options.setdefault("env", PROXY_ENV)
     return make_gateway(models, **options)
