@@ -34,7 +34,9 @@ def proxy_gateway(up: FakeUpstream, **options: Any) -> Gateway:
     a `fast` policy falling back from one to the other."""
     models = [
         openai_entry(up, "primary", model="gpt-4o"),
-        anthropic_entry(up, "backup", model="claude-haiku", input_cost_per_mtok=1.0, output_cost_per_mtok=5.0),
+        anthropic_entry(
+            up, "backup", model="claude-haiku", input_cost_per_mtok=1.0, output_cost_per_mtok=5.0
+        ),
     ]
     options.setdefault("policies", {"fast": {"models": ["primary", "backup"], "retries": 0}})
     options.setdefault("env", PROXY_ENV)
@@ -62,6 +64,7 @@ def build(framework: Framework, target: Proxy) -> Any:
     if framework == "starlette":
         return Starlette(
             routes=[Mount("/v1", routes=openai_routes(target))],
-            middleware=[Middleware(GatewayMiddleware, gateway=gateway)], lifespan=gateway.lifespan,
+            middleware=[Middleware(GatewayMiddleware, gateway=gateway)],
+            lifespan=gateway.lifespan,
         )
     return Litestar([litestar_router(target)], plugins=[GatePlugin(gateway)])

@@ -27,8 +27,9 @@ ADMIN = {"authorization": f"Bearer {MASTER}"}
 USER = [{"role": "user", "content": "hi"}]
 
 
-async def post(up: FakeUpstream, path: str, body: Any, headers: dict[str, str] | None = None,
-               **options: Any) -> httpx.Response:
+async def post(
+    up: FakeUpstream, path: str, body: Any, headers: dict[str, str] | None = None, **options: Any
+) -> httpx.Response:
     async with serve(build("fastapi", proxy(proxy_gateway(up, **options)))) as client:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
         return await client.post(f"/v1{path}", content=content, headers=headers or ADMIN)
@@ -48,7 +49,10 @@ async def post(up: FakeUpstream, path: str, body: Any, headers: dict[str, str] |
     ],
 )
 async def test_bad_chat_requests_are_400_in_openai_shape(
-    fake_upstream: FakeUpstream, body: Any, status: int, param: str | None,
+    fake_upstream: FakeUpstream,
+    body: Any,
+    status: int,
+    param: str | None,
 ) -> None:
     response = await post(fake_upstream, "/chat/completions", body)
     assert response.status_code == status
@@ -61,8 +65,11 @@ async def test_a_body_over_the_limit_is_413(fake_upstream: FakeUpstream) -> None
     gateway = proxy_gateway(fake_upstream)
     target = proxy(gateway, {"max_body_bytes": 1000})
     async with serve(build("fastapi", target)) as client:
-        response = await client.post("/v1/chat/completions", headers=ADMIN,
-                                     json={"model": "fast", "messages": [{"role": "user", "content": "x" * 2000}]})
+        response = await client.post(
+            "/v1/chat/completions",
+            headers=ADMIN,
+            json={"model": "fast", "messages": [{"role": "user", "content": "x" * 2000}]},
+        )
     assert response.status_code == 413
 
 
@@ -76,29 +83,45 @@ async def test_wrong_method_is_405_json(fake_upstream: FakeUpstream) -> None:
 async def test_anthropic_errors_in_anthropic_shape(fake_upstream: FakeUpstream) -> None:
     missing = await post(fake_upstream, "/messages", {"model": "fast", "messages": USER})
     assert missing.status_code == 400
-    assert missing.json() == {"type": "error", "error": {
-        "type": "invalid_request_error", "message": "max_tokens: a positive integer is required"}}
+    assert missing.json() == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "max_tokens: a positive integer is required"},
+    }
     unknown = await post(fake_upstream, "/messages", {"model": "x", "max_tokens": 5, "messages": USER})
     assert (unknown.status_code, unknown.json()["error"]["type"]) == (404, "not_found_error")
-    denied = await post(fake_upstream, "/messages", {"model": "x", "max_tokens": 5, "messages": USER},
-                        headers={"x-api-key": "wrong"})
+    denied = await post(
+        fake_upstream,
+        "/messages",
+        {"model": "x", "max_tokens": 5, "messages": USER},
+        headers={"x-api-key": "wrong"},
+    )
     assert (denied.status_code, denied.json()["error"]["type"]) == (401, "authentication_error")
 
 
 async def test_anthropic_tool_turns_reach_the_upstream_in_openai_shape(fake_upstream: FakeUpstream) -> None:
     fake_upstream.script("gpt-4o", Reply("18C in Paris."))
     body = {
-        "model": "fast", "max_tokens": 100, "system": [{"type": "text", "text": "Be brief."}],
+        "model": "fast",
+        "max_tokens": 100,
+        "system": [{"type": "text", "text": "Be brief."}],
         "tools": [{"name": "weather", "description": "Weather", "input_schema": {"type": "object"}}],
         "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
         "messages": [
             {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "content": [
-                {"type": "text", "text": "Checking."},
-                {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
-                {"type": "text", "text": "And so?"}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
+                    {"type": "text", "text": "And so?"},
+                ],
+            },
         ],
     }
     response = await post(fake_upstream, "/messages", body)
@@ -109,13 +132,26 @@ async def test_anthropic_tool_turns_reach_the_upstream_in_openai_shape(fake_upst
     assert sent["messages"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "Checking.", "tool_calls": [{
-            "id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}]},
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {
+                    "id": "toolu_1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"},
         {"role": "user", "content": "And so?"},
     ]
-    assert sent["tools"] == [{"type": "function", "function": {
-        "name": "weather", "description": "Weather", "parameters": {"type": "object"}}}]
+    assert sent["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "weather", "description": "Weather", "parameters": {"type": "object"}},
+        }
+    ]
     assert (sent["tool_choice"], sent["parallel_tool_calls"]) == ("required", False)
 
 
@@ -130,15 +166,20 @@ async def test_a_virtual_key_is_the_caller_budgets_count(fake_upstream: FakeUpst
     budget = Budget(limit_usd=1.0)
     gateway = proxy_gateway(fake_upstream, policies={"fast": {"models": ["backup"], "budget": budget}})
     async with serve(build("fastapi", proxy(gateway))) as client:
-        response = await client.post("/v1/chat/completions", headers={"authorization": f"Bearer {TEAM_KEY}"},
-                                     json={"model": "backup", "messages": USER})
+        response = await client.post(
+            "/v1/chat/completions",
+            headers={"authorization": f"Bearer {TEAM_KEY}"},
+            json={"model": "backup", "messages": USER},
+        )
         assert response.status_code == 200
         # Spend is booked under the key's caller (the config key's name), not the header.
         assert await gateway.router.state.spend("team-a", budget.window) > 0
         assert await gateway.router.state.spend("master", budget.window) == 0
 
 
-def test_gateway_file_names_policies_and_proxy_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gateway_file_names_policies_and_proxy_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROXY_MASTER_KEY", "sk-m")
     monkeypatch.setenv("TEAM_KEY", "sk-t")
     path = tmp_path / "gateway.yaml"
@@ -158,10 +199,10 @@ def test_gateway_file_names_policies_and_proxy_settings(tmp_path: Path, monkeypa
 def test_bad_policy_and_proxy_settings_fail_at_startup(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text("models:\n  - name: small\npolicies:\n  fast: {models: [nope]}\n")
-    with pytest.raises(PolicyError, match="policies.fast"):
+    with pytest.raises(PolicyError, match=r"policies\.fast"):
         Gateway.from_file(path)
     path.write_text("models:\n  - name: small\nproxy:\n  keys:\n    - {name: k, key_sha256: short}\n")
-    with pytest.raises(ConfigError, match="proxy.keys.0"):
+    with pytest.raises(ConfigError, match=r"proxy\.keys\.0"):
         Proxy(Gateway.from_file(path))
     path.write_text("models:\n  - name: small\nproxy:\n  master_key_env: NOT_SET_ANYWHERE\n")
     with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE is not set"):
@@ -173,13 +214,38 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
-_fields = st.sampled_from([
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
-    "top_p", "stop", "n", "tools", "tool_choice", "system", "stop_sequences", "metadata", "top_k", "role",
-    "content", "type", "text", "source", "tool_use_id", "input", "name",
-])
+_fields = st.sampled_from(
+    [
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "n",
+        "tools",
+        "tool_choice",
+        "system",
+        "stop_sequences",
+        "metadata",
+        "top_k",
+        "role",
+        "content",
+        "type",
+        "text",
+        "source",
+        "tool_use_id",
+        "input",
+        "name",
+    ]
+)
 _bodies = st.recursive(
-    _json, lambda inner: st.dictionaries(_fields, inner, max_size=6) | st.lists(inner, max_size=3), max_leaves=30,
+    _json,
+    lambda inner: st.dictionaries(_fields, inner, max_size=6) | st.lists(inner, max_size=3),
+    max_leaves=30,
 )
 
 
@@ -190,6 +256,9 @@ def test_any_body_is_read_or_refused_with_a_4xx(body: Any) -> None:
         try:
             args = read(body)
         except ProxyError as error:
-            assert 400 <= error.status < 500
+            status = error.status
         else:
-            assert args.model and args.messages
+            assert args.model
+            assert args.messages
+            status = 200
+        assert status == 200 or 400 <= status < 500

@@ -64,8 +64,9 @@ def claude(clients: list[Any]) -> Any:
 
 
 async def test_chat_completion_is_faithful(base_url: str, fake_upstream: FakeUpstream, oai: Any) -> None:
-    fake_upstream.script("gpt-4o", Reply("Paris.", input_tokens=20, output_tokens=7, cached_tokens=4,
-                                         reasoning_tokens=2))
+    fake_upstream.script(
+        "gpt-4o", Reply("Paris.", input_tokens=20, output_tokens=7, cached_tokens=4, reasoning_tokens=2)
+    )
     raw = await oai(base_url).chat.completions.with_raw_response.create(model="fast", messages=USER)  # type: ignore[arg-type]
     completion = raw.parse()
 
@@ -91,25 +92,33 @@ async def test_chat_completion_is_faithful(base_url: str, fake_upstream: FakeUps
 async def test_stream_with_usage_chunk(base_url: str, fake_upstream: FakeUpstream, oai: Any) -> None:
     fake_upstream.script("gpt-4o", Stream(chunks=["Pa", "ris", "."], input_tokens=11, output_tokens=3))
     stream = await oai(base_url).chat.completions.create(
-        model="fast", messages=USER, stream=True, stream_options={"include_usage": True},  # type: ignore[arg-type]
+        model="fast",
+        messages=USER,
+        stream=True,
+        stream_options={"include_usage": True},  # type: ignore[arg-type]
     )
     chunks = [chunk async for chunk in stream]
 
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Paris."
     assert {c.model for c in chunks} == {"fast"}
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
     last = chunks[-1]
     assert last.choices == []
     assert last.usage is not None
     assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (11, 3)
 
 
-async def test_stream_without_include_usage_has_no_usage_chunk(base_url: str, fake_upstream: FakeUpstream) -> None:
+async def test_stream_without_include_usage_has_no_usage_chunk(
+    base_url: str, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script("gpt-4o", Stream(chunks=["Paris", "."]))
     async with httpx.AsyncClient() as client:
         response = await client.post(
-            f"{base_url}/v1/chat/completions", headers={"authorization": f"Bearer {MASTER}"},
+            f"{base_url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {MASTER}"},
             json={"model": "fast", "messages": USER, "stream": True},
         )
     events = [line for line in response.text.splitlines() if line.startswith("data: ")]
@@ -121,12 +130,18 @@ async def test_stream_without_include_usage_has_no_usage_chunk(base_url: str, fa
 async def test_tools_reach_the_upstream(base_url: str, fake_upstream: FakeUpstream, oai: Any) -> None:
     weather = {
         "type": "function",
-        "function": {"name": "weather", "description": "Weather in a city",
-                     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+        "function": {
+            "name": "weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
     }
     fake_upstream.script("gpt-4o", Reply("Let me check."))
     completion = await oai(base_url).chat.completions.create(
-        model="fast", messages=USER, tools=[weather], tool_choice="auto",  # type: ignore[list-item, arg-type]
+        model="fast",
+        messages=USER,
+        tools=[weather],
+        tool_choice="auto",  # type: ignore[list-item, arg-type]
     )
 
     assert completion.choices[0].message.content == "Let me check."
@@ -150,7 +165,10 @@ async def test_anthropic_messages(base_url: str, fake_upstream: FakeUpstream, cl
     fake_upstream.script("gpt-4o", Reply("Paris.", input_tokens=12, output_tokens=3, cached_tokens=2))
     client = claude(base_url)
     message = await client.messages.create(
-        model="fast", max_tokens=50, system="Be brief.", messages=[{"role": "user", "content": "Capital of France?"}],
+        model="fast",
+        max_tokens=50,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "Capital of France?"}],
     )
 
     assert message.model == "fast"
@@ -158,10 +176,15 @@ async def test_anthropic_messages(base_url: str, fake_upstream: FakeUpstream, cl
     assert [block.type for block in message.content] == ["text"]
     assert message.content[0].text == "Paris."  # type: ignore[union-attr]
     assert message.stop_reason == "end_turn"
-    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens, message.usage.output_tokens) == (10, 2, 3)
+    assert (
+        message.usage.input_tokens,
+        message.usage.cache_read_input_tokens,
+        message.usage.output_tokens,
+    ) == (10, 2, 3)
     sent = fake_upstream.requests[-1].json
     assert sent["messages"] == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"},
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of France?"},
     ]
     assert sent["max_tokens"] == 50
 
@@ -169,7 +192,9 @@ async def test_anthropic_messages(base_url: str, fake_upstream: FakeUpstream, cl
 async def test_anthropic_messages_stream(base_url: str, fake_upstream: FakeUpstream, claude: Any) -> None:
     fake_upstream.script("gpt-4o", Stream(chunks=["Par", "is."], output_tokens=2))
     client = claude(base_url)
-    async with client.messages.stream(model="fast", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]) as s:
+    async with client.messages.stream(
+        model="fast", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+    ) as s:
         texts = [text async for text in s.text_stream]
         message = await s.get_final_message()
 
@@ -185,7 +210,9 @@ async def test_unknown_key_is_401(base_url: str, oai: Any, claude: Any) -> None:
     assert caught.value.code == "invalid_api_key"
     with pytest.raises(anthropic.AuthenticationError):
         await claude(base_url, "nope").messages.create(
-            model="fast", max_tokens=5, messages=[{"role": "user", "content": "Hi"}],
+            model="fast",
+            max_tokens=5,
+            messages=[{"role": "user", "content": "Hi"}],
         )
 
 
@@ -197,7 +224,9 @@ async def test_forbidden_model_is_403_and_unknown_404(base_url: str, oai: Any) -
     assert "fast, primary, backup" in caught.value.message
 
 
-async def test_fallback_is_invisible_but_in_the_headers(base_url: str, fake_upstream: FakeUpstream, oai: Any) -> None:
+async def test_fallback_is_invisible_but_in_the_headers(
+    base_url: str, fake_upstream: FakeUpstream, oai: Any
+) -> None:
     fake_upstream.script("gpt-4o", Fault(503))
     fake_upstream.script("claude-haiku", Reply("Paris, from the backup."))
     raw = await oai(base_url).chat.completions.with_raw_response.create(model="fast", messages=USER)  # type: ignore[arg-type]
@@ -210,7 +239,9 @@ async def test_fallback_is_invisible_but_in_the_headers(base_url: str, fake_upst
     assert (raw.headers["x-gate-model"], raw.headers["x-gate-attempts"]) == ("backup", "2")
 
 
-async def test_all_attempts_failed_is_a_typed_5xx(base_url: str, fake_upstream: FakeUpstream, oai: Any) -> None:
+async def test_all_attempts_failed_is_a_typed_5xx(
+    base_url: str, fake_upstream: FakeUpstream, oai: Any
+) -> None:
     fake_upstream.set_default(None, Fault(503))
     with pytest.raises(openai.InternalServerError) as caught:
         await oai(base_url).chat.completions.create(model="fast", messages=USER)  # type: ignore[arg-type]
@@ -219,13 +250,16 @@ async def test_all_attempts_failed_is_a_typed_5xx(base_url: str, fake_upstream: 
     assert isinstance(body, dict)
     assert body["code"] == "all_attempts_failed"
     assert [a["model"] for a in body["gate"]["attempts"]] == ["primary", "backup"]
-    assert SECRET not in str(body) and ANTHROPIC_SECRET not in str(body)
+    assert SECRET not in str(body)
+    assert ANTHROPIC_SECRET not in str(body)
 
 
 async def test_virtual_key_lifecycle(base_url: str, oai: Any) -> None:
     admin = {"authorization": f"Bearer {MASTER}"}
     async with httpx.AsyncClient(base_url=f"{base_url}/v1") as client:
-        created = (await client.post("/keys", headers=admin, json={"name": "svc", "models": ["primary"]})).json()
+        created = (
+            await client.post("/keys", headers=admin, json={"name": "svc", "models": ["primary"]})
+        ).json()
         key = created["key"]
         assert key.startswith("sk-gate-")
         completion = await oai(base_url, key).chat.completions.create(model="primary", messages=USER)  # type: ignore[arg-type]
@@ -249,7 +283,9 @@ class _Refusing(Strategy):
     def __init__(self, error: GateError) -> None:
         self.error = error
 
-    async def plan(self, candidates: Sequence[Any], request: RequestInfo, state: RoutingState) -> Sequence[Any]:
+    async def plan(
+        self, candidates: Sequence[Any], request: RequestInfo, state: RoutingState
+    ) -> Sequence[Any]:
         raise self.error
 
 
@@ -266,15 +302,23 @@ class _OverBudget(GateError):
 
 @pytest.mark.parametrize(
     ("error", "sdk_error", "status"),
-    [(_Limited("60 requests per minute"), openai.RateLimitError, 429),
-     (_OverBudget("spent $5.00 of $5.00"), openai.APIStatusError, 402)],
+    [
+        (_Limited("60 requests per minute"), openai.RateLimitError, 429),
+        (_OverBudget("spent $5.00 of $5.00"), openai.APIStatusError, 402),
+    ],
 )
 async def test_gate_errors_map_by_status(
-    fake_upstream: FakeUpstream, error: GateError, sdk_error: type[openai.APIStatusError], status: int, oai: Any,
+    fake_upstream: FakeUpstream,
+    error: GateError,
+    sdk_error: type[openai.APIStatusError],
+    status: int,
+    oai: Any,
 ) -> None:
     # Issue 11's BudgetExceeded and RateLimited are GateErrors with these statuses: this is
     # the path they take. A strategy raises them here, where a limit will.
-    gateway = proxy_gateway(fake_upstream, policies={"fast": {"models": ["primary"], "strategy": _Refusing(error)}})
+    gateway = proxy_gateway(
+        fake_upstream, policies={"fast": {"models": ["primary"], "strategy": _Refusing(error)}}
+    )
     async with serve_http(build("fastapi", proxy(gateway))) as url:
         with pytest.raises(sdk_error) as caught:
             await oai(url).chat.completions.create(model="fast", messages=USER)  # type: ignore[arg-type]
@@ -283,4 +327,3 @@ async def test_gate_errors_map_by_status(
     if status == 429:
         assert caught.value.response.headers["retry-after"] == "7"
     assert fake_upstream.calls() == 0
-

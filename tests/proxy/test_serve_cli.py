@@ -22,8 +22,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     """`gate-mw serve --port 0` with no config: its base URL and the lines it printed."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", "0", "--log-level", "warning"], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+        [str(SCRIPT), "serve", "--port", "0", "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         assert process.stdout is not None
@@ -44,7 +48,8 @@ def test_serve_answers_a_chat_completion(served: tuple[str, list[str]]) -> None:
     assert any("sim-small" in line for line in lines)
     with openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
         completion = client.chat.completions.create(
-            model="sim-medium", messages=[{"role": "user", "content": "hello"}],
+            model="sim-medium",
+            messages=[{"role": "user", "content": "hello"}],
         )
         assert completion.choices[0].message.content
         assert completion.model == "sim-medium"
@@ -58,4 +63,5 @@ def test_a_bad_config_exits_with_its_error(tmp_path: Path, capsys: pytest.Captur
     path.write_text("models:\n  - name: m\n    provider: nope\n")
     assert main(["serve", str(path), "--port", "0"]) == 2
     error = capsys.readouterr().err
-    assert str(path) in error and "models[0]" in error
+    assert str(path) in error
+    assert "models[0]" in error

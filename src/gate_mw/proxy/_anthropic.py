@@ -31,7 +31,9 @@ def _text(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
+        return "".join(
+            str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text"
+        )
     raise ProxyError(400, f"{where} must be a string or a list of blocks", param=where)
 
 
@@ -56,7 +58,9 @@ def _turn(message: Any, index: int) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     if not isinstance(content, list):
-        raise ProxyError(400, f"{where}.content must be a string or a list of blocks", param=f"{where}.content")
+        raise ProxyError(
+            400, f"{where}.content must be a string or a list of blocks", param=f"{where}.content"
+        )
     tools: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
@@ -68,15 +72,24 @@ def _turn(message: Any, index: int) -> list[dict[str, Any]]:
         elif kind == "image" and role == "user":
             parts.append(_image(block, at))
         elif kind == "tool_result" and role == "user":
-            tools.append({
-                "role": "tool", "tool_call_id": str(block.get("tool_use_id")),
-                "content": _text(block.get("content", ""), f"{at}.content"),
-            })
+            tools.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": str(block.get("tool_use_id")),
+                    "content": _text(block.get("content", ""), f"{at}.content"),
+                }
+            )
         elif kind == "tool_use" and role == "assistant":
-            calls.append({
-                "id": str(block.get("id")), "type": "function",
-                "function": {"name": str(block.get("name")), "arguments": _encode(block.get("input") or {})},
-            })
+            calls.append(
+                {
+                    "id": str(block.get("id")),
+                    "type": "function",
+                    "function": {
+                        "name": str(block.get("name")),
+                        "arguments": _encode(block.get("input") or {}),
+                    },
+                }
+            )
         elif kind in ("thinking", "redacted_thinking") and role == "assistant":
             continue  # the model's own reasoning: not part of what other models are sent
         else:
@@ -120,18 +133,27 @@ def read_messages(body: Any) -> ChatArgs:
     for index, message in enumerate(raw):
         messages.extend(_turn(message, index))
     chat: dict[str, Any] = {
-        "model": body.get("model"), "messages": messages, "max_tokens": max_tokens,
-        "stream": body.get("stream"), "temperature": body.get("temperature"), "top_p": body.get("top_p"),
+        "model": body.get("model"),
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "stream": body.get("stream"),
+        "temperature": body.get("temperature"),
+        "top_p": body.get("top_p"),
         "stop": body.get("stop_sequences"),
     }
     if tools := body.get("tools"):
         if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
             raise ProxyError(400, "tools must be a list of objects", param="tools")
         chat["tools"] = [
-            {"type": "function", "function": {
-                "name": t.get("name"), "description": t.get("description", ""),
-                "parameters": t.get("input_schema") or {"type": "object"},
-            }} for t in tools
+            {
+                "type": "function",
+                "function": {
+                    "name": t.get("name"),
+                    "description": t.get("description", ""),
+                    "parameters": t.get("input_schema") or {"type": "object"},
+                },
+            }
+            for t in tools
         ]
     if (choice := body.get("tool_choice")) is not None:
         chat["tool_choice"], parallel = _tool_choice(choice)
@@ -168,7 +190,9 @@ def _tool_uses(result: ChatResult) -> list[dict[str, Any]]:
             arguments = json.loads(function.get("arguments") or "{}")
         except ValueError:
             arguments = {}
-        blocks.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": arguments})
+        blocks.append(
+            {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": arguments}
+        )
     return blocks
 
 
@@ -182,9 +206,14 @@ def message_body(result: ChatResult, model: str) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": result.text}] if result.text else []
     content.extend(_tool_uses(result))
     return {
-        "id": message_id(result.response_id, result.request_id), "type": "message", "role": "assistant",
-        "model": model, "content": content, "stop_reason": _stop_reason(result.finish_reason),
-        "stop_sequence": None, "usage": _usage(result),
+        "id": message_id(result.response_id, result.request_id),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": _stop_reason(result.finish_reason),
+        "stop_sequence": None,
+        "usage": _usage(result),
     }
 
 
@@ -195,9 +224,14 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
 async def message_events(stream: GateStream, model: str, input_tokens: int) -> AsyncIterator[bytes]:
     """Anthropic's stream events for `stream`; `input_tokens` (an estimate until the end)
     goes in `message_start`, the counts reported by the upstream in `message_delta`."""
-    start = {
-        "id": message_id(None, stream.request_id), "type": "message", "role": "assistant", "model": model,
-        "content": [], "stop_reason": None, "stop_sequence": None,
+    start: dict[str, Any] = {
+        "id": message_id(None, stream.request_id),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
         "usage": {"input_tokens": input_tokens, "output_tokens": 0},
     }
     yield _event("message_start", {"message": start})
@@ -207,7 +241,9 @@ async def message_events(stream: GateStream, model: str, input_tokens: int) -> A
         async for text in stream:
             if not opened:
                 opened = True
-                yield _event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+                yield _event(
+                    "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+                )
             yield _event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}})
     except StreamInterrupted as exc:
         yield _event("error", {"error": {"type": "api_error", "message": str(exc)}})
@@ -222,6 +258,6 @@ async def message_events(stream: GateStream, model: str, input_tokens: int) -> A
         delta = {"type": "input_json_delta", "partial_json": _encode(block["input"])}
         yield _event("content_block_delta", {"index": position, "delta": delta})
         yield _event("content_block_stop", {"index": position})
-    delta = {"stop_reason": _stop_reason(result.finish_reason), "stop_sequence": None}
-    yield _event("message_delta", {"delta": delta, "usage": _usage(result)})
+    stop = {"stop_reason": _stop_reason(result.finish_reason), "stop_sequence": None}
+    yield _event("message_delta", {"delta": stop, "usage": _usage(result)})
     yield _event("message_stop", {})

@@ -65,7 +65,9 @@ class _Reply:
 class _Streamed(_Reply):
     __slots__ = ("events", "stream")
 
-    def __init__(self, stream: GateStream, events: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self, stream: GateStream, events: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]]
+    ) -> None:
         super().__init__(200, None, headers)
         self.stream, self.events = stream, events
 
@@ -112,7 +114,10 @@ class Proxy:
     unless given; keys made by the admin API live in the gateway's state store."""
 
     def __init__(
-        self, gateway: Gateway, settings: ProxySettings | None = None, *,
+        self,
+        gateway: Gateway,
+        settings: ProxySettings | None = None,
+        *,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.gateway = gateway
@@ -129,11 +134,17 @@ class Proxy:
             if spec.key_env is not None:
                 secret = env.get(spec.key_env)
                 if not secret:
-                    raise ConfigError(f"environment variable {spec.key_env} is not set", source=source,
-                                      entry=f"proxy.keys[{index}] ({spec.name})", field="key_env")
+                    raise ConfigError(
+                        f"environment variable {spec.key_env} is not set",
+                        source=source,
+                        entry=f"proxy.keys[{index}] ({spec.name})",
+                        field="key_env",
+                    )
                 digest = hash_key(secret)
             assert digest is not None
-            self.keys.add_static(spec.name, digest, caller=spec.caller, models=spec.models, metadata=spec.metadata)
+            self.keys.add_static(
+                spec.name, digest, caller=spec.caller, models=spec.models, metadata=spec.metadata
+            )
         required = settings.require_key
         self.require_key = bool(self._master or self.keys.configured) if required is None else required
         self.created = int(time.time())
@@ -144,12 +155,18 @@ class Proxy:
         if settings.master_key_env is not None:
             value = env.get(settings.master_key_env)
             if not value:
-                raise ConfigError(f"environment variable {settings.master_key_env} is not set",
-                                  source=source, field="proxy.master_key_env")
+                raise ConfigError(
+                    f"environment variable {settings.master_key_env} is not set",
+                    source=source,
+                    field="proxy.master_key_env",
+                )
             return value
         if settings.master_key is not None:
-            logger.warning("gate_mw: %s holds the proxy's master key itself; keep it in the environment "
-                           "(proxy.master_key_env, or os.environ/NAME in a LiteLLM file)", source or "the config")
+            logger.warning(
+                "gate_mw: %s holds the proxy's master key itself; keep it in the environment "
+                "(proxy.master_key_env, or os.environ/NAME in a LiteLLM file)",
+                source or "the config",
+            )
         return settings.master_key
 
     def _models(self) -> dict[str, RoutePolicy]:
@@ -183,7 +200,9 @@ class Proxy:
         """The answer to a failed request; secret-free, with the `x-gate-*` headers when a
         model was called."""
         if exc.status >= 500:
-            logger.warning("gate_mw proxy: request %s failed: %s %s", context.request_id, exc.code, exc.message)
+            logger.warning(
+                "gate_mw proxy: request %s failed: %s %s", context.request_id, exc.code, exc.message
+            )
         headers = [(name.encode(), value.encode()) for name, value in exc.headers]
         return _Reply(exc.status, error_body(api, exc), headers + self._gate_headers(context))
 
@@ -223,7 +242,9 @@ class Proxy:
             return None
         secret = _secret(scope)
         if secret is None:
-            raise ProxyError(401, "an API key is required: send Authorization: Bearer <key>", code="missing_api_key")
+            raise ProxyError(
+                401, "an API key is required: send Authorization: Bearer <key>", code="missing_api_key"
+            )
         if self._master is not None and hmac.compare_digest(secret.encode(), self._master.encode()):
             return _MASTER
         key = await self.keys.resolve(secret)
@@ -239,15 +260,21 @@ class Proxy:
         policy = self._policies.get(model)
         if policy is None:
             listed = ", ".join(self.available(key)) or "none"
-            raise ProxyError(404, f"The model `{model}` does not exist. Available models: {listed}",
-                             param="model", code="model_not_found")
+            raise ProxyError(
+                404,
+                f"The model `{model}` does not exist. Available models: {listed}",
+                param="model",
+                code="model_not_found",
+            )
         if key is not None and not key.allows(model):
-            raise ProxyError(403, f"this key may not use the model `{model}`", param="model",
-                             code="model_not_allowed")
+            raise ProxyError(
+                403, f"this key may not use the model `{model}`", param="model", code="model_not_allowed"
+            )
         return policy
 
-    async def _gate(self, scope: Scope, receive: Receive, context: RoutingContext,
-                    read: Callable[[Any], ChatArgs]) -> tuple[Gate, ChatArgs]:
+    async def _gate(
+        self, scope: Scope, receive: Receive, context: RoutingContext, read: Callable[[Any], ChatArgs]
+    ) -> tuple[Gate, ChatArgs]:
         key = await self._caller(scope)
         args = read(await self._body(receive))
         policy = self._policy(args.model, key)
@@ -257,7 +284,7 @@ class Proxy:
         return Gate(self.gateway, context, policy, args.model), args
 
     async def _open(self, gate: Gate, args: ChatArgs) -> GateStream:
-        stream = _call(gate.stream, args)
+        stream: GateStream = _call(gate.stream, args)
         await stream.open()  # falls back before any byte is sent; errors answer as errors
         return stream
 
@@ -267,7 +294,9 @@ class Proxy:
         gate, args = await self._gate(scope, receive, context, read_chat)
         if args.stream:
             stream = await self._open(gate, args)
-            events = openai_chunks(stream, model=args.model, include_usage=args.include_usage, extension=False)
+            events = openai_chunks(
+                stream, model=args.model, include_usage=args.include_usage, extension=False
+            )
             return _Streamed(stream, events, context.response_headers())
         result = await _call(gate.chat, args)
         return _Reply(200, completion_body(result, args.model, int(time.time())), context.response_headers())
@@ -287,13 +316,19 @@ class Proxy:
         data = []
         for name in self.available(key):
             deployments = registry.by_alias.get(name)
-            owner = deployments[0].entry.provider if deployments and name not in self.gateway.policies else "gate_mw"
+            owner = (
+                deployments[0].entry.provider
+                if deployments and name not in self.gateway.policies
+                else "gate_mw"
+            )
             data.append({"id": name, "object": "model", "created": self.created, "owned_by": owner})
         return _Reply(200, {"object": "list", "data": data})
 
     async def _admin(self, scope: Scope) -> None:
         if self._master is None:
-            raise ProxyError(403, "the key admin API needs a master key (proxy.master_key_env)", code="no_master_key")
+            raise ProxyError(
+                403, "the key admin API needs a master key (proxy.master_key_env)", code="no_master_key"
+            )
         if await self._caller(scope) is not _MASTER:
             raise ProxyError(403, "only the master key may manage keys", code="not_master_key")
 
@@ -317,7 +352,9 @@ class Proxy:
         if caller is not None and not isinstance(caller, str):
             raise ProxyError(400, "caller must be a string", param="caller")
         try:
-            secret, key = await self.keys.create(body["name"], caller=caller, models=models, metadata=metadata)
+            secret, key = await self.keys.create(
+                body["name"], caller=caller, models=models, metadata=metadata
+            )
         except OverflowError as exc:
             raise ProxyError(409, str(exc), code="too_many_keys") from None
         return _Reply(200, {"key": secret, **key.to_dict()})
@@ -341,18 +378,23 @@ class Proxy:
             return _Reply(503, {"status": "not ready", "reason": str(exc)})
         cooling = [c.deployment for c in await self.gateway.cooldowns() if c.state == "open"]
         ready = len(cooling) < len(self.gateway.registry.deployments)
-        body = {"status": "ready" if ready else "not ready", "models": len(self._policies), "cooling_down": cooling}
+        body = {
+            "status": "ready" if ready else "not ready",
+            "models": len(self._policies),
+            "cooling_down": cooling,
+        }
         return _Reply(200 if ready else 503, body)
 
 
 def _secret(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
         elif name == b"x-api-key" and value:
-            return str(value.decode("latin-1"))
+            return value.decode("latin-1")
     return None
 
 

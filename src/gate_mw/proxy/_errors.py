@@ -14,12 +14,19 @@ Api = Literal["openai", "anthropic"]
 
 # The error `type` each API gives a status.
 _OPENAI_TYPES = {
-    402: "insufficient_quota", 429: "rate_limit_exceeded",
+    402: "insufficient_quota",
+    429: "rate_limit_exceeded",
 }
 _ANTHROPIC_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-    429: "rate_limit_error", 503: "overloaded_error", 504: "timeout_error",
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
 }
 
 
@@ -28,8 +35,14 @@ class ProxyError(Exception):
     `param` and `code`. `headers` go on the response (e.g. `retry-after`)."""
 
     def __init__(
-        self, status: int, message: str, *, code: str | None = None, param: str | None = None,
-        headers: tuple[tuple[str, str], ...] = (), detail: dict[str, Any] | None = None,
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        detail: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.param = status, message, code, param

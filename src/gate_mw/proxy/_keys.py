@@ -51,9 +51,13 @@ class VirtualKey:
     def to_dict(self) -> dict[str, Any]:
         """The public view: never the key nor its hash."""
         return {
-            "id": self.id, "name": self.name, "caller": self.caller,
+            "id": self.id,
+            "name": self.name,
+            "caller": self.caller,
             "models": None if self.models is None else list(self.models),
-            "created": int(self.created), "revoked": self.revoked, "origin": self.origin,
+            "created": int(self.created),
+            "revoked": self.revoked,
+            "origin": self.origin,
             "metadata": dict(self.metadata),
         }
 
@@ -61,10 +65,14 @@ class VirtualKey:
     def from_record(cls, record: Mapping[str, Any]) -> VirtualKey:
         models = record.get("models")
         return cls(
-            id=str(record["id"]), name=str(record["name"]), caller=str(record["caller"]),
+            id=str(record["id"]),
+            name=str(record["name"]),
+            caller=str(record["caller"]),
             models=None if models is None else tuple(str(m) for m in models),
-            created=float(record.get("created") or 0.0), revoked=bool(record.get("revoked")),
-            origin=str(record.get("origin") or "api"), metadata=dict(record.get("metadata") or {}),
+            created=float(record.get("created") or 0.0),
+            revoked=bool(record.get("revoked")),
+            origin=str(record.get("origin") or "api"),
+            metadata=dict(record.get("metadata") or {}),
         )
 
 
@@ -75,7 +83,9 @@ class KeyStore:
     in the store stays bounded.
     """
 
-    def __init__(self, store: StateStore, *, namespace: str = "gate:proxy:keys:", max_keys: int = 10_000) -> None:
+    def __init__(
+        self, store: StateStore, *, namespace: str = "gate:proxy:keys:", max_keys: int = 10_000
+    ) -> None:
         self._store = store
         self._namespace = namespace
         self._max_keys = max_keys
@@ -89,13 +99,22 @@ class KeyStore:
         return f"{self._namespace}index"
 
     def add_static(
-        self, name: str, digest: str, *, caller: str | None = None,
-        models: Sequence[str] | None = None, metadata: Mapping[str, str] | None = None,
+        self,
+        name: str,
+        digest: str,
+        *,
+        caller: str | None = None,
+        models: Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> VirtualKey:
         """Register a key listed in config, by the SHA-256 of its secret."""
         key = VirtualKey(
-            id=f"key_{digest[:_ID_LENGTH]}", name=name, caller=caller or name,
-            models=None if models is None else tuple(models), created=time.time(), origin="config",
+            id=f"key_{digest[:_ID_LENGTH]}",
+            name=name,
+            caller=caller or name,
+            models=None if models is None else tuple(models),
+            created=time.time(),
+            origin="config",
             metadata=dict(metadata or {}),
         )
         self._static[digest] = key
@@ -107,15 +126,22 @@ class KeyStore:
         return bool(self._static)
 
     async def create(
-        self, name: str, *, caller: str | None = None, models: Iterable[str] | None = None,
+        self,
+        name: str,
+        *,
+        caller: str | None = None,
+        models: Iterable[str] | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> tuple[str, VirtualKey]:
         """A new key and what it stands for; the key itself is returned only here."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = hash_key(secret)
         key = VirtualKey(
-            id=f"key_{digest[:_ID_LENGTH]}", name=name, caller=caller or f"key:{name}",
-            models=None if models is None else tuple(models), created=time.time(),
+            id=f"key_{digest[:_ID_LENGTH]}",
+            name=name,
+            caller=caller or f"key:{name}",
+            models=None if models is None else tuple(models),
+            created=time.time(),
             metadata=dict(metadata or {}),
         )
         if not await self._update_index(lambda index: {**index, key.id: digest}):
@@ -171,4 +197,3 @@ class KeyStore:
             if await self._store.compare_and_set(self._index_key, current, updated):
                 return True
         raise RuntimeError("the key index kept changing; try again")
-

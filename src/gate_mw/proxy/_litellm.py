@@ -22,39 +22,87 @@ logger = logging.getLogger("gate_mw.config")
 _ENV = "os.environ/"
 # LiteLLM's provider prefixes, and the gate_mw provider each stands for (when gate_mw has it).
 _PROVIDERS = {
-    "openai": "openai", "custom_openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter",
-    "ollama": "ollama", "ollama_chat": "ollama", "hosted_vllm": "vllm", "vllm": "vllm",
-    "litellm_proxy": "litellm", "azure": "azure", "gemini": "gemini", "mistral": "mistral",
-    "groq": "groq", "deepseek": "deepseek", "xai": "xai", "together_ai": "together",
+    "openai": "openai",
+    "custom_openai": "openai",
+    "anthropic": "anthropic",
+    "openrouter": "openrouter",
+    "ollama": "ollama",
+    "ollama_chat": "ollama",
+    "hosted_vllm": "vllm",
+    "vllm": "vllm",
+    "litellm_proxy": "litellm",
+    "azure": "azure",
+    "gemini": "gemini",
+    "mistral": "mistral",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "xai": "xai",
+    "together_ai": "together",
     "fireworks_ai": "fireworks",
 }
 _KNOWN_PROVIDERS = frozenset(get_args(ProviderName))
 _STRATEGIES = {
-    "simple-shuffle": "shuffle", "least-busy": "least_busy", "usage-based-routing": "usage",
-    "usage-based-routing-v2": "usage", "latency-based-routing": "latency", "cost-based-routing": "cost",
+    "simple-shuffle": "shuffle",
+    "least-busy": "least_busy",
+    "usage-based-routing": "usage",
+    "usage-based-routing-v2": "usage",
+    "latency-based-routing": "latency",
+    "cost-based-routing": "cost",
 }
 _NO_KEY = frozenset({"", "none", "null"})
 # Sampling parameters a deployment may fix; they need per-deployment params in ModelEntry.
-_PARAMS = frozenset({
-    "temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "stop", "frequency_penalty",
-    "presence_penalty", "response_format", "reasoning_effort", "user", "n", "logit_bias",
-})
+_PARAMS = frozenset(
+    {
+        "temperature",
+        "max_tokens",
+        "max_completion_tokens",
+        "top_p",
+        "seed",
+        "stop",
+        "frequency_penalty",
+        "presence_penalty",
+        "response_format",
+        "reasoning_effort",
+        "user",
+        "n",
+        "logit_bias",
+    }
+)
 _CACHE_ADVICE = "gate_mw's response cache (issue 11) is configured per policy; none is active"
 _BUDGET_ADVICE = "hard budgets come with gate_mw's limits (issue 11); today a policy's Budget downgrades"
 _CALLBACK_ADVICE = "gate_mw emits OpenTelemetry GenAI spans and metrics: export them (docs/telemetry.md)"
 _REDIS_ADVICE = "a shared Redis state store comes with issue 11; routing state is per process for now"
 _SETTING_ADVICE = {
-    "set_verbose": "use Python logging: the 'gate_mw' logger", "json_logs": "use Python logging",
-    "success_callback": _CALLBACK_ADVICE, "failure_callback": _CALLBACK_ADVICE, "callbacks": _CALLBACK_ADVICE,
-    "service_callback": _CALLBACK_ADVICE, "cache": _CACHE_ADVICE, "cache_params": _CACHE_ADVICE,
-    "max_budget": _BUDGET_ADVICE, "budget_duration": _BUDGET_ADVICE, "redis_host": _REDIS_ADVICE,
-    "redis_port": _REDIS_ADVICE, "redis_password": _REDIS_ADVICE, "redis_url": _REDIS_ADVICE,
-    "stream_timeout": "set ttft and idle_timeout on a policy", "database_url": "virtual keys live in the "
+    "set_verbose": "use Python logging: the 'gate_mw' logger",
+    "json_logs": "use Python logging",
+    "success_callback": _CALLBACK_ADVICE,
+    "failure_callback": _CALLBACK_ADVICE,
+    "callbacks": _CALLBACK_ADVICE,
+    "service_callback": _CALLBACK_ADVICE,
+    "cache": _CACHE_ADVICE,
+    "cache_params": _CACHE_ADVICE,
+    "max_budget": _BUDGET_ADVICE,
+    "budget_duration": _BUDGET_ADVICE,
+    "redis_host": _REDIS_ADVICE,
+    "redis_port": _REDIS_ADVICE,
+    "redis_password": _REDIS_ADVICE,
+    "redis_url": _REDIS_ADVICE,
+    "stream_timeout": "set ttft and idle_timeout on a policy",
+    "database_url": "virtual keys live in the "
     "state store: create them with POST /v1/keys or list them under proxy.keys",
 }
 # Fields of router_settings and litellm_settings that shape every policy.
-_POLICY_FIELDS = ("routing_strategy", "num_retries", "timeout", "request_timeout", "fallbacks",
-                  "context_window_fallbacks", "allowed_fails", "cooldown_time", "model_group_alias")
+_POLICY_FIELDS = (
+    "routing_strategy",
+    "num_retries",
+    "timeout",
+    "request_timeout",
+    "fallbacks",
+    "context_window_fallbacks",
+    "allowed_fails",
+    "cooldown_time",
+    "model_group_alias",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +130,7 @@ class _Mapper:
     def env_value(self, value: Any, entry: str, field: str) -> Any:
         """`os.environ/NAME` read now, for fields that are not secrets."""
         if isinstance(value, str) and value.startswith(_ENV):
-            name = value[len(_ENV):]
+            name = value[len(_ENV) :]
             if not os.environ.get(name):
                 raise self.error(f"environment variable {name} is not set", entry=entry, field=field)
             return os.environ[name]
@@ -116,8 +164,11 @@ class _Mapper:
             prefix, rest = ("anthropic" if upstream.startswith("claude") else "openai"), upstream
         provider = _PROVIDERS.get(prefix)
         if provider not in _KNOWN_PROVIDERS:
-            self.report(f"{where}.litellm_params.model", f"the provider {prefix!r} is not supported: call it "
-                        "through an OpenAI-compatible endpoint (openai/<model> with api_base)")
+            self.report(
+                f"{where}.litellm_params.model",
+                f"the provider {prefix!r} is not supported: call it "
+                "through an OpenAI-compatible endpoint (openai/<model> with api_base)",
+            )
             return None
         entry: dict[str, Any] = {"name": name, "provider": provider, "model": rest}
         self.key(params.pop("api_key", None), entry, where)
@@ -155,20 +206,24 @@ class _Mapper:
         if value is None:
             return
         if isinstance(value, str) and value.startswith(_ENV):
-            entry["api_key_env"] = value[len(_ENV):]
+            entry["api_key_env"] = value[len(_ENV) :]
         elif isinstance(value, str) and value.strip().lower() in _NO_KEY:
             if entry["provider"] == "openai":
                 entry["provider"] = "vllm"  # an OpenAI-compatible server that takes no key
         else:
             raise self.error(
                 "a literal API key is not accepted: gate_mw keeps keys in the environment. Put it in a "
-                "variable and write api_key: os.environ/NAME", entry=where, field="litellm_params.api_key",
+                "variable and write api_key: os.environ/NAME",
+                entry=where,
+                field="litellm_params.api_key",
             )
 
     def prices(self, params: dict[str, Any], info: dict[str, Any], entry: dict[str, Any], where: str) -> None:
-        for ours, theirs in (("input_cost_per_mtok", "input_cost_per_token"),
-                             ("output_cost_per_mtok", "output_cost_per_token"),
-                             ("cached_input_cost_per_mtok", "cache_read_input_token_cost")):
+        for ours, theirs in (
+            ("input_cost_per_mtok", "input_cost_per_token"),
+            ("output_cost_per_mtok", "output_cost_per_token"),
+            ("cached_input_cost_per_mtok", "cache_read_input_token_cost"),
+        ):
             value = params.pop(theirs, info.pop(theirs, None))
             if value is not None:
                 entry[ours] = float(value) * 1_000_000
@@ -182,21 +237,27 @@ class _Mapper:
             elif key in _PARAMS and takes_params:
                 entry.setdefault("params", {})[key] = value
             elif key in _PARAMS:
-                self.report(path, "per-deployment request parameters come with issue 10; send it in the request")
+                self.report(
+                    path, "per-deployment request parameters come with issue 10; send it in the request"
+                )
             else:
                 self.report(path, "no gate_mw equivalent for this deployment setting")
 
     # -- settings ---------------------------------------------------------------------
 
-    def policies(self, settings: Mapping[str, Any], aliases: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def policies(
+        self, settings: Mapping[str, Any], aliases: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The default policy's fields and the named policies (fallback chains)."""
         base: dict[str, Any] = {}
         if (strategy := settings.get("routing_strategy")) is not None:
             if strategy in _STRATEGIES:
                 base["strategy"] = _STRATEGIES[strategy]
             else:
-                self.report("router_settings.routing_strategy", f"{strategy!r} has no gate_mw strategy; "
-                            "ordered is used (see docs/strategies/index.md)")
+                self.report(
+                    "router_settings.routing_strategy",
+                    f"{strategy!r} has no gate_mw strategy; ordered is used (see docs/strategies/index.md)",
+                )
         if (retries := settings.get("num_retries")) is not None:
             base["retries"] = min(int(retries), 10)
         if (timeout := settings.get("timeout", settings.get("request_timeout"))) is not None:
@@ -204,7 +265,7 @@ class _Mapper:
         chains: dict[str, list[str]] = {}
         for field in ("fallbacks", "context_window_fallbacks"):
             for rule in settings.get(field) or ():
-                for model, fallbacks in (rule.items() if isinstance(rule, Mapping) else ()):
+                for model, fallbacks in rule.items() if isinstance(rule, Mapping) else ():
                     chain = chains.setdefault(str(model), [str(model)])
                     for fallback in fallbacks if isinstance(fallbacks, list) else [fallbacks]:
                         if str(fallback) not in aliases:
@@ -231,7 +292,9 @@ def map_litellm(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], l
         raise mapper.error("model_list must be a list of models", field="model_list")
     models = [entry for index, item in enumerate(items) if (entry := mapper.model(index, item)) is not None]
     if not models:
-        raise mapper.error("no model of model_list can be served (see the warnings above)", field="model_list")
+        raise mapper.error(
+            "no model of model_list can be served (see the warnings above)", field="model_list"
+        )
     sections: dict[str, dict[str, Any]] = {}
     for section in ("router_settings", "litellm_settings", "general_settings"):
         value = data.get(section) or {}
@@ -256,7 +319,7 @@ def map_litellm(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], l
     general = sections["general_settings"]
     master = general.pop("master_key", None)
     if isinstance(master, str) and master.startswith(_ENV):
-        result["proxy"] = {"master_key_env": master[len(_ENV):]}
+        result["proxy"] = {"master_key_env": master[len(_ENV) :]}
     elif master is not None:
         result["proxy"] = {"master_key": str(master)}
     for section, values in sections.items():
@@ -266,7 +329,9 @@ def map_litellm(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], l
             mapper.report(f"{section}.{key}", _SETTING_ADVICE.get(key, "no gate_mw equivalent"))
     for key in data:
         if key not in ("model_list", *sections):
-            advice = "set these in the environment" if key == "environment_variables" else "no gate_mw equivalent"
+            advice = (
+                "set these in the environment" if key == "environment_variables" else "no gate_mw equivalent"
+            )
             mapper.report(key, advice)
     return result, list(mapper.unsupported.values())
 

@@ -26,16 +26,39 @@ _TAKES_EXTRA_BODY = "extra_body" in _PARAMETERS
 # Arguments of Gate.chat that steer the gateway rather than the model: never from a body.
 _GATEWAY_ONLY = frozenset({"self", "messages", "model", "max_cost_usd", "output", "raw", "extra_body"})
 # The proxy reads these itself.
-_READ_HERE = frozenset({
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-    "temperature", "top_p", "stop",
-})
+_READ_HERE = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+    }
+)
 # OpenAI's own parameters: passed as keywords, which providers translate or drop.
-OPENAI_PARAMS = frozenset({
-    "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "top_logprobs",
-    "reasoning_effort", "service_tier", "store", "modalities", "audio", "prediction",
-    "verbosity", "web_search_options", "prompt_cache_key", "safety_identifier",
-})
+OPENAI_PARAMS = frozenset(
+    {
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "reasoning_effort",
+        "service_tier",
+        "store",
+        "modalities",
+        "audio",
+        "prediction",
+        "verbosity",
+        "web_search_options",
+        "prompt_cache_key",
+        "safety_identifier",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -56,7 +79,9 @@ def _number(body: Mapping[str, Any], name: str, low: float, high: float) -> floa
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ProxyError(400, f"{name} must be a number", param=name, code="invalid_type")
     if not low <= value <= high:
-        raise ProxyError(400, f"{name} must be between {low:g} and {high:g}", param=name, code="invalid_value")
+        raise ProxyError(
+            400, f"{name} must be between {low:g} and {high:g}", param=name, code="invalid_value"
+        )
     return float(value)
 
 
@@ -84,8 +109,12 @@ def _stop(body: Mapping[str, Any]) -> list[str] | None:
 def _model(body: Mapping[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise ProxyError(400, "model is required: name a model or policy (GET /v1/models lists them)",
-                         param="model", code="missing_required_parameter")
+        raise ProxyError(
+            400,
+            "model is required: name a model or policy (GET /v1/models lists them)",
+            param="model",
+            code="missing_required_parameter",
+        )
     return model
 
 
@@ -154,17 +183,30 @@ def completion_body(result: ChatResult, model: str, created: int) -> dict[str, A
     many = getattr(result, "choices", ())
     if many:
         choices = [
-            {"index": c.index, "message": c.message, "logprobs": None, "finish_reason": c.finish_reason or "stop"}
+            {
+                "index": c.index,
+                "message": c.message,
+                "logprobs": None,
+                "finish_reason": c.finish_reason or "stop",
+            }
             for c in many
         ]
     else:
-        choices = [{
-            "index": 0, "message": message_of(result), "logprobs": None,
-            "finish_reason": result.finish_reason or "stop",
-        }]
+        choices = [
+            {
+                "index": 0,
+                "message": message_of(result),
+                "logprobs": None,
+                "finish_reason": result.finish_reason or "stop",
+            }
+        ]
     body: dict[str, Any] = {
-        "id": completion_id(result), "object": "chat.completion", "created": created, "model": model,
-        "choices": choices, "usage": openai_usage(result),
+        "id": completion_id(result),
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": openai_usage(result),
     }
     raw = result.raw if isinstance(result.raw, Mapping) else {}
     fingerprint = getattr(result, "system_fingerprint", None) or raw.get("system_fingerprint")

@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gate-mw", description="gate_mw command line.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
-        "serve", help="serve the OpenAI- and Anthropic-compatible proxy",
+        "serve",
+        help="serve the OpenAI- and Anthropic-compatible proxy",
         description="Serve /v1/chat/completions, /v1/messages and /v1/models over a gateway file or a "
         "LiteLLM config.yaml (the simulated models without one).",
     )
@@ -79,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=4000, help="port (default 4000; 0 picks a free one)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--reload", action="store_true", help="restart when the code changes (development)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     return parser
 
 
@@ -126,8 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock.close()
     os.environ[CONFIG_ENV] = args.config or ""
     uvicorn.run(
-        "gate_mw.proxy.cli:app_from_env", factory=True, host=args.host, port=port, workers=args.workers,
-        reload=args.reload, log_level=args.log_level, lifespan="on",
+        "gate_mw.proxy.cli:app_from_env",
+        factory=True,
+        host=args.host,
+        port=port,
+        workers=args.workers,
+        reload=args.reload,
+        log_level=args.log_level,
+        lifespan="on",
     )
     return 0
 

@@ -1,6 +1,6 @@
 """The proxy for FastAPI: one router.
 
-    app.include_router(openai_router(gateway), prefix="/v1")
+app.include_router(openai_router(gateway), prefix="/v1")
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The proxy for Litestar: one router.
 
-    app = Litestar([openai_router(gateway)], plugins=[GatePlugin(gateway)])
+app = Litestar([openai_router(gateway)], plugins=[GatePlugin(gateway)])
 """
 
 from __future__ import annotations

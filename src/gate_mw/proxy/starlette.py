@@ -1,6 +1,6 @@
 """The proxy for Starlette: routes to mount where the OpenAI base URL should be.
 
-    app = Starlette(routes=[Mount("/v1", routes=openai_routes(gateway))], lifespan=gateway.lifespan)
+app = Starlette(routes=[Mount("/v1", routes=openai_routes(gateway))], lifespan=gateway.lifespan)
 """
 
 from __future__ import annotations
@@ -26,4 +26,6 @@ def openai_routes(target: Gateway | Proxy) -> list[BaseRoute]:
     """`/chat/completions`, `/messages`, `/models`, `/keys`, `/healthz` and `/readyz`:
     relative routes, for a `Mount` (usually at `/v1`)."""
     # Each endpoint is an ASGI app that answers a wrong method itself, in the API's JSON.
-    return [Route(path, endpoint, name=f"gate_mw.proxy{path}") for path, endpoint in proxy_of(target).endpoints()]
+    return [
+        Route(path, endpoint, name=f"gate_mw.proxy{path}") for path, endpoint in proxy_of(target).endpoints()
+    ]
