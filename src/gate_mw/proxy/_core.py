@@ -14,99 +14,33 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
-from .._context import SCOPE_KEY, RoutingContext
-from .._events import STREAM_HEADERS, openai_chunks, serve_stream
+from .._context import RoutingContext
+from .._events import openai_chunks
 from .._streaming import GateStream
 from .._tokens import estimate_messages
 from ..client import Gate
 from ..errors import ConfigError, GateError
 from ..policy import RoutePolicy
 from ._anthropic import message_body, message_events, read_messages
-from ._errors import Api, ProxyError, error_body, from_gate_error
+from ._asgi import Endpoint, Reply, Streamed
+from ._errors import Api, ProxyError, error_body
 from ._keys import KeyStore, VirtualKey, hash_key
 from ._openai import ChatArgs, completion_body, read_chat
 from ._settings import ProxySettings, settings_of
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from ..gateway import Gateway
 
-__all__ = ["Endpoint", "Proxy"]
+__all__ = ["Proxy"]
 
 logger = logging.getLogger("gate_mw.proxy")
 
-_Handler = Callable[[Scope, Receive, RoutingContext], Awaitable["_Reply"]]
-_JSON = (b"content-type", b"application/json")
 _MASTER = VirtualKey(id="master", name="master key", caller="master", origin="config")
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-class _Reply:
-    """A JSON answer; `_Streamed` is the streamed one."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        self.status, self.body, self.headers = status, body, headers or []
-
-    async def send(self, receive: Receive, send: Send) -> None:
-        payload = _encode(self.body).encode()
-        headers = [_JSON, (b"content-length", str(len(payload)).encode()), *self.headers]
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-
-
-class _Streamed(_Reply):
-    __slots__ = ("events", "stream")
-
-    def __init__(
-        self, stream: GateStream, events: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]]
-    ) -> None:
-        super().__init__(200, None, headers)
-        self.stream, self.events = stream, events
-
-    async def send(self, receive: Receive, send: Send) -> None:
-        async def respond() -> None:
-            head = [(b"content-type", b"text/event-stream"), *_STREAM_HEADERS, *self.headers]
-            await send({"type": "http.response.start", "status": 200, "headers": head})
-            async for chunk in self.events:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-
-        await serve_stream(self.stream, receive, respond)
-
-
-_STREAM_HEADERS = [(name.encode(), value.encode()) for name, value in STREAM_HEADERS.items()]
-
-
-class Endpoint:
-    """One proxy endpoint as an ASGI app: Starlette, FastAPI and Litestar mount it as is."""
-
-    __slots__ = ("api", "handler", "methods", "proxy")
-
-    def __init__(self, proxy: Proxy, api: Api, methods: frozenset[str], handler: _Handler) -> None:
-        self.proxy, self.api, self.methods, self.handler = proxy, api, methods, handler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        context = scope.get(SCOPE_KEY)
-        if not isinstance(context, RoutingContext):  # mounted without GatewayMiddleware
-            context = self.proxy.gateway.new_context(scope)
-        try:
-            if scope["method"] not in self.methods:
-                allowed = ", ".join(sorted(self.methods))
-                raise ProxyError(405, f"{scope['method']} is not allowed here (use {allowed})")
-            reply = await self.handler(scope, receive, context)
-        except ProxyError as exc:
-            reply = self.proxy.error(self.api, exc, context)
-        except GateError as exc:
-            reply = self.proxy.error(self.api, from_gate_error(exc), context)
-        await reply.send(receive, send)
 
 
 class Proxy:
@@ -196,7 +130,7 @@ class Proxy:
             ("/readyz", Endpoint(self, "openai", get, self._ready)),
         ]
 
-    def error(self, api: Api, exc: ProxyError, context: RoutingContext) -> _Reply:
+    def error(self, api: Api, exc: ProxyError, context: RoutingContext) -> Reply:
         """The answer to a failed request; secret-free, with the `x-gate-*` headers when a
         model was called."""
         if exc.status >= 500:
@@ -204,7 +138,7 @@ class Proxy:
                 "gate_mw proxy: request %s failed: %s %s", context.request_id, exc.code, exc.message
             )
         headers = [(name.encode(), value.encode()) for name, value in exc.headers]
-        return _Reply(exc.status, error_body(api, exc), headers + self._gate_headers(context))
+        return Reply(exc.status, error_body(api, exc), headers + self._gate_headers(context))
 
     @staticmethod
     def _gate_headers(context: RoutingContext) -> list[tuple[bytes, bytes]]:
@@ -290,27 +224,27 @@ class Proxy:
 
     # -- handlers ---------------------------------------------------------------------
 
-    async def _chat(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+    async def _chat(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
         gate, args = await self._gate(scope, receive, context, read_chat)
         if args.stream:
             stream = await self._open(gate, args)
             events = openai_chunks(
                 stream, model=args.model, include_usage=args.include_usage, extension=False
             )
-            return _Streamed(stream, events, context.response_headers())
+            return Streamed(stream, events, context.response_headers())
         result = await _call(gate.chat, args)
-        return _Reply(200, completion_body(result, args.model, int(time.time())), context.response_headers())
+        return Reply(200, completion_body(result, args.model, int(time.time())), context.response_headers())
 
-    async def _messages(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+    async def _messages(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
         gate, args = await self._gate(scope, receive, context, read_messages)
         if args.stream:
             stream = await self._open(gate, args)
             events = message_events(stream, args.model, estimate_messages(args.messages))
-            return _Streamed(stream, events, context.response_headers())
+            return Streamed(stream, events, context.response_headers())
         result = await _call(gate.chat, args)
-        return _Reply(200, message_body(result, args.model), context.response_headers())
+        return Reply(200, message_body(result, args.model), context.response_headers())
 
-    async def _list_models(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+    async def _list_models(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
         key = await self._caller(scope)
         registry = self.gateway.registry
         data = []
@@ -322,7 +256,7 @@ class Proxy:
                 else "gate_mw"
             )
             data.append({"id": name, "object": "model", "created": self.created, "owned_by": owner})
-        return _Reply(200, {"object": "list", "data": data})
+        return Reply(200, {"object": "list", "data": data})
 
     async def _admin(self, scope: Scope) -> None:
         if self._master is None:
@@ -332,10 +266,10 @@ class Proxy:
         if await self._caller(scope) is not _MASTER:
             raise ProxyError(403, "only the master key may manage keys", code="not_master_key")
 
-    async def _keys(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+    async def _keys(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
         await self._admin(scope)
         if scope["method"] != "POST":
-            return _Reply(200, {"object": "list", "data": [k.to_dict() for k in await self.keys.list()]})
+            return Reply(200, {"object": "list", "data": [k.to_dict() for k in await self.keys.list()]})
         body = await self._body(receive)
         if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
             raise ProxyError(400, "give the key a name", param="name")
@@ -357,25 +291,25 @@ class Proxy:
             )
         except OverflowError as exc:
             raise ProxyError(409, str(exc), code="too_many_keys") from None
-        return _Reply(200, {"key": secret, **key.to_dict()})
+        return Reply(200, {"key": secret, **key.to_dict()})
 
-    async def _revoke(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+    async def _revoke(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
         await self._admin(scope)
         key_id = scope.get("path_params", {}).get("key_id") or scope["path"].rstrip("/").rsplit("/", 1)[-1]
         key = await self.keys.revoke(str(key_id))
         if key is None:
             raise ProxyError(404, "no key with this id was made by the admin API", code="key_not_found")
-        return _Reply(200, key.to_dict())
+        return Reply(200, key.to_dict())
 
-    async def _health(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
-        return _Reply(200, {"status": "ok"})
+    async def _health(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
+        return Reply(200, {"status": "ok"})
 
-    async def _ready(self, scope: Scope, receive: Receive, context: RoutingContext) -> _Reply:
+    async def _ready(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
         """Ready when the gateway started (keys read) and some deployment is not cooling down."""
         try:
             await self.gateway.start()
         except ConfigError as exc:
-            return _Reply(503, {"status": "not ready", "reason": str(exc)})
+            return Reply(503, {"status": "not ready", "reason": str(exc)})
         cooling = [c.deployment for c in await self.gateway.cooldowns() if c.state == "open"]
         ready = len(cooling) < len(self.gateway.registry.deployments)
         body = {
@@ -383,7 +317,7 @@ class Proxy:
             "models": len(self._policies),
             "cooling_down": cooling,
         }
-        return _Reply(200 if ready else 503, body)
+        return Reply(200 if ready else 503, body)
 
 
 def _secret(scope: Scope) -> str | None:

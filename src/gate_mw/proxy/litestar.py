@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from litestar.types import Receive, Scope, Send
 
     from ..gateway import Gateway
-    from ._core import Endpoint, Proxy
+    from ._asgi import Endpoint
+    from ._core import Proxy
 
 __all__ = ["openai_router"]
 
