@@ -118,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    # Listening before uvicorn starts: a client that connects as soon as the address is
+    # printed waits in the backlog instead of being refused.
+    sock.listen(2048)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
     for line in _lines(gateway, proxy, f"http://{host}:{port}"):
