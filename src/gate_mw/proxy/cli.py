@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in _lines(gateway, proxy, f"http://{host}:{port}"):
         print(line, flush=True)
     if args.workers == 1 and not args.reload:
-        config = uvicorn.Config(build_app(proxy), log_level=args.log_level, lifespan="on")
+        config = uvicorn.Config(build_app(proxy), log_level=args.log_level, lifespan="on", ws="none")
         uvicorn.Server(config).run(sockets=[sock])
         return 0
     sock.close()
