@@ -50,8 +50,12 @@ def gate_mw_serve(command: str, cwd: Path, env: Mapping[str, str]) -> Iterator[t
     argv = [str(SCRIPT), *argv[1:]]
     argv[argv.index("--port") + 1] = "0"
     process = subprocess.Popen(
-        [*argv, "--log-level", "warning"], cwd=cwd, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [*argv, "--log-level", "warning"],
+        cwd=cwd,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -60,7 +64,10 @@ def gate_mw_serve(command: str, cwd: Path, env: Mapping[str, str]) -> Iterator[t
             lines.append(process.stdout.readline())
         serving = next((line for line in lines if line.startswith("gate-mw: serving on ")), None)
         assert serving is not None, "".join(lines)
-        yield serving.split()[3].removeprefix("http://").removesuffix("/v1"), [line.rstrip("\n") for line in lines]
+        yield (
+            serving.split()[3].removeprefix("http://").removesuffix("/v1"),
+            [line.rstrip("\n") for line in lines],
+        )
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -72,8 +79,12 @@ def run_curl(text: str, address: str, env: Mapping[str, str]) -> str:
     """A curl sample against `address` (for `localhost:4000`); its output."""
     script = text.replace("localhost:4000", address)
     done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], env={**os.environ, **env}, capture_output=True, text=True,
-        timeout=30, check=False,
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
     return done.stdout

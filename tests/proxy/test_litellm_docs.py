@@ -15,7 +15,9 @@ PAGE = blocks("from-litellm.md")
 
 def test_every_sample_runs(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
     (config,) = [b for b in PAGE if b.lang == "yaml"]
-    (tmp_path / "config.yaml").write_text(config.text.replace("http://localhost:8000/v1", fake_upstream.openai_base))
+    (tmp_path / "config.yaml").write_text(
+        config.text.replace("http://localhost:8000/v1", fake_upstream.openai_base)
+    )
     (serve,) = [b for b in PAGE if b.lang == "bash" and "gate-mw serve" in b.text]
     env = exports(serve.text)
     command = next(line for line in serve.text.splitlines() if line.startswith("gate-mw serve"))

@@ -41,13 +41,13 @@ def test_every_sample_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         for sample in clients:
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):
-                exec(sample.text.replace("localhost:4000", address), {})  # noqa: S102 - the doc's own sample
+                exec(sample.text.replace("localhost:4000", address), {})
             assert printed.getvalue().strip()
 
     monkeypatch.chdir(tmp_path)
     for sample in mounts:
         namespace: dict[str, object] = {}
-        exec(sample.text, namespace)  # noqa: S102
+        exec(sample.text, namespace)
         assert isinstance(namespace["gateway"], Gateway)
         assert namespace["app"] is not None
     assert os.environ["TEAM_A_KEY"] == env["TEAM_A_KEY"]
