@@ -58,8 +58,7 @@ def _error(exc: StreamInterrupted) -> dict[str, Any]:
     }
 
 
-def openai_usage(result: ChatResult) -> dict[str, Any]:
-    """The OpenAI `usage` object of `result`, with cached and reasoning token details."""
+def _usage(result: ChatResult) -> dict[str, Any]:
     usage = result.usage
     return {
         "prompt_tokens": usage.input_tokens,
@@ -68,6 +67,10 @@ def openai_usage(result: ChatResult) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
+
+
+#: The OpenAI `usage` object of a result, cached and reasoning token details included.
+openai_usage = _usage
 
 
 def _gate(result: ChatResult) -> dict[str, Any]:
@@ -102,7 +105,7 @@ async def openai_chunks(
     last = {**head, "choices": [finish]}
     tail = f"data: {_encode(last)}\n\n"
     if include_usage:
-        usage = {**head, "choices": [], "usage": openai_usage(result)}
+        usage = {**head, "choices": [], "usage": _usage(result)}
         if extension:
             usage["gate"] = _gate(result)
         tail += f"data: {_encode(usage)}\n\n"
@@ -126,7 +129,7 @@ async def text_events(stream: GateStream) -> AsyncIterator[bytes]:
     result = stream.result
     assert result is not None
     done = {
-        "model": result.model, "finish_reason": result.finish_reason, "usage": openai_usage(result),
+        "model": result.model, "finish_reason": result.finish_reason, "usage": _usage(result),
         **_gate(result),
     }
     yield f"event: done\ndata: {_encode(done)}\n\n".encode()

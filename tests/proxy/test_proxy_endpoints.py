@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 import pytest
@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _apps import serve
-from gate_mw import Budget, ConfigError, Gateway, PolicyError
+from gate_mw import Budget, ConfigError, Gate, Gateway, PolicyError
 from gate_mw.proxy import Proxy
 from gate_mw.proxy._anthropic import read_messages
 from gate_mw.proxy._errors import ProxyError
 from gate_mw.proxy._keys import hash_key
-from gate_mw.proxy._openai import read_chat
+from gate_mw.proxy._openai import _READ_HERE, _keywords, read_chat
 from gate_mw.testing import FakeUpstream, Reply
 
 pytestmark = pytest.mark.anyio
@@ -214,34 +214,8 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
-_fields = st.sampled_from(
-    [
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "stop",
-        "n",
-        "tools",
-        "tool_choice",
-        "system",
-        "stop_sequences",
-        "metadata",
-        "top_k",
-        "role",
-        "content",
-        "type",
-        "text",
-        "source",
-        "tool_use_id",
-        "input",
-        "name",
-    ]
-)
+_OTHER = "n tools tool_choice system stop_sequences metadata top_k role content type text source tool_use_id"
+_fields = st.sampled_from([*sorted(_READ_HERE), *_OTHER.split(), "input", "name"])
 _bodies = st.recursive(
     _json,
     lambda inner: st.dictionaries(_fields, inner, max_size=6) | st.lists(inner, max_size=3),
@@ -262,3 +236,20 @@ def test_any_body_is_read_or_refused_with_a_4xx(body: Any) -> None:
             assert args.messages
             status = 200
         assert status == 200 or 400 <= status < 500
+
+
+class _Options(TypedDict, total=False):
+    tools: list[Any]
+    extra_body: dict[str, Any]
+
+
+async def _chat_with_options(
+    messages: list[Any], *, model: str | None = None, **options: Unpack[_Options]
+) -> None:
+    """The shape Gate.chat takes with issue 10: a TypedDict of keywords."""
+
+
+def test_the_keywords_of_gate_chat_are_read_from_its_signature() -> None:
+    # Today's Gate.chat names its keywords; with issue 10 they are a TypedDict: both read.
+    assert _keywords(_chat_with_options) == {"model", "tools", "extra_body"}
+    assert {"max_tokens", "temperature", "top_p", "stop"} <= _keywords(Gate.chat)

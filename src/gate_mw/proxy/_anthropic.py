@@ -11,18 +11,18 @@ from typing import Any
 
 from .._streaming import GateStream
 from ..errors import StreamInterrupted
-from ..providers.anthropic import _FINISH
+from ..providers.anthropic import finish_reason
 from ..results import ChatResult
 from ._errors import ProxyError
 from ._openai import ChatArgs, message_of, read_chat
 
 __all__ = ["message_body", "message_events", "read_messages"]
 
-# OpenAI finish reasons back to Anthropic stop reasons: the provider's table, inverted
-# (its first entry for a reason wins: "stop" is "end_turn").
+# OpenAI finish reasons back to Anthropic stop reasons: the provider's mapping, inverted
+# (the first stop reason for a finish reason wins: "stop" is "end_turn").
 _STOP: dict[str, str] = {}
-for _anthropic, _openai in _FINISH.items():
-    _STOP.setdefault(_openai, _anthropic)
+for _reason in ("end_turn", "max_tokens", "tool_use", "stop_sequence", "refusal"):
+    _STOP.setdefault(finish_reason(_reason) or _reason, _reason)
 _STOP.setdefault("content_filter", "refusal")
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 

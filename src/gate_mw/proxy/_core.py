@@ -31,7 +31,7 @@ from ._asgi import Endpoint, Reply, Streamed
 from ._errors import Api, ProxyError, error_body
 from ._keys import KeyStore, VirtualKey, hash_key
 from ._openai import ChatArgs, completion_body, read_chat
-from ._settings import ProxySettings, settings_of
+from ._settings import ProxySettings, from_env, settings_of
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -66,15 +66,8 @@ class Proxy:
         for index, spec in enumerate(settings.keys):
             digest = spec.key_sha256
             if spec.key_env is not None:
-                secret = env.get(spec.key_env)
-                if not secret:
-                    raise ConfigError(
-                        f"environment variable {spec.key_env} is not set",
-                        source=source,
-                        entry=f"proxy.keys[{index}] ({spec.name})",
-                        field="key_env",
-                    )
-                digest = hash_key(secret)
+                where = f"proxy.keys[{index}] ({spec.name})"
+                digest = hash_key(from_env(env, spec.key_env, source=source, field="key_env", entry=where))
             assert digest is not None
             self.keys.add_static(
                 spec.name, digest, caller=spec.caller, models=spec.models, metadata=spec.metadata
@@ -87,14 +80,7 @@ class Proxy:
     @staticmethod
     def _master_key(settings: ProxySettings, env: Mapping[str, str], source: str | None) -> str | None:
         if settings.master_key_env is not None:
-            value = env.get(settings.master_key_env)
-            if not value:
-                raise ConfigError(
-                    f"environment variable {settings.master_key_env} is not set",
-                    source=source,
-                    field="proxy.master_key_env",
-                )
-            return value
+            return from_env(env, settings.master_key_env, source=source, field="proxy.master_key_env")
         if settings.master_key is not None:
             logger.warning(
                 "gate_mw: %s holds the proxy's master key itself; keep it in the environment "

@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 from ..config import ModelEntry, ProviderName
 from ..errors import ConfigError
+from ._settings import from_env
 
 __all__ = ["Unsupported", "from_litellm", "map_litellm"]
 
@@ -51,23 +52,10 @@ _STRATEGIES = {
 }
 _NO_KEY = frozenset({"", "none", "null"})
 # Sampling parameters a deployment may fix; they need per-deployment params in ModelEntry.
-_PARAMS = frozenset(
-    {
-        "temperature",
-        "max_tokens",
-        "max_completion_tokens",
-        "top_p",
-        "seed",
-        "stop",
-        "frequency_penalty",
-        "presence_penalty",
-        "response_format",
-        "reasoning_effort",
-        "user",
-        "n",
-        "logit_bias",
-    }
-)
+_PARAMS = frozenset({
+    "temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "stop", "frequency_penalty",
+    "presence_penalty", "response_format", "reasoning_effort", "user", "n", "logit_bias",
+})
 _CACHE_ADVICE = "gate_mw's response cache (issue 11) is configured per policy; none is active"
 _BUDGET_ADVICE = "hard budgets come with gate_mw's limits (issue 11); today a policy's Budget downgrades"
 _CALLBACK_ADVICE = "gate_mw emits OpenTelemetry GenAI spans and metrics: export them (docs/telemetry.md)"
@@ -130,10 +118,7 @@ class _Mapper:
     def env_value(self, value: Any, entry: str, field: str) -> Any:
         """`os.environ/NAME` read now, for fields that are not secrets."""
         if isinstance(value, str) and value.startswith(_ENV):
-            name = value[len(_ENV) :]
-            if not os.environ.get(name):
-                raise self.error(f"environment variable {name} is not set", entry=entry, field=field)
-            return os.environ[name]
+            return from_env(os.environ, value[len(_ENV) :], source=self.source, field=field, entry=entry)
         return value
 
     # -- model_list -------------------------------------------------------------------

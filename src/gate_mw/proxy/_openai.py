@@ -1,16 +1,19 @@
 """The OpenAI chat completions wire as the proxy speaks it: a request read into the
 arguments of `Gate.chat`, an answer written as a `chat.completion`.
 
-Fields `Gate.chat` names (tools, response_format... as they are added) are passed by
-name; the others go where `Gate.chat` puts provider extras. Reading its signature keeps
-the proxy in step with the client without a list to maintain here.
+Fields `Gate.chat` takes by keyword (tools, response_format, seed... as the client has
+them) are passed by name; the others go where it puts provider-specific fields
+(`extra_body`, or its keywords when it has no such thing). Reading its signature keeps the
+proxy in step with the client without a list to maintain here.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping
+import sys
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,44 +24,31 @@ from ._errors import ProxyError
 
 __all__ = ["ChatArgs", "completion_body", "message_of", "read_chat"]
 
-_PARAMETERS = frozenset(inspect.signature(Gate.chat).parameters)
-_TAKES_EXTRA_BODY = "extra_body" in _PARAMETERS
-# Arguments of Gate.chat that steer the gateway rather than the model: never from a body.
-_GATEWAY_ONLY = frozenset({"self", "messages", "model", "max_cost_usd", "output", "raw", "extra_body"})
+def _keywords(method: Callable[..., Any]) -> frozenset[str]:
+    """The keywords `method` names: its keyword-only parameters, and the keys of the
+    TypedDict its `**options: Unpack[...]` takes, if it takes one."""
+    parameters = inspect.signature(method).parameters.values()
+    names = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+    for p in parameters:
+        if p.kind is p.VAR_KEYWORD and isinstance(p.annotation, str):
+            # Resolved in the method's module, as `typing.get_type_hints` would.
+            probe = type("_Probe", (), {"__annotations__": {p.name: p.annotation}})
+            hint = typing.get_type_hints(probe, vars(sys.modules[method.__module__]))[p.name]
+            if typing.get_origin(hint) is typing.Unpack:
+                options = typing.get_args(hint)[0]
+                names |= options.__required_keys__ | options.__optional_keys__
+    return frozenset(names)
+
+
+_KEYWORDS = _keywords(Gate.chat)
+_TAKES_EXTRA_BODY = "extra_body" in _KEYWORDS
+# Keywords of Gate.chat that steer the gateway rather than the model: never from a body.
+_GATEWAY_ONLY = frozenset({"model", "max_cost_usd", "output", "raw", "extra_body"})
 # The proxy reads these itself.
-_READ_HERE = frozenset(
-    {
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "stop",
-    }
-)
-# OpenAI's own parameters: passed as keywords, which providers translate or drop.
-OPENAI_PARAMS = frozenset(
-    {
-        "frequency_penalty",
-        "presence_penalty",
-        "logit_bias",
-        "logprobs",
-        "top_logprobs",
-        "reasoning_effort",
-        "service_tier",
-        "store",
-        "modalities",
-        "audio",
-        "prediction",
-        "verbosity",
-        "web_search_options",
-        "prompt_cache_key",
-        "safety_identifier",
-    }
-)
+_READ_HERE = frozenset({
+    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+    "temperature", "top_p", "stop",
+})
 
 
 @dataclass(slots=True)
@@ -148,15 +138,15 @@ def read_chat(body: Any) -> ChatArgs:
     for name, value in body.items():
         if name in _READ_HERE or value is None:
             continue
-        if name in _PARAMETERS and name not in _GATEWAY_ONLY:
-            kwargs[name] = value
-        elif _TAKES_EXTRA_BODY and name not in OPENAI_PARAMS:
-            extra[name] = value
+        if name in _KEYWORDS and name not in _GATEWAY_ONLY:
+            kwargs[name] = value  # tools, response_format... as Gate.chat names them
+        elif _TAKES_EXTRA_BODY:
+            extra[name] = value  # provider-specific: into the body as sent
         else:
-            kwargs[name] = value
+            kwargs[name] = value  # a Gate.chat without extra_body passes keywords on
     if extra:
         kwargs["extra_body"] = extra
-    if body.get("n") not in (None, 1) and "n" not in _PARAMETERS:
+    if body.get("n") not in (None, 1) and "n" not in _KEYWORDS:
         raise ProxyError(400, "n must be 1: one answer per request", param="n", code="unsupported_value")
     return args
 

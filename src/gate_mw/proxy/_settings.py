@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
 
-__all__ = ["KeySpec", "ProxySettings", "settings_of"]
+__all__ = ["KeySpec", "ProxySettings", "from_env", "settings_of"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -59,3 +60,14 @@ def settings_of(data: dict[str, Any] | None, source: str | None) -> ProxySetting
         first = exc.errors()[0]
         field = ".".join(str(part) for part in ("proxy", *first["loc"]))
         raise ConfigError(first["msg"].removeprefix("Value error, "), source=source, field=field) from None
+
+
+def from_env(
+    env: Mapping[str, str], name: str, *, source: str | None, field: str, entry: str | None = None
+) -> str:
+    """The value of the environment variable `name`; a `ConfigError` naming the field that
+    names it when it is unset or empty."""
+    value = env.get(name)
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set", source=source, entry=entry, field=field)
+    return value
