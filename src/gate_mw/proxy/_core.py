@@ -22,10 +22,10 @@ from starlette.types import Receive, Scope
 from .._context import RoutingContext
 from .._events import openai_chunks
 from .._streaming import GateStream
-from .._tokens import estimate_messages
 from ..client import Gate
 from ..errors import ConfigError, GateError
 from ..policy import RoutePolicy
+from ..providers._base import ChatRequest, estimated_usage
 from ._anthropic import message_body, message_events, read_messages
 from ._asgi import Endpoint, Reply, Streamed
 from ._errors import Api, ProxyError, error_body
@@ -225,7 +225,9 @@ class Proxy:
         gate, args = await self._gate(scope, receive, context, read_messages)
         if args.stream:
             stream = await self._open(gate, args)
-            events = message_events(stream, args.model, estimate_messages(args.messages))
+            # Anthropic sends input tokens first; the upstream's count comes at the end.
+            estimate = estimated_usage(ChatRequest(args.messages), "").input_tokens
+            events = message_events(stream, args.model, estimate)
             return Streamed(stream, events, context.response_headers())
         result = await _call(gate.chat, args)
         return Reply(200, message_body(result, args.model), context.response_headers())
