@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import openai
 import pytest
@@ -13,7 +13,6 @@ import yaml
 
 from _apps import serve_http
 from gate_mw import ConfigError, Gateway
-from gate_mw.config import ProviderName
 from gate_mw.proxy._litellm import map_litellm
 from gate_mw.proxy.cli import build_app
 from gate_mw.testing import FakeUpstream, Fault, Reply
@@ -89,13 +88,11 @@ def test_configs_quick_start_serves_what_it_can_and_reports_the_rest(
     assert "general_settings.alerting" in paths
     assert "litellm_settings.drop_params" not in paths  # gate_mw sends each provider only what it takes
     assert len(paths) == len(set(paths))  # once each
-    if "azure" in get_args(ProviderName):
-        assert aliases == ["gpt-4o", "vllm-models"]
-        assert len(paths) == 6
-    else:  # until the Azure preset (issue 10) lands
-        assert aliases == ["vllm-models"]
-        assert "model_list[0] (gpt-4o).litellm_params.model" in paths
-        assert len(paths) == 8
+    assert aliases == ["gpt-4o", "vllm-models"]
+    azure = gateway.registry.by_alias["gpt-4o"][0].entry
+    assert (azure.provider, azure.model, azure.api_key_env) == ("azure", "gpt-4o-eu", "AZURE_API_KEY_EU")
+    assert azure.rpm == 6
+    assert len(paths) == 6
 
 
 def test_caching_config_reports_the_cache_and_the_embedding_model(caplog: pytest.LogCaptureFixture) -> None:
@@ -141,9 +138,6 @@ def test_a_literal_api_key_is_refused_with_advice() -> None:
     assert "<my-openai-key>" not in message
 
 
-@pytest.mark.xfail(
-    "azure" not in get_args(ProviderName), reason="waits for the Azure preset (issue 10)", strict=True
-)
 def test_docker_quick_start_loads(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, "gate_mw.config"):
         gateway = Gateway.from_file(HERE / "docker_quick_start.yaml")
