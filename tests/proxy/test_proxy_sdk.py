@@ -158,6 +158,15 @@ async def test_models_list(base_url: str, oai: Any) -> None:
     assert {model.object for model in page.data} == {"model"}
 
 
+async def test_models_retrieve(base_url: str, oai: Any) -> None:
+    assert (await oai(base_url).models.retrieve("fast")).owned_by == "gate_mw"
+    assert (await oai(base_url).models.retrieve("backup")).owned_by == "anthropic"
+    with pytest.raises(openai.NotFoundError):
+        await oai(base_url).models.retrieve("gpt-5")
+    with pytest.raises(openai.PermissionDeniedError):
+        await oai(base_url, TEAM_KEY).models.retrieve("fast")
+
+
 async def test_models_list_shows_only_what_a_key_may_use(base_url: str, oai: Any) -> None:
     page = await oai(base_url, TEAM_KEY).models.list()
     assert [model.id for model in page.data] == ["backup"]

@@ -110,6 +110,7 @@ class Proxy:
             ("/chat/completions", Endpoint(self, "openai", post, self._chat)),
             ("/messages", Endpoint(self, "anthropic", post, self._messages)),
             ("/models", Endpoint(self, "openai", get, self._list_models)),
+            ("/models/{model}", Endpoint(self, "openai", get, self._get_model)),
             ("/keys", Endpoint(self, "openai", post | get, self._keys)),
             ("/keys/{key_id}", Endpoint(self, "openai", delete, self._revoke)),
             ("/healthz", Endpoint(self, "openai", get, self._health)),
@@ -232,19 +233,23 @@ class Proxy:
         result = await _call(gate.chat, args)
         return Reply(200, message_body(result, args.model), context.response_headers())
 
+    def _model_object(self, name: str) -> dict[str, Any]:
+        deployments = self.gateway.registry.by_alias.get(name)
+        # A named policy is gate_mw's own; an alias belongs to its (first) provider.
+        aliased = deployments and name not in self.gateway.policies
+        owner = deployments[0].entry.provider if aliased else "gate_mw"
+        return {"id": name, "object": "model", "created": self.created, "owned_by": owner}
+
     async def _list_models(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
         key = await self._caller(scope)
-        registry = self.gateway.registry
-        data = []
-        for name in self.available(key):
-            deployments = registry.by_alias.get(name)
-            owner = (
-                deployments[0].entry.provider
-                if deployments and name not in self.gateway.policies
-                else "gate_mw"
-            )
-            data.append({"id": name, "object": "model", "created": self.created, "owned_by": owner})
-        return Reply(200, {"object": "list", "data": data})
+        return Reply(200, {"object": "list", "data": [self._model_object(n) for n in self.available(key)]})
+
+    async def _get_model(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
+        key = await self._caller(scope)
+        name = _path_param(scope, "model")
+        if name not in self.available(key):
+            self._policy(name, key)  # raises the 404 (or 403) a chat request would get
+        return Reply(200, self._model_object(name))
 
     async def _admin(self, scope: Scope) -> None:
         if self._master is None:
@@ -283,8 +288,7 @@ class Proxy:
 
     async def _revoke(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
         await self._admin(scope)
-        key_id = scope.get("path_params", {}).get("key_id") or scope["path"].rstrip("/").rsplit("/", 1)[-1]
-        key = await self.keys.revoke(str(key_id))
+        key = await self.keys.revoke(_path_param(scope, "key_id"))
         if key is None:
             raise ProxyError(404, "no key with this id was made by the admin API", code="key_not_found")
         return Reply(200, key.to_dict())
@@ -306,6 +310,13 @@ class Proxy:
             "cooling_down": cooling,
         }
         return Reply(200 if ready else 503, body)
+
+
+def _path_param(scope: Scope, name: str) -> str:
+    """A path parameter; the path's last segment where the framework gives none (a
+    Litestar mount)."""
+    value = scope.get("path_params", {}).get(name)
+    return str(value) if value else str(scope["path"]).rstrip("/").rsplit("/", 1)[-1]
 
 
 def _secret(scope: Scope) -> str | None:

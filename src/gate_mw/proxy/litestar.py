@@ -33,7 +33,7 @@ def _handler(path: str, endpoint: Endpoint, item: Endpoint | None = None) -> ASG
         await chosen(scope, receive, send)  # type: ignore[arg-type]
 
     # Litestar's ASGI handlers cannot take path parameters, so `/keys/{id}` is the rest of
-    # a mount at `/keys` (the endpoint reads the id from the path).
+    # a mount at `/keys` (the endpoint reads the id from the path), and so on.
     name = f"gate_mw.proxy{path}"
     return asgi(path, is_mount=item is not None, copy_scope=False, name=name)(handle)
 
@@ -41,6 +41,6 @@ def _handler(path: str, endpoint: Endpoint, item: Endpoint | None = None) -> ASG
 def openai_router(target: Gateway | Proxy, path: str = "/v1") -> Router:
     """A `Router` at `path` serving the OpenAI- and Anthropic-compatible endpoints."""
     endpoints = dict(proxy_of(target).endpoints())
-    item = endpoints.pop("/keys/{key_id}")
-    handlers = [_handler(p, e, item if p == "/keys" else None) for p, e in endpoints.items()]
+    items = {p.rsplit("/{", 1)[0]: endpoints.pop(p) for p in list(endpoints) if "{" in p}
+    handlers = [_handler(p, e, items.get(p)) for p, e in endpoints.items()]
     return Router(path, route_handlers=handlers)
