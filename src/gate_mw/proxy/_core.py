@@ -236,8 +236,8 @@ class Proxy:
     def _model_object(self, name: str) -> dict[str, Any]:
         deployments = self.gateway.registry.by_alias.get(name)
         # A named policy is gate_mw's own; an alias belongs to its (first) provider.
-        aliased = deployments and name not in self.gateway.policies
-        owner = deployments[0].entry.provider if aliased else "gate_mw"
+        aliased = deployments is not None and name not in self.gateway.policies
+        owner = deployments[0].entry.provider if deployments and aliased else "gate_mw"
         return {"id": name, "object": "model", "created": self.created, "owned_by": owner}
 
     async def _list_models(self, scope: Scope, receive: Receive, context: RoutingContext) -> Reply:
