@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
-from gate_mw.proxy.cli import main
+from _apps import serve_http
+from gate_mw.proxy.cli import CONFIG_ENV, app_from_env, main
 
 SCRIPT = Path(sys.executable).with_name("gate-mw")
 
@@ -65,3 +68,23 @@ def test_a_bad_config_exits_with_its_error(tmp_path: Path, capsys: pytest.Captur
     error = capsys.readouterr().err
     assert str(path) in error
     assert "models[0]" in error
+
+
+@pytest.mark.anyio
+async def test_workers_build_the_app_from_the_file_the_cli_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With --workers or --reload each worker process calls app_from_env(): the same file,
+    # its warnings already printed once by the parent, so not repeated.
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, api_key: none, api_base: x}\n"
+        "litellm_settings: {set_verbose: true}\n"
+    )
+    monkeypatch.setenv(CONFIG_ENV, str(path))
+    with caplog.at_level(logging.WARNING, "gate_mw.config"):
+        app = app_from_env()
+    assert not [r for r in caplog.records if r.name == "gate_mw.config"]
+    async with serve_http(app) as url, httpx.AsyncClient() as client:
+        models = (await client.get(f"{url}/v1/models")).json()
+    assert [m["id"] for m in models["data"]] == ["m"]
