@@ -146,9 +146,13 @@ class Gateway:
 
     def _named_policy(self, name: str, policy: RoutePolicy | Mapping[str, Any]) -> RoutePolicy:
         route = f"policies.{name}"
-        if not isinstance(policy, RoutePolicy):
-            policy = make_policy(route, {"name": name, **policy})
-        return self.validate_policy(policy, route)
+        try:
+            if not isinstance(policy, RoutePolicy):
+                policy = make_policy(route, {"name": name, **policy})
+            return self.validate_policy(policy, route)
+        except PolicyError as exc:  # a policy of the file: name the file too
+            detail = str(exc).split(": ", 1)[-1]
+            raise ConfigError(detail, source=self.registry.source, entry=route, field=exc.field) from None
 
     def validate_policy(self, policy: RoutePolicy, route: str) -> RoutePolicy:
         """`policy` with defaults filled in, checked against this gateway's models."""

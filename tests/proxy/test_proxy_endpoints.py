@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _apps import serve
-from gate_mw import Budget, ConfigError, Gate, Gateway, PolicyError
+from gate_mw import Budget, ConfigError, Gate, Gateway
 from gate_mw.proxy import Proxy
 from gate_mw.proxy._anthropic import read_messages
 from gate_mw.proxy._errors import ProxyError
@@ -207,8 +207,14 @@ def test_gateway_file_names_policies_and_proxy_settings(
 def test_bad_policy_and_proxy_settings_fail_at_startup(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text("models:\n  - name: small\npolicies:\n  fast: {models: [nope]}\n")
-    with pytest.raises(PolicyError, match=r"policies\.fast"):
+    with pytest.raises(ConfigError) as caught:
         Gateway.from_file(path)
+    error = caught.value
+    assert (error.source, error.entry, error.field) == (str(path), "policies.fast", "models")
+    path.write_text("models:\n  - name: small\nbreaker: {failures: 0}\n")
+    with pytest.raises(ConfigError, match="failures must be at least 1") as caught:
+        Gateway.from_file(path)
+    assert caught.value.field == "breaker"
     path.write_text("models:\n  - name: small\nproxy:\n  keys:\n    - {name: k, key_sha256: short}\n")
     with pytest.raises(ConfigError, match=r"proxy\.keys\.0"):
         Proxy(Gateway.from_file(path))
