@@ -223,18 +223,20 @@ def test_bad_policy_and_proxy_settings_fail_at_startup(tmp_path: Path) -> None:
         Proxy(Gateway.from_file(path))
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=20,
-)
 _OTHER = "n tools tool_choice system stop_sequences metadata top_k role content type text source tool_use_id"
 _fields = st.sampled_from([*sorted(_READ_HERE), *_OTHER.split(), "input", "name"])
-_bodies = st.recursive(
-    _json,
-    lambda inner: st.dictionaries(_fields, inner, max_size=6) | st.lists(inner, max_size=3),
-    max_leaves=30,
-)
+
+
+def _json(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
+def _request_like(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.dictionaries(_fields, inner, max_size=6) | st.lists(inner, max_size=3)
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8)
+_bodies = st.recursive(st.recursive(_scalars, _json, max_leaves=20), _request_like, max_leaves=30)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
