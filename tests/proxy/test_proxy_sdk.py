@@ -13,11 +13,10 @@ import openai
 import pytest
 from _proxy_apps import FRAMEWORKS, MASTER, TEAM_KEY, Framework, build, proxy, proxy_gateway
 
-import gate_mw.testing
 from _apps import ANTHROPIC_SECRET, SECRET, serve_http
 from gate_mw import GateError
 from gate_mw.routing import RequestInfo, RoutingState, Strategy
-from gate_mw.testing import FakeUpstream, Fault, Reply, Stream
+from gate_mw.testing import FakeUpstream, Fault, Reply, Stream, ToolUse
 
 pytestmark = pytest.mark.anyio
 
@@ -340,15 +339,9 @@ async def test_gate_errors_map_by_status(
     assert fake_upstream.calls() == 0
 
 
-# With issue 10 the fake upstream scripts tool calls (`ToolUse`) and results carry them.
-ToolUse: Any = getattr(gate_mw.testing, "ToolUse", None)
 WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
-needs_tool_calls = pytest.mark.xfail(
-    ToolUse is None, reason="tool calls come back with issue 10", strict=True
-)
 
 
-@needs_tool_calls
 async def test_tool_calls_come_back_through_openai(
     base_url: str, fake_upstream: FakeUpstream, oai: Any
 ) -> None:
@@ -369,7 +362,6 @@ async def test_tool_calls_come_back_through_openai(
     assert json.loads(arguments) == {"city": "Paris"}
 
 
-@needs_tool_calls
 async def test_tool_use_comes_back_through_anthropic(
     base_url: str, fake_upstream: FakeUpstream, claude: Any
 ) -> None:

@@ -1,7 +1,7 @@
 """The Anthropic Messages wire as the proxy speaks it: a `/v1/messages` request translated
 to OpenAI's chat format (what `Gate.chat` takes), the answer translated back, whole or as
 Anthropic's stream events. The opposite direction of `providers/anthropic.py`, sharing
-its table of stop reasons."""
+its mapping of stop reasons."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from .._streaming import GateStream
 from ..errors import StreamInterrupted
-from ..providers.anthropic import finish_reason
+from ..providers._anthropic_wire import finish_reason
 from ..results import ChatResult
 from ._errors import ProxyError
 from ._openai import ChatArgs, message_of, read_chat
@@ -162,8 +162,7 @@ def read_messages(body: Any) -> ChatArgs:
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         chat["user"] = metadata["user_id"]
-    if (top_k := body.get("top_k")) is not None:
-        chat["top_k"] = top_k
+    # top_k has no OpenAI counterpart, and an OpenAI model would refuse it: left out.
     return read_chat(chat)
 
 
@@ -173,7 +172,7 @@ def _stop_reason(finish: str | None) -> str:
 
 def _usage(result: ChatResult) -> dict[str, int]:
     usage = result.usage
-    written = int(getattr(usage, "cache_write_tokens", 0))
+    written = usage.cache_write_tokens
     return {
         "input_tokens": max(0, usage.input_tokens - usage.cached_tokens - written),
         "output_tokens": usage.output_tokens,

@@ -153,10 +153,7 @@ def read_chat(body: Any) -> ChatArgs:
 
 def message_of(result: ChatResult) -> dict[str, Any]:
     """The assistant message of `result`, tool calls included where the result has them."""
-    message = getattr(result, "message", None)
-    if isinstance(message, Mapping):
-        return dict(message)
-    return {"role": "assistant", "content": result.text}
+    return dict(result.message)
 
 
 def completion_id(result: ChatResult) -> str:
@@ -170,7 +167,7 @@ def completion_id(result: ChatResult) -> str:
 
 def completion_body(result: ChatResult, model: str, created: int) -> dict[str, Any]:
     """The `chat.completion` answering with `result`, named after the `model` asked for."""
-    many = getattr(result, "choices", ())
+    many = result.choices
     if many:
         choices = [
             {
