@@ -29,6 +29,7 @@ __all__ = [
     "make_gateway",
     "openai_entry",
     "serve",
+    "serve_http",
     "serve_loopback",
 ]
 
@@ -149,26 +150,30 @@ async def startup_error(app: Any) -> BaseException:
 
 
 @contextlib.asynccontextmanager
-async def serve_loopback(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Serve `app` with uvicorn on a free loopback port; yield a client for it.
-
-    The socket listens before uvicorn starts, so connections made at once wait in its
-    backlog: nothing to poll for.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
+async def serve_http(app: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port and yield its base URL; on exit,
+    wait for the server to finish its requests and shut down."""
+    # Listening before uvicorn starts: a client may connect at once and wait in the backlog
+    # until the lifespan has started, so nothing polls for readiness.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
     config = uvicorn.Config(
         app, lifespan="on", ws="none", http="h11", log_config=None, log_level="warning",
         timeout_graceful_shutdown=5,  # a request that never ends fails the test, not hangs it
     )
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         await serving
-        listener.close()
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_loopback(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """`serve_http`, yielding a client for the server."""
+    async with serve_http(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        yield client

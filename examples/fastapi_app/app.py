@@ -5,6 +5,10 @@ Run it from the repository root::
     uvicorn examples.fastapi_app.app:app
     curl -s localhost:8000/summarise -H 'content-type: application/json' -d '{"text": "..."}'
 
+It is also an OpenAI- and Anthropic-compatible proxy at /v1 (docs/proxy.md)::
+
+    curl -s localhost:8000/v1/chat/completions -d '{"model": "reliable", "messages": [...]}'
+
 Models come from `gateway.yaml` (the simulated provider: no keys, no network), or from
 `gateway.openrouter.yaml` when OPENROUTER_API_KEY is set, or from the file named by
 GATE_CONFIG. With OTEL_EXPORTER_OTLP_ENDPOINT set, spans go to that OTLP/HTTP endpoint.
@@ -22,6 +26,7 @@ from pydantic import BaseModel, Field
 from examples import _config
 from gate_mw import ChatResult, Gateway, GatewayMiddleware, route_policy
 from gate_mw.fastapi import GateClient
+from gate_mw.proxy.fastapi import openai_router
 
 __all__ = ["app", "create_app", "gateway", "load_gateway", "router"]
 
@@ -124,6 +129,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="gate_mw example", lifespan=gateway.lifespan)
     app.add_middleware(GatewayMiddleware, gateway=gateway)
     app.include_router(router)
+    # Any service, in any language, can call the same models and policies at /v1.
+    app.include_router(openai_router(gateway), prefix="/v1")
     return app
 
 
