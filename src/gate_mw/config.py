@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
@@ -27,7 +26,8 @@ ProviderName = Literal[
 
 class _Strict(BaseModel):
     # Inputs stay out of validation errors: a refused header value may be a key.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    # defer_build: schemas are built at the first validation, not at `import gate_mw`.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, defer_build=True)
 
 
 class Simulation(_Strict):
@@ -139,6 +139,8 @@ def load_config(path: str | Path) -> GatewayConfig:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", source=source) from None
+    import yaml  # here, not at the top: only a gateway read from a file needs it
+
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:

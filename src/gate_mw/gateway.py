@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -31,22 +32,27 @@ __all__ = ["Gateway"]
 
 logger = logging.getLogger("gate_mw")
 
-#: Used when a gateway is given no models: three simulated tiers, no keys, no network.
-SIMULATED_MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry(
-        name="sim-small", quality=1, tags=frozenset({"fast"}), context_window=16_000,
-        input_cost_per_mtok=0.15, output_cost_per_mtok=0.6, simulation=Simulation(latency=0.02),
-    ),
-    ModelEntry(
-        name="sim-medium", quality=2, tags=frozenset({"general"}), context_window=128_000,
-        input_cost_per_mtok=1.0, output_cost_per_mtok=4.0, simulation=Simulation(latency=0.05),
-    ),
-    ModelEntry(
-        name="sim-large", quality=3, tags=frozenset({"reasoning", "coding"}), context_window=200_000,
-        input_cost_per_mtok=3.0, output_cost_per_mtok=15.0, simulation=Simulation(latency=0.1),
-    ),
-)
 _DEFAULT_ROUTE = "default policy"
+
+
+@functools.cache
+def simulated_models() -> tuple[ModelEntry, ...]:
+    """Used when a gateway is given no models: three simulated tiers, no keys, no network.
+    Made on first use: building entries validates them, which `import gate_mw` need not pay."""
+    return (
+        ModelEntry(
+            name="sim-small", quality=1, tags=frozenset({"fast"}), context_window=16_000,
+            input_cost_per_mtok=0.15, output_cost_per_mtok=0.6, simulation=Simulation(latency=0.02),
+        ),
+        ModelEntry(
+            name="sim-medium", quality=2, tags=frozenset({"general"}), context_window=128_000,
+            input_cost_per_mtok=1.0, output_cost_per_mtok=4.0, simulation=Simulation(latency=0.05),
+        ),
+        ModelEntry(
+            name="sim-large", quality=3, tags=frozenset({"reasoning", "coding"}), context_window=200_000,
+            input_cost_per_mtok=3.0, output_cost_per_mtok=15.0, simulation=Simulation(latency=0.1),
+        ),
+    )
 
 
 def _entries(models: Sequence[ModelEntry | Mapping[str, Any]], source: str | None) -> tuple[ModelEntry, ...]:
@@ -86,7 +92,7 @@ class Gateway:
         breaker: Breaker | None = None,
         source: str | None = None,
     ) -> None:
-        entries = _entries(models, source) or SIMULATED_MODELS
+        entries = _entries(models, source) or simulated_models()
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
         self.rng = random.Random(seed)
