@@ -20,6 +20,8 @@ from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
 from .errors import PolicyError, UpstreamError
+from .insights import InspectionApp, Insights, Report
+from .insights._router import Authorize
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
 from .routing import Breaker, CooldownState, MemoryStore, StateStore
@@ -93,6 +95,11 @@ class Gateway:
         self.router = Router(
             self.registry, MemoryStore() if state is None else state, breaker or Breaker(), self.rng
         )
+        # Report counters go to a shared store when there is one; in memory, to a store of
+        # their own, so that they never push routing state (cooldowns) out of its bound.
+        self.insights = Insights(
+            MemoryStore(max_keys=200_000) if state is None else state, self.router.experiments
+        )
         self.default_policy = self._default_policy(default_policy)
         # Header names in lower-case bytes, as ASGI gives them; read by each RoutingContext.
         self.caller_header = caller_header.lower().encode() if caller_header else None
@@ -148,6 +155,37 @@ class Gateway:
         """The circuit breaker of every deployment: state, reason, since, until."""
         return await self.router.cooldowns()
 
+    async def report(
+        self, window: str = "day", by: Sequence[str] = ("caller", "route", "model")
+    ) -> Report:
+        """Spend, calls, tokens, errors and latency percentiles per group over the last
+        `window` ("hour", "day" or "week"), from the state store (shared by replicas)."""
+        return await self.insights.report(window, by)
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """Each route budget seen so far, with what each of its callers spent in its window."""
+        found: list[dict[str, Any]] = []
+        groups = await self.insights.counters.groups()
+        routes = {(label, policy.budget) for _, policy, label in self._policies.values() if policy.budget}
+        for label, budget in sorted(routes, key=lambda item: item[0]):
+            base = {
+                "route": label, "window_s": budget.window, "limit_usd": budget.limit_usd,
+                "downgrade_at_usd": budget.threshold_usd,
+            }
+            callers = sorted({caller for caller, route, _ in groups if route == label})
+            if not callers:
+                found.append({**base, "caller": None, "spent_usd": None})
+            for caller in callers:
+                spent = await self.router.state.spend(caller, budget.window)
+                found.append({**base, "caller": caller, "spent_usd": spent})
+        return found
+
+    def inspector(self, *, key: str | None = None, authorize: Authorize | None = None) -> InspectionApp:
+        """The inspection app (JSON and the dashboard page), to mount in the application:
+        `app.mount("/gate", gateway.inspector(key=os.environ["GATE_INSPECT_KEY"]))`.
+        It needs `key` or `authorize` (a check on the Starlette `Request`)."""
+        return InspectionApp(self.insights, self.cooldowns, self.budgets, key=key, authorize=authorize)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
@@ -166,7 +204,9 @@ class Gateway:
             self._started = True
 
     async def aclose(self) -> None:
-        """Close the HTTP pool (when the gateway made it) and the providers."""
+        """Close the HTTP pool (when the gateway made it) and the providers, and flush
+        the telemetry buffered so far (bounded: a stopping server does not hang on it)."""
+        self.telemetry.flush()
         await self.registry.aclose()
         if self._owns_client and self._http_client is not None:
             await self._http_client.aclose()

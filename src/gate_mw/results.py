@@ -10,14 +10,15 @@ __all__ = ["Attempt", "ChatResult", "Usage"]
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage of one call. `cached_tokens` are part of `input_tokens`,
-    `reasoning_tokens` part of `output_tokens`, as providers report them."""
+    """Token usage of one call. `cached_tokens` (cache reads) and `cache_creation_tokens`
+    (cache writes) are part of `input_tokens`, `reasoning_tokens` part of `output_tokens`."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
+    cache_creation_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..telemetry._propagation import outgoing
 from ._base import Provider
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
@@ -38,7 +39,7 @@ class HTTPProvider(Provider):
     async def _post(self, path: str, payload: Mapping[str, Any]) -> Any:
         try:
             response = await self._client().post(
-                self._base_url + path, json=payload, headers=self._headers
+                self._base_url + path, json=payload, headers=outgoing(self._headers)
             )
         except (httpx.HTTPError, OSError) as exc:
             raise error_from_exception(exc, self._secrets) from None
@@ -57,7 +58,9 @@ class HTTPProvider(Provider):
         client gone) closes the upstream connection rather than paying for unread tokens.
         """
         client = self._client()
-        request = client.build_request("POST", self._base_url + path, json=payload, headers=self._headers)
+        request = client.build_request(
+            "POST", self._base_url + path, json=payload, headers=outgoing(self._headers)
+        )
         try:
             response = await client.send(request, stream=True)
         except (httpx.HTTPError, OSError) as exc:
