@@ -66,7 +66,9 @@ class TelemetryHandle:
 
     @property
     def config(self) -> TelemetryConfig:
-        return TelemetryConfig(self.tracer_provider, self.meter_provider, self.logger_provider)
+        return TelemetryConfig(
+            self.tracer_provider, self.meter_provider, logger_provider=self.logger_provider
+        )
 
     def _providers(self) -> list[Any]:
         return [p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p]

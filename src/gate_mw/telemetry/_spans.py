@@ -56,8 +56,8 @@ class TelemetryConfig:
 
     tracer_provider: trace.TracerProvider | None = None
     meter_provider: metrics.MeterProvider | None = None
-    logger_provider: _logs.LoggerProvider | None = None
     capture_content: bool = False
+    logger_provider: _logs.LoggerProvider | None = None
     record_estimated_tokens: bool = False
 
 
