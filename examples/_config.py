@@ -37,5 +37,5 @@ def load_gateway(env: Mapping[str, str] = os.environ, *, service_name: str) -> G
     if any(env.get(name) for name in TELEMETRY_VARIABLES):
         from gate_mw.telemetry import configure
 
-        configure(service_name, env=env)
+        configure(service_name)  # reads the OTEL_* variables from os.environ
     return Gateway.from_file(config_path(env), env=env, seed=SEED)

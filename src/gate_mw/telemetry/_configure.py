@@ -16,13 +16,14 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Literal
 
 from opentelemetry import _logs, metrics, trace
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import export as _log_export
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -62,7 +63,6 @@ class TelemetryHandle:
     logger_provider: LoggerProvider | None = None
     #: The signals left to providers the application had already set.
     kept: tuple[str, ...] = ()
-    _handler: logging.Handler | None = field(default=None, repr=False)
 
     @property
     def config(self) -> TelemetryConfig:
@@ -82,9 +82,6 @@ class TelemetryHandle:
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Flush (bounded by `timeout_s`) and stop the providers; safe more than once."""
         self.force_flush(timeout_s)
-        if self._handler is not None:
-            logging.getLogger("gate_mw").removeHandler(self._handler)
-            self._handler = None
         for provider in self._providers():
             provider.shutdown()
 
@@ -130,8 +127,12 @@ def _exporters(signal_name: str, exporter: Exporter | None, env: Mapping[str, st
         if name == "otlp":
             found.append(_otlp_exporter(signal_name, env))
         elif name == "console":
+            # ConsoleLogRecordExporter is the newer SDKs' name of ConsoleLogExporter.
+            console_logs = getattr(_log_export, "ConsoleLogRecordExporter", None) or getattr(
+                _log_export, "ConsoleLogExporter"
+            )
             console = {"traces": ConsoleSpanExporter, "metrics": ConsoleMetricExporter,
-                       "logs": ConsoleLogExporter}[signal_name]
+                       "logs": console_logs}[signal_name]
             found.append(console())
     return found
 
@@ -151,9 +152,10 @@ def _already_set(signal_name: str) -> bool:
 
 def configure(
     service_name: str | None = None, *, exporter: Exporter | None = None,
-    set_global: bool = True, flush_on_sigterm: bool = True, env: Mapping[str, str] | None = None,
+    set_global: bool = True, flush_on_sigterm: bool = True,
 ) -> TelemetryHandle:
-    """Export traces, metrics and logs (the `gate_mw` logger and GenAI log events).
+    """Export traces, metrics and logs (the GenAI log events, such as
+    `gen_ai.client.operation.exception`; Python logging stays as the application set it).
 
     Everything follows the standard variables, signal-specific ones first:
     `OTEL_{TRACES,METRICS,LOGS}_EXPORTER` (`otlp`, `console`, `none`),
@@ -161,13 +163,14 @@ def configure(
     `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_METRIC_EXPORT_INTERVAL`,
     `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` (these two win over `service_name`).
     `exporter` overrides the `*_EXPORTER` variables (`"console"` for a demo).
-    `OTEL_SDK_DISABLED=true` sets up nothing.
+    `OTEL_SDK_DISABLED=true` sets up nothing. The variables are read from `os.environ`,
+    where the SDK and exporters read theirs.
 
     With `set_global`, a signal whose global provider the application already set is left
     alone (logged; its data goes to the application's provider). With `flush_on_sigterm`,
     SIGTERM first flushes what is buffered (at most ~5 s), then does what it did before.
     """
-    env = os.environ if env is None else env
+    env = os.environ
     handle = TelemetryHandle()
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         _log.info("gate_mw.telemetry: OTEL_SDK_DISABLED is set; no telemetry is exported")
@@ -179,7 +182,7 @@ def configure(
             "gate_mw.telemetry: the application already set providers for %s; leaving them alone",
             ", ".join(handle.kept),
         )
-    exporters = {name: _exporters(name, exporter, env) for name in wanted}
+    exporters = {name: found for name in wanted if (found := _exporters(name, exporter, env))}
     resource = _resource(service_name, env)
     if "traces" in exporters:
         tracer_provider = handle.tracer_provider = TracerProvider(resource=resource)
@@ -194,8 +197,6 @@ def configure(
         logger_provider = handle.logger_provider = LoggerProvider(resource=resource)
         for log_exporter in exporters["logs"]:
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
-        handle._handler = LoggingHandler(logger_provider=logger_provider)
-        logging.getLogger("gate_mw").addHandler(handle._handler)
     if set_global:
         if handle.tracer_provider is not None:
             trace.set_tracer_provider(handle.tracer_provider)
