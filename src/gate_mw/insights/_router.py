@@ -58,15 +58,16 @@ class InspectionApp:
         request = Request(scope, receive)
         path = scope["path"]
         root = scope.get("root_path", "")
-        if root and path.startswith(root):
+        if root and path.startswith(root):  # Starlette keeps the mount's prefix in the path
             path = path[len(root):]
-        handler = self._routes.get(path or "/")
+        path = path.rstrip("/") or "/"  # Litestar adds a slash to a mounted app's path
+        handler = self._routes.get(path)
         if handler is None:
             response: Response = JSONResponse({"error": "not found"}, 404, headers=_HEADERS)
         elif request.method not in ("GET", "HEAD"):
             response = JSONResponse({"error": "method not allowed"}, 405, headers=_HEADERS)
-        elif path in ("", "/") and self._key and "key" in request.query_params:
-            response = self._login(request, root)
+        elif path == "/" and self._key and "key" in request.query_params:
+            response = self._login(request)
         elif not await self._allowed(request):
             response = JSONResponse({"error": "unauthorized"}, 401, headers=_HEADERS)
         else:
@@ -91,14 +92,19 @@ class InspectionApp:
             return bool(await verdict if inspect.isawaitable(verdict) else verdict)
         return False
 
-    def _login(self, request: Request, root: str) -> Response:
-        """`/?key=...`: a browser's way in. The key moves into a cookie for this path, and
-        the address bar (and history) loses it."""
+    def _login(self, request: Request) -> Response:
+        """`/?key=...`: a browser's way in. The key moves into a cookie for the app's path,
+        and the address bar (and history) loses it."""
         if not self._matches(request.query_params.get("key")):
             return JSONResponse({"error": "unauthorized"}, 401, headers=_HEADERS)
-        response = RedirectResponse(f"{root}/", 303, headers=_HEADERS)
+        # The page's path as the client sent it, whatever the framework made of the mount.
+        raw = request.scope.get("raw_path")
+        page = raw.decode("latin-1") if raw else request.scope.get("root_path", "") + "/"
+        page = page.split("?", 1)[0]
+        page = page if page.endswith("/") else page + "/"
+        response = RedirectResponse(page, 303, headers=_HEADERS)
         response.set_cookie(
-            _COOKIE, request.query_params["key"], path=f"{root}/", httponly=True, samesite="strict",
+            _COOKIE, request.query_params["key"], path=page, httponly=True, samesite="strict",
             secure=request.url.scheme == "https",
         )
         return response
