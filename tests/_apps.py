@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -129,3 +132,24 @@ async def startup_error(app: Any) -> BaseException:
             error = error.exceptions[0]
         return error
     raise AssertionError("the app started")
+
+
+@contextlib.asynccontextmanager
+async def serve_http(app: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port and yield its base URL; on exit,
+    wait for the server to finish its requests and shut down."""
+    # Listening before uvicorn starts: a client may connect at once and wait in the backlog
+    # until the lifespan has started, so nothing polls for readiness.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    # A bounded shutdown: a request that never ends fails its test instead of hanging it.
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()

@@ -28,7 +28,9 @@ def _when(epoch: float | None) -> str:
 
 
 def _money(value: float | None) -> str:
-    return "—" if value is None else f"${value:,.4f}"
+    if value is None:
+        return "—"
+    return f"${value:,.4f}" if abs(value) >= 0.01 or value == 0 else f"${value:.6f}"
 
 
 def _seconds(value: float | None) -> str:
@@ -170,6 +172,7 @@ def render_dashboard(
     ]
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta http-equiv="refresh" content="30"><title>gate_mw dashboard</title>'
+        '<meta http-equiv="refresh" content="30"><link rel="icon" href="data:,">'
+        '<title>gate_mw dashboard</title>'
         f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
     )
