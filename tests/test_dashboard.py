@@ -72,7 +72,8 @@ async def test_the_dashboard_renders_in_chromium(tmp_path: Path) -> None:
     for table in ("report", "experiment", "cooldowns"):
         assert f'<table class="{table}">' in page
     assert re.search(r"<td[^>]*>open</td>", page)  # claude-sonnet, with its reason and until-time
-    assert "mini (control)" in page and "4o" in page
+    assert "mini (control)" in page
+    assert "4o" in page
     assert ":CONSOLE" not in log + shot_log, log + shot_log
     png = (tmp_path / "dashboard.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

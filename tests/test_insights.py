@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from _apps import MESSAGES, make_gateway, openai_entry
 from gate_mw import AllAttemptsFailed, Gateway
-from gate_mw.routing import MemoryStore
 from gate_mw.insights import Insights
 from gate_mw.insights._stats import DURATION_BUCKETS, bucket_of, percentile
+from gate_mw.routing import MemoryStore
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 pytestmark = pytest.mark.anyio
@@ -59,8 +59,10 @@ async def test_report_groups_calls_across_replicas(fake_upstream: FakeUpstream) 
     assert set(rows) == {("alice", "summary", "cheap"), ("bob", "summary", "dear"), ("bob", "ask", "dear")}
     alice = rows["alice", "summary", "cheap"]
     assert (alice.calls, alice.errors, alice.input_tokens, alice.output_tokens) == (3, 0, 300, 30)
-    assert alice.cost_usd > 0 and sum(alice.spend) == pytest.approx(alice.cost_usd)
-    assert alice.latency_p50_s is not None and 0 < alice.latency_p50_s <= DURATION_BUCKETS[-1]
+    assert alice.cost_usd > 0
+    assert sum(alice.spend) == pytest.approx(alice.cost_usd)
+    assert alice.latency_p50_s is not None
+    assert 0 < alice.latency_p50_s <= DURATION_BUCKETS[-1]
     failed = rows["bob", "ask", "dear"]
     assert (failed.calls, failed.errors, failed.cost_usd, failed.error_rate) == (1, 1, 0.0, 1.0)
     assert report.rows[0].group["model"] == "dear"  # by spend, dearest first
@@ -96,7 +98,7 @@ async def test_groups_are_bounded_the_rest_counts_as_other() -> None:
     assert len(await insights.counters.groups()) == 3
 
 
-def _simulate(insights: Insights, arms: dict[str, float], n: int, seed: int) -> list[tuple[str, float, float]]:
+def _simulate(arms: dict[str, float], n: int, seed: int) -> list[tuple[str, float, float]]:
     rng = random.Random(seed)
     calls = []
     for arm, mean_cost in arms.items():
@@ -114,26 +116,29 @@ async def _record(insights: Insights, calls: list[tuple[str, float, float]], err
 
 async def test_a_true_30_percent_cost_difference_is_found_and_covered() -> None:
     insights = Insights(MemoryStore(), [_Experiment("exp", ("A", "B"))])
-    await _record(insights, _simulate(insights, {"A": 0.010, "B": 0.007}, 800, seed=3))
+    await _record(insights, _simulate({"A": 0.010, "B": 0.007}, 800, seed=3))
     stats = await insights.experiment("exp")
 
     assert stats.control == "A"
     a, b = stats.arms["A"], stats.arms["B"]
     assert a.calls == b.calls == 800
-    assert a.mean_cost_usd is not None and a.mean_cost_usd.low < 0.010 < a.mean_cost_usd.high
+    assert a.mean_cost_usd is not None
+    assert a.mean_cost_usd.low < 0.010 < a.mean_cost_usd.high
     comparison = b.versus_control
-    assert comparison is not None and comparison.cost is not None
+    assert comparison is not None
+    assert comparison.cost is not None
     assert comparison.cost.low < -0.30 < comparison.cost.high  # the interval covers the truth
     assert comparison.cost.high < 0  # and excludes "no difference"
     assert comparison.verdict.startswith("B is cheaper by ")
     assert "no difference in latency" in comparison.verdict
-    assert a.latency_p50_s is not None and a.latency_p95_s is not None
+    assert a.latency_p50_s is not None
+    assert a.latency_p95_s is not None
     assert a.latency_p50_s < a.latency_p95_s
 
 
 async def test_an_a_a_test_says_no_difference() -> None:
     insights = Insights(MemoryStore(), [_Experiment("exp", ("A", "A2"))])
-    await _record(insights, _simulate(insights, {"A": 0.010, "A2": 0.010}, 800, seed=5), errors=1)
+    await _record(insights, _simulate({"A": 0.010, "A2": 0.010}, 800, seed=5), errors=1)
     comparison = (await insights.experiment("exp")).arms["A2"].versus_control
     assert comparison is not None
     assert comparison.verdict.startswith("no difference in cost")
@@ -143,7 +148,7 @@ async def test_an_a_a_test_says_no_difference() -> None:
 
 async def test_few_calls_are_not_enough_data() -> None:
     insights = Insights(MemoryStore(), [_Experiment("exp", ("A", "B"))])
-    await _record(insights, _simulate(insights, {"A": 0.010, "B": 0.005}, 5, seed=1))
+    await _record(insights, _simulate({"A": 0.010, "B": 0.005}, 5, seed=1))
     comparison = (await insights.experiment("exp", control="A")).arms["B"].versus_control
     assert comparison is not None
     assert comparison.verdict == "not enough data on cost yet; not enough data on latency yet"

@@ -55,7 +55,8 @@ class _Server:
         self.output: list[str] = []
         self.port: int | None = None
         self.ready = threading.Event()
-        assert self.process.stdout is not None and self.process.stderr is not None
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
         self.readers = [
             threading.Thread(target=self._read, args=(stream,), daemon=True)
             for stream in (self.process.stdout, self.process.stderr)
@@ -100,7 +101,8 @@ def server(receiver: Receiver, fake_upstream: FakeUpstream, tmp_path: Path) -> I
     })
     server = _Server(env)
     try:
-        assert server.ready.wait(60) and server.port, "".join(server.output)
+        assert server.ready.wait(60), "".join(server.output)
+        assert server.port, "".join(server.output)
         yield server
     finally:
         if server.process.poll() is None:
@@ -140,7 +142,8 @@ def test_example_app_exports_everything_in_the_incoming_trace_and_flushes_on_sig
     assert (plain.status_code, fallback.status_code, streamed.status_code) == (200, 200, 200)
     assert fallback.json()["attempts"] == 3
     assert streamed.text.rstrip().endswith("data: [DONE]")
-    assert failed.status_code == 502 and failed.json()["error"]["type"] == "all_attempts_failed"
+    assert failed.status_code == 502
+    assert failed.json()["error"]["type"] == "all_attempts_failed"
     assert [r.status_code for r in inspected] == [200] * 4
     report = inspected[0].json()
     assert {row["group"]["route"] for row in report["rows"]} >= {"/classify", "/summarise", "/ask"}
@@ -184,7 +187,8 @@ def test_example_app_exports_everything_in_the_incoming_trace_and_flushes_on_sig
         metric = metrics[name]
         assert metric.unit == unit
         points = metric.histogram.data_points
-        assert points and all(list(p.explicit_bounds) == buckets for p in points)
+        assert points
+        assert all(list(p.explicit_bounds) == buckets for p in points)
     assert metrics["gate.cost"].unit == "{USD}"
     events = [r for r in receiver.logs() if r.event_name == "gen_ai.client.operation.exception"]
     assert len(events) == 4  # two 503s, the 500 and the 401

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from _otlp import Receiver, attributes, running_receiver
-from gate_mw import AllAttemptsFailed, Gateway, ModelEntry
+from gate_mw import Gateway, ModelEntry
 from gate_mw._optional import MissingDependency
 from gate_mw.errors import ConfigError
 from gate_mw.telemetry import configure
@@ -161,14 +161,17 @@ def test_grpc_is_used_when_the_protocol_says_so(monkeypatch: pytest.MonkeyPatch)
     finally:
         handle.shutdown()
         server.stop(None)
-    names = [s.name for e in traces.exports for rs in e.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    names = [
+        s.name for e in traces.exports for rs in e.resource_spans for ss in rs.scope_spans for s in ss.spans
+    ]
     assert names == ["over-grpc"]
 
 
 def test_console_exporter_and_disabled_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     _env(monkeypatch)
     handle = configure(exporter="console", set_global=False, flush_on_sigterm=False)
-    assert handle.tracer_provider is not None and handle.meter_provider is not None
+    assert handle.tracer_provider is not None
+    assert handle.meter_provider is not None
     handle.shutdown()
     _env(monkeypatch, OTEL_SDK_DISABLED="true")
     off = configure(set_global=False, flush_on_sigterm=False)

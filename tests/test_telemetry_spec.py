@@ -54,9 +54,8 @@ async def test_a_streamed_fallback_sends_each_attempts_span(
     gateway = make_gateway(
         [openai_entry(up, "primary"), openai_entry(up, "backup")], telemetry=telemetry.config
     )
-    async with gateway:
-        async with gateway.client().stream(MESSAGES, model=["primary", "backup"]) as stream:
-            text = "".join([chunk async for chunk in stream])
+    async with gateway, gateway.client().stream(MESSAGES, model=["primary", "backup"]) as stream:
+        text = "".join([chunk async for chunk in stream])
 
     assert text == "one two three"
     attempts = sorted(telemetry.spans("chat "), key=lambda s: s.attributes["gate.attempt"])

@@ -20,7 +20,7 @@ from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
 from .errors import PolicyError, UpstreamError
-from .insights import InspectionApp, Insights, Report
+from .insights import Insights, InspectionApp, Report
 from .insights._router import Authorize
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable

@@ -49,9 +49,11 @@ async def test_the_middleware_continues_an_incoming_trace(
     assert response.status_code == 200
     [route] = telemetry.spans("gate.route")
     [attempt] = telemetry.spans("chat ")
-    assert route.context is not None and attempt.context is not None
+    assert route.context is not None
+    assert attempt.context is not None
     assert route.context.trace_id == TRACE_ID
-    assert route.parent is not None and route.parent.span_id == PARENT_ID
+    assert route.parent is not None
+    assert route.parent.span_id == PARENT_ID
     assert route.parent.is_remote
     # Upstream sees the same trace, parented by the attempt span, with the tracestate kept.
     assert _upstream_context(fake_upstream) == [
@@ -66,8 +68,10 @@ async def test_without_an_incoming_trace_each_call_starts_its_own(
     assert (await client.post("/chat", json={})).status_code == 200
 
     first, second = telemetry.spans("gate.route")
-    assert first.parent is None and second.parent is None
-    assert first.context is not None and second.context is not None
+    assert first.parent is None
+    assert second.parent is None
+    assert first.context is not None
+    assert second.context is not None
     assert first.context.trace_id != second.context.trace_id
 
 
@@ -85,9 +89,13 @@ async def test_under_the_asgi_instrumentation_its_server_span_is_the_parent(
     [route] = telemetry.spans("gate.route")
     [attempt] = telemetry.spans(f"chat {PRIMARY}")
     [server] = [s for s in spans if s.name.startswith("POST") and s.parent is not None and s.parent.is_remote]
-    assert route.context is not None and server.context is not None and attempt.context is not None
+    assert route.context is not None
+    assert server.context is not None
+    assert attempt.context is not None
     # One trace: incoming parent -> the instrumentation's server span -> route -> attempt.
     assert {s.context.trace_id for s in spans if s.context} == {TRACE_ID}
-    assert server.parent is not None and server.parent.span_id == PARENT_ID
-    assert route.parent is not None and route.parent.span_id == server.context.span_id
+    assert server.parent is not None
+    assert server.parent.span_id == PARENT_ID
+    assert route.parent is not None
+    assert route.parent.span_id == server.context.span_id
     assert _upstream_context(fake_upstream)[0][:2] == (f"{TRACE_ID:032x}", f"{attempt.context.span_id:016x}")

@@ -109,7 +109,7 @@ def _estimate(value: Mapping[str, Any] | None, fmt: str = "money") -> str:
     if not value:
         return "—"
     show = _money if fmt == "money" else (_seconds if fmt == "s" else (lambda v: f"{v * 100:.1f} %"))
-    return f"{show(value['value'])} [{show(value['low'])} – {show(value['high'])}]"
+    return f"{show(value['value'])} [{show(value['low'])} to {show(value['high'])}]"
 
 
 def _experiment(stats: Mapping[str, Any]) -> str:
@@ -158,8 +158,10 @@ def render_dashboard(
         f"<h1>gate_mw — last {escape(report['window'])}</h1>",
         f"<p>Spend {_money(report['cost_usd'])} · {sum(r['calls'] for r in report['rows'])} calls · "
         f"from {_when(report['since'])} to {_when(report['until'])}</p>",
-        "<h2>Spend over time per model</h2>", _stacked_bars("spend per model", starts, _series(report, "model")),
-        "<h2>Spend over time per route</h2>", _stacked_bars("spend per route", starts, _series(report, "route")),
+        "<h2>Spend over time per model</h2>",
+        _stacked_bars("spend per model", starts, _series(report, "model")),
+        "<h2>Spend over time per route</h2>",
+        _stacked_bars("spend per route", starts, _series(report, "route")),
         "<h2>Calls</h2>", calls_table,
         "<h2>Experiments</h2>",
         "".join(_experiment(e) for e in experiments) or '<p class="muted">No experiments declared.</p>',
@@ -167,8 +169,10 @@ def render_dashboard(
         _table(["deployment", "state", "reason", "since", "until", "consecutive failures"],
                cooldown_rows, left=3, cls="cooldowns"),
         "<h2>Budgets</h2>",
-        _table(["route", "caller", "window", "limit", "cheaper models from", "spent"], budget_rows, left=2, cls="budgets")
-        if budget_rows else '<p class="muted">No route declares a budget.</p>',
+        _table(
+            ["route", "caller", "window", "limit", "cheaper models from", "spent"], budget_rows,
+            left=2, cls="budgets",
+        ) if budget_rows else '<p class="muted">No route declares a budget.</p>',
     ]
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

@@ -78,7 +78,7 @@ class InspectionApp:
         await response(scope, receive, send)
 
     def _matches(self, given: str | None) -> bool:
-        return bool(given) and self._key is not None and hmac.compare_digest(given.encode(), self._key)
+        return bool(given and self._key and hmac.compare_digest(given.encode(), self._key))
 
     async def _allowed(self, request: Request) -> bool:
         headers = request.headers

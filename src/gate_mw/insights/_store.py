@@ -43,7 +43,7 @@ class Counters:
 
     async def groups(self) -> list[tuple[str, str, str]]:
         """Every (caller, route, model) recorded by any replica, in id order."""
-        return [tuple(group) for group in await self.store.get(_GROUPS_KEY) or ()]  # type: ignore[misc]
+        return [_group(value) for value in await self.store.get(_GROUPS_KEY) or ()]
 
     async def _group_id(self, group: tuple[str, str, str]) -> int:
         """The id of `group`, registered in the store on first sight; past `max_groups`,
@@ -54,15 +54,16 @@ class Counters:
         overflow = (OTHER, OTHER, OTHER)
         for _ in range(5):  # lost races retry against the new list
             current = await self.store.get(_GROUPS_KEY)
-            known = [tuple(g) for g in current or ()]
+            known = [_group(value) for value in current or ()]
             for index, other in enumerate(known):
-                self._ids.setdefault(other, index)  # type: ignore[arg-type]
+                self._ids.setdefault(other, index)
             if group in self._ids:
                 return self._ids[group]
             wanted = group if len(known) < self.max_groups - 1 else overflow
             if wanted in self._ids:
                 return self._ids[wanted]
-            if await self.store.compare_and_set(_GROUPS_KEY, current, [*known, list(wanted)]):
+            # Lists, as a shared store's JSON gives them back, so compare-and-set matches.
+            if await self.store.compare_and_set(_GROUPS_KEY, current, [*map(list, known), list(wanted)]):
                 self._ids[wanted] = len(known)
                 return len(known)
         return self._ids.get(overflow, 0)
@@ -111,6 +112,11 @@ class Counters:
     async def arm(self, experiment: str, arm: str) -> dict[str, float]:
         raw = await self.store.get_many([f"ins:xp:{experiment}:{arm}:{k}" for k in ARM_FIELDS])
         return {name: float(value or 0) for name, value in zip(ARM_FIELDS, raw, strict=True)}
+
+
+def _group(value: Any) -> tuple[str, str, str]:
+    caller, route, model = value
+    return str(caller), str(route), str(model)
 
 
 def latency_counts(values: dict[str, Any]) -> list[float]:

@@ -77,7 +77,7 @@ class TelemetryHandle:
         """Export what is buffered now, waiting about `timeout_s` at most; True if all went."""
         providers = self._providers()
         share = max(1, int(timeout_s * 1000 / max(1, len(providers))))
-        return all([bool(provider.force_flush(share)) for provider in providers])
+        return all(bool(provider.force_flush(share)) for provider in providers)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Flush (bounded by `timeout_s`) and stop the providers; safe more than once."""
@@ -128,8 +128,8 @@ def _exporters(signal_name: str, exporter: Exporter | None, env: Mapping[str, st
             found.append(_otlp_exporter(signal_name, env))
         elif name == "console":
             # ConsoleLogRecordExporter is the newer SDKs' name of ConsoleLogExporter.
-            console_logs = getattr(_log_export, "ConsoleLogRecordExporter", None) or getattr(
-                _log_export, "ConsoleLogExporter"
+            console_logs = (
+                getattr(_log_export, "ConsoleLogRecordExporter", None) or _log_export.ConsoleLogExporter
             )
             console = {"traces": ConsoleSpanExporter, "metrics": ConsoleMetricExporter,
                        "logs": console_logs}[signal_name]
