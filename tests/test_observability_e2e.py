@@ -5,19 +5,16 @@ and flushes them when SIGTERM stops it; no API key appears in anything it sends 
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 
 from _otlp import Receiver, attributes, running_receiver
+from _process import ServerProcess
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,50 +40,13 @@ def _config(up: FakeUpstream, path: Path) -> Path:
     return path
 
 
-class _Server:
-    """`uvicorn examples.fastapi_app.app:app` on a free port, its output collected."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "examples.fastapi_app.app:app", "--host", "127.0.0.1",
-             "--port", "0"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self.output: list[str] = []
-        self.port: int | None = None
-        self.ready = threading.Event()
-        assert self.process.stdout is not None
-        assert self.process.stderr is not None
-        self.readers = [
-            threading.Thread(target=self._read, args=(stream,), daemon=True)
-            for stream in (self.process.stdout, self.process.stderr)
-        ]
-        for reader in self.readers:
-            reader.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.output.append(line)
-            if match := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line):
-                self.port = int(match.group(1))
-                self.ready.set()
-        self.ready.set()  # the process ended: stop waiting
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        for reader in self.readers:
-            reader.join(timeout=10)
-        return code
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     yield from running_receiver()
 
 
 @pytest.fixture
-def server(receiver: Receiver, fake_upstream: FakeUpstream, tmp_path: Path) -> Iterator[_Server]:
+def server(receiver: Receiver, fake_upstream: FakeUpstream, tmp_path: Path) -> Iterator[ServerProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENROUTER_", "GATE_"))}
     env.update({
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")])),
@@ -99,15 +59,16 @@ def server(receiver: Receiver, fake_upstream: FakeUpstream, tmp_path: Path) -> I
         "OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_METRIC_EXPORT_INTERVAL": "600000",
         "OTEL_BLRP_SCHEDULE_DELAY": "600000",
     })
-    server = _Server(env)
+    server = ServerProcess(
+        [sys.executable, "-m", "uvicorn", "examples.fastapi_app.app:app", "--host", "127.0.0.1",
+         "--port", "0"], env,
+    )
     try:
         assert server.ready.wait(60), "".join(server.output)
         assert server.port, "".join(server.output)
         yield server
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        server.close()
 
 
 def _traceparent(n: int) -> dict[str, str]:
@@ -115,7 +76,7 @@ def _traceparent(n: int) -> dict[str, str]:
 
 
 def test_example_app_exports_everything_in_the_incoming_trace_and_flushes_on_sigterm(
-    server: _Server, receiver: Receiver, fake_upstream: FakeUpstream
+    server: ServerProcess, receiver: Receiver, fake_upstream: FakeUpstream
 ) -> None:
     up = fake_upstream
     up.set_default("gpt-4o-mini", Reply("complaint", input_tokens=30, output_tokens=2))

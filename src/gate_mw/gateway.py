@@ -162,6 +162,11 @@ class Gateway:
         `window` ("hour", "day" or "week"), from the state store (shared by replicas)."""
         return await self.insights.report(window, by)
 
+    async def experiment_stats(self, name: str, control: str | None = None) -> ExperimentStats:
+        """Per-arm calls, error rate, mean cost and latency with 95 % intervals, and each
+        arm against `control` (default: the first arm) with a verdict in plain words."""
+        return await self.insights.experiment(name, control)
+
     async def budgets(self) -> list[dict[str, Any]]:
         """Each route budget seen so far, with what each of its callers spent in its window."""
         found: list[dict[str, Any]] = []
