@@ -8,7 +8,7 @@ import os
 import random
 from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
@@ -20,14 +20,16 @@ from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
 from .errors import PolicyError, UpstreamError
-from .insights import Insights, InspectionApp, Report
-from .insights._router import Authorize
+from .insights import ExperimentStats, Insights, Report
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
 from .routing import Breaker, CooldownState, MemoryStore, StateStore
 from .routing._experiments import Experiments
 from .routing._router import Router
 from .telemetry import Telemetry, TelemetryConfig
+
+if TYPE_CHECKING:
+    from .insights._router import Authorize, InspectionApp
 
 __all__ = ["Gateway"]
 
@@ -189,6 +191,8 @@ class Gateway:
         """The inspection app (JSON and the dashboard page), to mount in the application:
         `app.mount("/gate", gateway.inspector(key=os.environ["GATE_INSPECT_KEY"]))`.
         It needs `key` or `authorize` (a check on the Starlette `Request`)."""
+        from .insights._router import InspectionApp
+
         return InspectionApp(self.insights, self.cooldowns, self.budgets, key=key, authorize=authorize)
 
     # -- lifecycle ---------------------------------------------------------------------
