@@ -8,13 +8,17 @@ import json
 from typing import Any
 
 import pytest
-from opentelemetry.trace import StatusCode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.trace import StatusCode, get_current_span
 
 from _apps import MESSAGES, make_gateway, openai_entry
 from conftest import Telemetry
 from gate_mw import AllAttemptsFailed, TelemetryConfig, Usage
 from gate_mw.providers import ProviderReply
 from gate_mw.telemetry import Telemetry as GateTelemetry
+from gate_mw.telemetry._content import input_attributes
+from gate_mw.telemetry._propagation import continue_trace, end_continued
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 pytestmark = pytest.mark.anyio
@@ -189,3 +193,52 @@ def openai_entry_stub() -> Any:
     from gate_mw import ModelEntry
 
     return ModelEntry(name="gpt-4o", provider="openai", api_base="http://127.0.0.1:9", api_key_env="K")
+
+
+_TEXT = st.text(max_size=20)
+_PART = st.one_of(
+    _TEXT,
+    st.fixed_dictionaries({"type": st.just("text"), "text": _TEXT}),
+    st.fixed_dictionaries({"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": _TEXT})}),
+    st.dictionaries(st.sampled_from(["type", "data", "x"]), _TEXT, max_size=3),
+)
+_MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool"])},
+    optional={
+        "content": st.one_of(st.none(), _TEXT, st.lists(_PART, max_size=3)),
+        "tool_call_id": _TEXT,
+        "tool_calls": st.lists(st.fixed_dictionaries(
+            {"id": _TEXT, "function": st.fixed_dictionaries({"name": _TEXT, "arguments": _TEXT})}
+        ), max_size=2),
+    },
+)
+
+
+@given(st.lists(_MESSAGE, max_size=6))
+def test_any_messages_capture_as_the_schema_says(messages: list[dict[str, Any]]) -> None:
+    captured = input_attributes(messages)
+    chat = json.loads(captured["gen_ai.input.messages"])
+    assert [m["role"] for m in chat] == [
+        m["role"] for m in messages if m["role"] not in ("system", "developer")
+    ]
+    assert all(isinstance(part["type"], str) for m in chat for part in m["parts"])
+    system = json.loads(captured.get("gen_ai.system_instructions", "[]"))
+    assert all(part["type"] for part in system)
+
+
+@settings(max_examples=50, deadline=None)
+@given(traceparent=st.text(max_size=80), tracestate=st.text(max_size=40))
+def test_any_incoming_trace_headers_leave_the_request_unharmed(traceparent: str, tracestate: str) -> None:
+    """Malformed context starts a new trace; it never fails the request or leaks into the next."""
+    scope = {"type": "http", "headers": [
+        (b"traceparent", traceparent.encode("utf-8", "replace")),
+        (b"tracestate", tracestate.encode("utf-8", "replace")),
+    ]}
+    token = continue_trace(scope)
+    try:
+        context = get_current_span().get_span_context()
+        if context.is_valid:
+            assert traceparent.strip().split("-")[1].lower() == f"{context.trace_id:032x}"
+    finally:
+        end_continued(token)
+    assert not get_current_span().get_span_context().is_valid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -215,7 +216,8 @@ class Gateway:
     async def aclose(self) -> None:
         """Close the HTTP pool (when the gateway made it) and the providers, and flush
         the telemetry buffered so far (bounded: a stopping server does not hang on it)."""
-        self.telemetry.flush()
+        # In a thread: an exporter waiting on a slow collector must not stall the loop.
+        await asyncio.to_thread(self.telemetry.flush)
         await self.registry.aclose()
         if self._owns_client and self._http_client is not None:
             await self._http_client.aclose()
