@@ -169,3 +169,12 @@ def test_a_bucket_percentile_lies_in_the_bucket_of_the_true_one(samples: list[fl
     low = DURATION_BUCKETS[index - 1] if index else 0.0
     high = DURATION_BUCKETS[index] if index < len(DURATION_BUCKETS) else low
     assert low - 1e-9 <= estimate <= high + 1e-9
+
+
+async def test_a_group_list_evicted_from_a_bounded_store_is_put_back() -> None:
+    store = MemoryStore()
+    insights = Insights(store, [])
+    await insights.record("r", "alice", None, None, ok=True, latency_s=0.1)
+    await store.set("ins:groups", None)  # as an LRU eviction would leave it
+    [row] = (await insights.report("day")).rows
+    assert (row.group["caller"], row.calls) == ("alice", 1)

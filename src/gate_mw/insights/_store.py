@@ -43,7 +43,16 @@ class Counters:
 
     async def groups(self) -> list[tuple[str, str, str]]:
         """Every (caller, route, model) recorded by any replica, in id order."""
-        return [_group(value) for value in await self.store.get(_GROUPS_KEY) or ()]
+        raw = await self.store.get(_GROUPS_KEY)
+        stored = [_group(value) for value in raw or ()]
+        if len(stored) < len(self._ids):
+            # The list was dropped (a bounded store evicts what is not read for long): put
+            # back what this process knows, so that its counters stay readable.
+            known = sorted(self._ids, key=self._ids.__getitem__)
+            if [self._ids[g] for g in known] == list(range(len(known))):
+                await self.store.compare_and_set(_GROUPS_KEY, raw, [list(g) for g in known])
+                return known
+        return stored
 
     async def _group_id(self, group: tuple[str, str, str]) -> int:
         """The id of `group`, registered in the store on first sight; past `max_groups`,
