@@ -84,12 +84,10 @@ def wilson(successes: float, n: float) -> Estimate | None:
 
 def relative_difference(arm: Estimate, control: Estimate) -> Estimate | None:
     """(arm / control - 1) with a 95 % interval by the delta method; None if undefined."""
-    if control.value <= 0 or arm.value < 0:
+    if control.value <= 0:
         return None
     ratio = arm.value / control.value
     se_arm, se_control = arm.half_width / _Z, control.half_width / _Z
-    relative_se = math.sqrt((se_arm / arm.value) ** 2 + (se_control / control.value) ** 2) if arm.value else (
-        se_arm / control.value
-    )
-    half = _Z * ratio * relative_se if arm.value else _Z * relative_se
-    return Estimate(ratio - 1, ratio - 1 - half, ratio - 1 + half, min(arm.n, control.n))
+    # Var(a / c) ~ Var(a) / c^2 + a^2 Var(c) / c^4, for independent arms.
+    se = math.sqrt((se_arm / control.value) ** 2 + (arm.value * se_control / control.value**2) ** 2)
+    return Estimate(ratio - 1, ratio - 1 - _Z * se, ratio - 1 + _Z * se, min(arm.n, control.n))
