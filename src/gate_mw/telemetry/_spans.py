@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry import context as otel_context
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .._version import __version__
@@ -99,20 +99,19 @@ class Telemetry:
             description="Number of input and output tokens used.",
             explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
         )
-        self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        def seconds(name: str, description: str) -> Histogram:
+            return meter.create_histogram(
+                f"gen_ai.client.operation.{name}", unit="s", description=description,
+                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            )
+
+        self.duration = seconds("duration", "GenAI operation duration.")
+        self.time_to_first_chunk = seconds(
+            "time_to_first_chunk", "Time to receive the first chunk of a streamed response."
         )
-        self.time_to_first_chunk = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk", unit="s",
-            description="Time to receive the first chunk of a streamed response.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-        )
-        self.time_per_output_chunk = meter.create_histogram(
-            "gen_ai.client.operation.time_per_output_chunk", unit="s",
-            description="Time per output chunk after the first, from the end of the previous chunk.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        self.time_per_output_chunk = seconds(
+            "time_per_output_chunk",
+            "Time per output chunk after the first, from the end of the previous chunk.",
         )
         # Cost is summed here and read when metrics are collected: an observable counter
         # reports the same monotonic sum as a counter without an SDK call per reply.
