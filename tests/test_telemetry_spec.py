@@ -145,7 +145,7 @@ async def test_cache_writes_and_cost_unit(fake_upstream: FakeUpstream, telemetry
     deployment = gateway.registry.deployments[0]
     gate_telemetry = gateway.telemetry
     span = gate_telemetry.start_attempt(deployment, _request(), {})
-    usage = Usage(1200, 10, cached_tokens=100, cache_creation_tokens=1000)
+    usage = Usage(1200, 10, cached_tokens=100, cache_write_tokens=1000)
     gate_telemetry.attempt_succeeded(
         span, deployment, ProviderReply("hi", "stop", "gpt-4o", "r1", usage), 0.01, 0.2
     )

@@ -29,7 +29,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             url = image.get("url") if isinstance(image, Mapping) else image
             parts.append({"type": "uri", "modality": "image", "uri": str(url)})
         else:  # kept as given, under its own type: the schema allows generic parts
-            parts.append({**part, "type": str(part.get("type", "unknown"))})
+            parts.append({**part, "type": str(part.get("type") or "unknown")})
     return parts
 
 
