@@ -14,7 +14,7 @@ from opentelemetry.trace import StatusCode, get_current_span
 
 from _apps import MESSAGES, make_gateway, openai_entry
 from conftest import Telemetry
-from gate_mw import AllAttemptsFailed, TelemetryConfig, Usage
+from gate_mw import AllAttemptsFailed, Gateway, TelemetryConfig, Usage
 from gate_mw.providers import ProviderReply
 from gate_mw.telemetry import Telemetry as GateTelemetry
 from gate_mw.telemetry._content import input_attributes
@@ -101,14 +101,18 @@ async def test_estimated_tokens_are_recorded_and_marked_when_opted_in(
     assert all(p.attributes["gate.usage.estimated"] is True for p in points)  # type: ignore[attr-defined]
 
 
+def _failing(up: FakeUpstream, telemetry: Telemetry, status: int) -> Gateway:
+    """A gateway whose one model always answers `status`."""
+    up.set_default("gpt-4o", Fault(status))
+    return make_gateway([openai_entry(up, "gpt-4o")], telemetry=telemetry.config)
+
+
 async def test_a_failed_attempt_logs_the_exception_event_in_its_span(
     fake_upstream: FakeUpstream, telemetry: Telemetry
 ) -> None:
-    fake_upstream.set_default("gpt-4o", Fault(503))
-    gateway = make_gateway([openai_entry(fake_upstream, "gpt-4o")], telemetry=telemetry.config)
-    async with gateway:
+    async with _failing(fake_upstream, telemetry, 503) as gateway:
         with pytest.raises(AllAttemptsFailed):
-            await gateway.client(policy=None).chat(MESSAGES)
+            await gateway.client().chat(MESSAGES)
 
     attempts = telemetry.spans("chat ")
     events = telemetry.events("gen_ai.client.operation.exception")
@@ -131,9 +135,7 @@ async def test_a_failed_attempt_logs_the_exception_event_in_its_span(
 async def test_an_all_failed_stream_has_error_type_on_its_route_span(
     fake_upstream: FakeUpstream, telemetry: Telemetry
 ) -> None:
-    fake_upstream.set_default("gpt-4o", Fault(500))
-    gateway = make_gateway([openai_entry(fake_upstream, "gpt-4o")], telemetry=telemetry.config)
-    async with gateway:
+    async with _failing(fake_upstream, telemetry, 500) as gateway:
         with pytest.raises(AllAttemptsFailed):
             await gateway.client().stream(MESSAGES).open()
     [route] = telemetry.spans("gate.route")
