@@ -225,3 +225,27 @@ def test_an_application_provider_is_left_alone_and_that_is_logged() -> None:
     assert done.returncode == 0, done.stderr
     assert "already set providers for traces; leaving them alone" in done.stdout
     assert "kept: traces" in done.stdout
+
+
+_SIGTERM_SCRIPT = """
+import os, signal
+from gate_mw.telemetry import configure
+handle = configure("sigterm-test")
+handle.tracer_provider.get_tracer("t").start_span("before-sigterm").end()
+os.kill(os.getpid(), signal.SIGTERM)  # no server, no lifespan: only the handler flushes
+raise SystemExit("not reached: SIGTERM still ends the process")
+"""
+
+
+def test_sigterm_flushes_then_ends_the_process_as_before(receiver: Receiver) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="600000",
+        OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    assert done.returncode == -15, done.stderr  # the default action, after the flush
+    assert [span.name for _, span in receiver.spans()] == ["before-sigterm"]
