@@ -142,9 +142,9 @@ def build_provider(
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         return AnthropicProvider(
             system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-            client=client,
+            client=client, body=entry.params,
         )
     return OpenAIProvider(
         system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-        client=client, query=query, body=preset.body, omit=preset.omit,
+        client=client, query=query, body={**preset.body, **entry.params}, omit=preset.omit,
     )
