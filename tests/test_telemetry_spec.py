@@ -244,3 +244,15 @@ def test_any_incoming_trace_headers_leave_the_request_unharmed(traceparent: str,
     finally:
         end_continued(token)
     assert not get_current_span().get_span_context().is_valid
+
+
+def test_captured_output_carries_the_tool_calls_asked_for() -> None:
+    from gate_mw.chat import ToolCall
+    from gate_mw.telemetry._content import output_messages
+
+    call = ToolCall("call_1", "weather", '{"city": "Oslo"}')
+    captured = json.loads(output_messages("", "tool_calls", (call,)))
+    assert captured == [{
+        "role": "assistant", "finish_reason": "tool_calls",
+        "parts": [{"type": "tool_call", "id": "call_1", "name": "weather", "arguments": '{"city": "Oslo"}'}],
+    }]

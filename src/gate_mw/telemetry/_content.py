@@ -65,9 +65,11 @@ def input_attributes(messages: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return attributes
 
 
-def output_messages(text: str, finish_reason: str | None) -> str:
-    """`gen_ai.output.messages` for one answer."""
-    return _encode([{
-        "role": "assistant", "parts": [{"type": "text", "content": text}],
-        "finish_reason": finish_reason or "unknown",
-    }])
+def output_messages(text: str, finish_reason: str | None, tool_calls: Sequence[Any] = ()) -> str:
+    """`gen_ai.output.messages` for one answer: its text and the tool calls it asks for."""
+    parts: list[dict[str, Any]] = [{"type": "text", "content": text}] if text or not tool_calls else []
+    parts.extend(
+        {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments}
+        for call in tool_calls
+    )
+    return _encode([{"role": "assistant", "parts": parts, "finish_reason": finish_reason or "unknown"}])

@@ -254,7 +254,9 @@ class Telemetry:
             if usage.estimated:
                 reported["gate.usage.estimated"] = True
             if self.capture_content:
-                reported["gen_ai.output.messages"] = output_messages(reply.text, reply.finish_reason)
+                reported["gen_ai.output.messages"] = output_messages(
+                    reply.text, reply.finish_reason, reply.tool_calls
+                )
             span.set_attributes(reported)  # one call: the SDK takes its lock once
         series, priced = self._series_of(deployment, reply.model, extra)
         # The conventions: counts the upstream did not report stay off the token metric
