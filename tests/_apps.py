@@ -152,30 +152,28 @@ async def startup_error(app: Any) -> BaseException:
 @contextlib.asynccontextmanager
 async def serve_http(app: Any) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free 127.0.0.1 port and yield its base URL; on exit,
-    wait for the server to finish its requests and shut down.
-
-    The socket listens before uvicorn starts, so connections made at once wait in its
-    backlog: nothing to poll for.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
+    wait for the server to finish its requests and shut down."""
+    # Listening before uvicorn starts: a client may connect at once and wait in the backlog
+    # until the lifespan has started, so nothing polls for readiness.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
     config = uvicorn.Config(
         app, lifespan="on", ws="none", http="h11", log_config=None, log_level="warning",
         timeout_graceful_shutdown=5,  # a request that never ends fails the test, not hangs it
     )
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         await serving
-        listener.close()
+        sock.close()
 
 
 @contextlib.asynccontextmanager
 async def serve_loopback(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Serve `app` with uvicorn on a free loopback port; yield a client for it."""
-    async with serve_http(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    """`serve_http`, yielding a client for the server."""
+    async with serve_http(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         yield client

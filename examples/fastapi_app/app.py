@@ -5,6 +5,10 @@ Run it from the repository root::
     uvicorn examples.fastapi_app.app:app
     curl -s localhost:8000/summarise -H 'content-type: application/json' -d '{"text": "..."}'
 
+It is also an OpenAI- and Anthropic-compatible proxy at /v1 (docs/proxy.md)::
+
+    curl -s localhost:8000/v1/chat/completions -d '{"model": "reliable", "messages": [...]}'
+
 Models come from `gateway.yaml` (the simulated provider: no keys, no network), or from
 `gateway.openrouter.yaml` when OPENROUTER_API_KEY is set, or from the file named by
 GATE_CONFIG. With OTEL_EXPORTER_OTLP_ENDPOINT set, traces, metrics and logs go there over
@@ -25,6 +29,7 @@ from pydantic import BaseModel, Field
 from examples import _config
 from gate_mw import ChatResult, Experiment, Gateway, GatewayMiddleware, route_policy
 from gate_mw.fastapi import GateClient
+from gate_mw.proxy.fastapi import openai_router
 from gate_mw.responses import sse_response
 
 __all__ = ["app", "create_app", "gateway", "load_gateway", "router"]
@@ -146,6 +151,8 @@ def create_app(gateway: Gateway, inspect_key: str | None = None) -> FastAPI:
     app = FastAPI(title="gate_mw example", lifespan=gateway.lifespan)
     app.add_middleware(GatewayMiddleware, gateway=gateway)
     app.include_router(router)
+    # Any service, in any language, can call the same models and policies at /v1.
+    app.include_router(openai_router(gateway), prefix="/v1")
     if inspect_key:  # opt-in: reports, experiments, cooldowns and the dashboard
         app.mount("/gate", gateway.inspector(key=inspect_key))
     return app

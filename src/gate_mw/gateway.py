@@ -20,7 +20,7 @@ from ._routes import iter_endpoints, route_template
 from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
-from .errors import PolicyError, UpstreamError
+from .errors import ConfigError, PolicyError, UpstreamError
 from .insights import ExperimentStats, Insights, Report
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
@@ -76,6 +76,7 @@ class Gateway:
         models: Sequence[ModelEntry | Mapping[str, Any]] = (),
         *,
         default_policy: RoutePolicy | Mapping[str, Any] | None = None,
+        policies: Mapping[str, RoutePolicy | Mapping[str, Any]] | None = None,
         caller_header: str | None = "x-gate-caller",
         caller_resolver: CallerResolver | None = None,
         request_id_header: str = "x-request-id",
@@ -104,6 +105,12 @@ class Gateway:
             MemoryStore(max_keys=200_000) if state is None else state, self.router.experiments
         )
         self.default_policy = self._default_policy(default_policy)
+        #: Named policies, which a proxy request's `model` may name as it names an alias.
+        self.policies = {
+            name: self._named_policy(name, policy) for name, policy in (policies or {}).items()
+        }
+        #: The file this gateway was loaded from, when it was (its `proxy` settings among it).
+        self.config: GatewayConfig | None = None
         # Header names in lower-case bytes, as ASGI gives them; read by each RoutingContext.
         self.caller_header = caller_header.lower().encode() if caller_header else None
         self.caller_resolver = caller_resolver
@@ -127,8 +134,16 @@ class Gateway:
             "request_id_header": config.request_id_header,
             "max_connections": config.max_connections,
             "telemetry": TelemetryConfig(capture_content=config.capture_content),
+            "policies": config.policies,
         }
-        return cls(config.models, source=str(path), **{**settings, **options})
+        if config.breaker is not None:
+            try:
+                settings["breaker"] = Breaker(**config.breaker)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(str(exc), source=str(path), field="breaker") from None
+        gateway = cls(config.models, source=str(path), **{**settings, **options})
+        gateway.config = config
+        return gateway
 
     def _default_policy(self, policy: RoutePolicy | Mapping[str, Any] | None) -> RoutePolicy:
         if policy is None:
@@ -138,6 +153,16 @@ class Gateway:
         if not policy.models:
             policy = policy.model_copy(update={"models": tuple(self.registry.aliases)})
         return self.validate_policy(policy, _DEFAULT_ROUTE)
+
+    def _named_policy(self, name: str, policy: RoutePolicy | Mapping[str, Any]) -> RoutePolicy:
+        route = f"policies.{name}"
+        try:
+            if not isinstance(policy, RoutePolicy):
+                policy = make_policy(route, {"name": name, **policy})
+            return self.validate_policy(policy, route)
+        except PolicyError as exc:  # a policy of the file: name the file too
+            detail = str(exc).split(": ", 1)[-1]
+            raise ConfigError(detail, source=self.registry.source, entry=route, field=exc.field) from None
 
     def validate_policy(self, policy: RoutePolicy, route: str) -> RoutePolicy:
         """`policy` with defaults filled in, checked against this gateway's models."""
