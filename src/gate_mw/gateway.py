@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -9,7 +10,7 @@ import os
 import random
 from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from ._routes import iter_endpoints, route_template
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
 from .errors import ConfigError, PolicyError, UpstreamError
+from .insights import ExperimentStats, Insights, Report
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
 from .providers.transport import Transport
@@ -27,6 +29,9 @@ from .routing import Breaker, CooldownState, MemoryStore, StateStore
 from .routing._experiments import Experiments
 from .routing._router import Router
 from .telemetry import Telemetry, TelemetryConfig
+
+if TYPE_CHECKING:
+    from .insights._router import Authorize, InspectionApp
 
 __all__ = ["Gateway"]
 
@@ -99,6 +104,11 @@ class Gateway:
         # Latency windows, in-flight counts, cooldowns, spend and experiment counts.
         self.router = Router(
             self.registry, MemoryStore() if state is None else state, breaker or Breaker(), self.rng
+        )
+        # Report counters go to a shared store when there is one; in memory, to a store of
+        # their own, so that they never push routing state (cooldowns) out of its bound.
+        self.insights = Insights(
+            MemoryStore(max_keys=200_000) if state is None else state, self.router.experiments
         )
         self.default_policy = self._default_policy(default_policy)
         #: Named policies, which a proxy request's `model` may name as it names an alias.
@@ -179,6 +189,44 @@ class Gateway:
         """The circuit breaker of every deployment: state, reason, since, until."""
         return await self.router.cooldowns()
 
+    async def report(
+        self, window: str = "day", by: Sequence[str] = ("caller", "route", "model")
+    ) -> Report:
+        """Spend, calls, tokens, errors and latency percentiles per group over the last
+        `window` ("hour", "day" or "week"), from the state store (shared by replicas)."""
+        return await self.insights.report(window, by)
+
+    async def experiment_stats(self, name: str, control: str | None = None) -> ExperimentStats:
+        """Per-arm calls, error rate, mean cost and latency with 95 % intervals, and each
+        arm against `control` (default: the first arm) with a verdict in plain words."""
+        return await self.insights.experiment(name, control)
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """Each route budget seen so far, with what each of its callers spent in its window."""
+        found: list[dict[str, Any]] = []
+        groups = await self.insights.counters.groups()
+        routes = {(label, policy.budget) for _, policy, label in self._policies.values() if policy.budget}
+        for label, budget in sorted(routes, key=lambda item: item[0]):
+            base = {
+                "route": label, "window_s": budget.window, "limit_usd": budget.limit_usd,
+                "downgrade_at_usd": budget.threshold_usd,
+            }
+            callers = sorted({caller for caller, route, _ in groups if route == label})
+            if not callers:
+                found.append({**base, "caller": None, "spent_usd": None})
+            for caller in callers:
+                spent = await self.router.state.spend(caller, budget.window)
+                found.append({**base, "caller": caller, "spent_usd": spent})
+        return found
+
+    def inspector(self, *, key: str | None = None, authorize: Authorize | None = None) -> InspectionApp:
+        """The inspection app (JSON and the dashboard page), to mount in the application:
+        `app.mount("/gate", gateway.inspector(key=os.environ["GATE_INSPECT_KEY"]))`.
+        It needs `key` or `authorize` (a check on the Starlette `Request`)."""
+        from .insights._router import InspectionApp
+
+        return InspectionApp(self.insights, self.cooldowns, self.budgets, key=key, authorize=authorize)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def _client(self) -> Transport:
@@ -210,7 +258,10 @@ class Gateway:
             self._started = True
 
     async def aclose(self) -> None:
-        """Close the HTTP pool (when the gateway made it) and the providers."""
+        """Close the HTTP pool (when the gateway made it) and the providers, and flush
+        the telemetry buffered so far (bounded: a stopping server does not hang on it)."""
+        # In a thread: an exporter waiting on a slow collector must not stall the loop.
+        await asyncio.to_thread(self.telemetry.flush)
         await self.registry.aclose()
         pool, self._pool = self._pool, None
         if pool is not None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..telemetry._propagation import outgoing
 from ._base import Provider, billed_cost
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
@@ -67,7 +68,7 @@ class HTTPProvider(Provider):
         transport = self._client()
         try:
             reply = await transport.post(
-                url, self._headers, content, limit=MAX_BODY_BYTES, error_limit=MAX_ERROR_BODY_BYTES
+                url, outgoing(self._headers), content, limit=MAX_BODY_BYTES, error_limit=MAX_ERROR_BODY_BYTES
             )
         except transport.errors as exc:
             raise error_from_exception(exc, self._secrets) from None
@@ -89,7 +90,8 @@ class HTTPProvider(Provider):
         url, content = self._request(path, payload)
         transport = self._client()
         try:
-            stream = transport.stream(url, self._headers, content, error_limit=MAX_ERROR_BODY_BYTES)
+            headers = outgoing(self._headers)
+            stream = transport.stream(url, headers, content, error_limit=MAX_ERROR_BODY_BYTES)
             async with stream as reply:
                 if reply.status_code >= 400:
                     raise error_from_response(reply, self._secrets)

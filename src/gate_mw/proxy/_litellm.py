@@ -58,7 +58,7 @@ _PARAMS = frozenset({
 })
 _CACHE_ADVICE = "gate_mw's response cache (issue 11) is configured per policy; none is active"
 _BUDGET_ADVICE = "hard budgets come with gate_mw's limits (issue 11); today a policy's Budget downgrades"
-_CALLBACK_ADVICE = "gate_mw emits OpenTelemetry GenAI spans and metrics: export them (docs/telemetry.md)"
+_CALLBACK_ADVICE = "gate_mw emits OpenTelemetry GenAI spans and metrics: export them (docs/observability.md)"
 _REDIS_ADVICE = "a shared Redis state store comes with issue 11; routing state is per process for now"
 _SETTING_ADVICE = {
     "set_verbose": "use Python logging: the 'gate_mw' logger",
