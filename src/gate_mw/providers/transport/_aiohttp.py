@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
@@ -66,32 +67,27 @@ class AiohttpTransport:
             parsed = self._urls[url] = URL(url)
         return parsed
 
+    def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> Any:
+        return self._client().post(self._url(url), data=body, headers=headers, allow_redirects=False)
+
     async def post(
         self, url: str, headers: Mapping[str, str], body: bytes, *, limit: int, error_limit: int
     ) -> Reply:
-        async with self._client().post(
-            self._url(url), data=body, headers=headers, allow_redirects=False
-        ) as response:
-            status = response.status
-            if status >= 400:
-                content = await _read(response, error_limit, cut=True)
-            else:
-                content = await _read(response, limit)
-            return Reply(status, response.headers, content)
+        async with self._send(url, headers, body) as response:
+            failed = response.status >= 400
+            content = await _read(response, error_limit if failed else limit, cut=failed)
+            return Reply(response.status, response.headers, content)
 
     @contextlib.asynccontextmanager
     async def stream(
         self, url: str, headers: Mapping[str, str], body: bytes, *, error_limit: int
     ) -> AsyncIterator[Streamed]:
-        async with self._client().post(
-            self._url(url), data=body, headers=headers, allow_redirects=False
-        ) as response:
-            status = response.status
-            if status >= 400:
+        async with self._send(url, headers, body) as response:
+            if response.status >= 400:
                 content = await _read(response, error_limit, cut=True)
-                yield Streamed(status, response.headers, content, NO_CHUNKS)
+                yield Streamed(response.status, response.headers, content, NO_CHUNKS)
             else:
-                yield Streamed(status, response.headers, b"", response.content.iter_any())
+                yield Streamed(response.status, response.headers, b"", response.content.iter_any())
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

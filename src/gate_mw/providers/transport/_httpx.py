@@ -53,38 +53,34 @@ class HttpxTransport:
         self.client = client
         self._owned = owned
 
-    async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, *, limit: int, error_limit: int
-    ) -> Reply:
+    @contextlib.asynccontextmanager
+    async def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> AsyncIterator[httpx.Response]:
         client = self.client
         request = client.build_request("POST", url, content=body, headers=headers)
         response = await client.send(request, stream=True)
         try:
-            status = response.status_code
-            if status >= 400:
-                content = await _read(response, error_limit, cut=True)
-            else:
-                content = await _read(response, limit)
+            yield response
         finally:
             await response.aclose()
-        return Reply(status, response.headers, content)
+
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, limit: int, error_limit: int
+    ) -> Reply:
+        async with self._send(url, headers, body) as response:
+            failed = response.status_code >= 400
+            content = await _read(response, error_limit if failed else limit, cut=failed)
+            return Reply(response.status_code, response.headers, content)
 
     @contextlib.asynccontextmanager
     async def stream(
         self, url: str, headers: Mapping[str, str], body: bytes, *, error_limit: int
     ) -> AsyncIterator[Streamed]:
-        client = self.client
-        request = client.build_request("POST", url, content=body, headers=headers)
-        response = await client.send(request, stream=True)
-        try:
-            status = response.status_code
-            if status >= 400:
+        async with self._send(url, headers, body) as response:
+            if response.status_code >= 400:
                 content = await _read(response, error_limit, cut=True)
-                yield Streamed(status, response.headers, content, NO_CHUNKS)
+                yield Streamed(response.status_code, response.headers, content, NO_CHUNKS)
             else:
-                yield Streamed(status, response.headers, b"", response.aiter_bytes())
-        finally:
-            await response.aclose()
+                yield Streamed(response.status_code, response.headers, b"", response.aiter_bytes())
 
     async def aclose(self) -> None:
         if self._owned:
