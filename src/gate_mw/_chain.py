@@ -250,6 +250,7 @@ class Call:
         attempts: list[Attempt],
     ) -> None:
         latency = perf_counter() - started
+        logger.info("gate_mw: attempt on %s failed: %s", deployment.id, error.detail)
         self.gateway.telemetry.attempt_failed(
             span, deployment, error, latency, extra=self._metric_attributes()
         )

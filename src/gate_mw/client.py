@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._chain import Call
 from ._streaming import GateStream
+from .chat._validate import validate_request
 from .errors import PolicyError
 from .providers import ChatRequest
 
@@ -42,18 +43,22 @@ class Gate:
         self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None,
         top_p: float | None, stop: Sequence[str] | None, params: dict[str, Any],
     ) -> ChatRequest:
-        if not messages:
-            raise ValueError("messages must not be empty")
+        # A caller's mistake is refused here, as a 4xx, before it can reach an upstream
+        # and count against a model.
+        checked, stops, extra = validate_request(
+            messages, max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop,
+            params=params, request_id=self.context.request_id,
+        )
         cap = self.policy.max_tokens
         if max_tokens is None or (cap is not None and max_tokens > cap):
             max_tokens = cap
         return ChatRequest(
-            messages=messages,
+            messages=checked,
             max_tokens=max_tokens,
             temperature=self.policy.temperature if temperature is None else temperature,
             top_p=top_p,
-            stop=stop,
-            extra=params,
+            stop=stops,
+            extra=extra,
         )
 
     def _chain(self, model: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-__all__ = ["GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "load_config"]
+__all__ = [
+    "GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "UpstreamLimits", "load_config",
+]
 
 ProviderName = Literal[
     "openai", "openrouter", "litellm", "helicone", "portkey", "vllm", "ollama",
@@ -87,6 +89,22 @@ class ModelEntry(_Strict):
         return headers
 
 
+class UpstreamLimits(_Strict):
+    """How much of an upstream's reply is read, so a hostile or broken upstream cannot grow
+    memory or CPU without bound. Past a limit the attempt fails (and falls back) as a
+    protocol error; an error body is cut at its limit instead."""
+
+    max_body_bytes: int = Field(
+        32 * 2**20, gt=0, description="most bytes of a non-streamed reply (decoded)"
+    )
+    max_error_body_bytes: int = Field(
+        64 * 2**10, gt=0, description="bytes of an error reply read for its message; the rest is dropped"
+    )
+    max_sse_line_bytes: int = Field(
+        4 * 2**20, gt=0, description="longest line of a streamed (SSE) reply"
+    )
+
+
 class GatewayConfig(_Strict):
     """Everything a gateway file holds."""
 
@@ -96,6 +114,7 @@ class GatewayConfig(_Strict):
     request_id_header: str = "x-request-id"
     capture_content: bool = False
     max_connections: int = Field(1024, gt=0)
+    upstream_limits: UpstreamLimits = Field(default_factory=UpstreamLimits)
 
 
 def _field_path(loc: Sequence[int | str]) -> tuple[str | None, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -18,8 +19,8 @@ from ._registry import Deployment, ModelRegistry
 from ._routes import iter_endpoints, route_template
 from ._transport import default_http_client
 from .client import Gate
-from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
-from .errors import PolicyError, UpstreamError
+from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
+from .errors import ConfigError, PolicyError, UpstreamError
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
 from .routing import Breaker, CooldownState, MemoryStore, StateStore
@@ -84,6 +85,7 @@ class Gateway:
         state: StateStore | None = None,
         breaker: Breaker | None = None,
         source: str | None = None,
+        upstream_limits: UpstreamLimits | None = None,
     ) -> None:
         entries = _entries(models, source) or SIMULATED_MODELS
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
@@ -103,7 +105,10 @@ class Gateway:
         self._transport = transport
         self._max_connections = max_connections
         self._env = env
+        self.upstream_limits = upstream_limits or UpstreamLimits()
         self._started = False
+        # The event loop the gateway's own HTTP pool belongs to, once made.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._policies: dict[int, tuple[Any, RoutePolicy, str]] = {}
         self._reported: set[str] = set()
 
@@ -117,6 +122,7 @@ class Gateway:
             "request_id_header": config.request_id_header,
             "max_connections": config.max_connections,
             "telemetry": TelemetryConfig(capture_content=config.capture_content),
+            "upstream_limits": config.upstream_limits,
         }
         return cls(config.models, source=str(path), **{**settings, **options})
 
@@ -153,6 +159,7 @@ class Gateway:
     def _client(self) -> httpx.AsyncClient:
         if self._http_client is None:
             self._http_client = default_http_client(self._max_connections, self._transport)
+            self._loop = asyncio.get_running_loop()
         return self._http_client
 
     async def start(self, app: Any = None) -> None:
@@ -161,9 +168,27 @@ class Gateway:
             for endpoint in iter_endpoints(app):
                 if policy_of(endpoint) is not None:
                     self._resolve(endpoint, None)
-        if not self._started:
-            self.registry.build_providers(os.environ if self._env is None else self._env, self._client)
-            self._started = True
+        if self._started:
+            if self._loop is not None and self._loop is not asyncio.get_running_loop():
+                self._moved_loop()
+            return
+        self.registry.build_providers(
+            os.environ if self._env is None else self._env, self._client, self.upstream_limits
+        )
+        self._started = True
+
+    def _moved_loop(self) -> None:
+        """A call on another event loop than the one the HTTP pool was made on: a gateway
+        used without its lifespan by a server or test client that runs requests in new
+        loops. A pool cannot move between loops: fail at once, before any upstream is
+        called, and say what to do."""
+        raise ConfigError(
+            "this Gateway was started on another event loop, and its HTTP pool cannot move "
+            "between loops: open it with the app's lifespan (FastAPI(lifespan=gateway.lifespan), "
+            "Starlette(lifespan=gateway.lifespan), Litestar's GatePlugin; with Starlette's "
+            "TestClient, `with TestClient(app)`), or `async with gateway:` in the loop that "
+            "makes the calls"
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP pool (when the gateway made it) and the providers."""
@@ -172,6 +197,7 @@ class Gateway:
             await self._http_client.aclose()
             self._http_client = None
         self._started = False
+        self._loop = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -243,3 +269,4 @@ class Gateway:
             deployment.id, deployment.system, deployment.upstream_model,
             error.status or error.kind.value, error,
         )
+

@@ -206,7 +206,7 @@ class Telemetry:
         error_type = str(error.status) if error.status else error.kind.value
         if span.is_recording():
             span.set_attribute("gate.error.kind", error.kind.value)
-        span_failed(span, error_type, str(error))
+        span_failed(span, error_type, error.detail)
         attributes = {**deployment.metric_attributes, "error.type": error_type}
         if extra:
             attributes.update(extra)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import httpx
 
-from ..config import ModelEntry
+from ..config import ModelEntry, UpstreamLimits
 from ..errors import ConfigError
 from ._base import ChatRequest, Provider, ProviderReply
 from .anthropic import ANTHROPIC_VERSION, AnthropicProvider
@@ -51,12 +51,19 @@ def _env_value(env: Mapping[str, str], name: str, field: str, entry: str) -> str
     value = env.get(name)
     if not value:
         raise ConfigError(f"environment variable {name} is not set", entry=entry, field=field)
+    # Refused now rather than by the HTTP client at the first call (or worse, sent).
+    if not value.isascii() or not value.isprintable() or value != value.strip() or " " in value:
+        raise ConfigError(
+            f"environment variable {name} holds whitespace or non-ASCII characters; "
+            "a key or header value must be printable ASCII without spaces",
+            entry=entry, field=field,
+        )
     return value
 
 
 def build_provider(
     entry: ModelEntry, *, deployment_id: str, label: str, env: Mapping[str, str],
-    client: Callable[[], httpx.AsyncClient],
+    client: Callable[[], httpx.AsyncClient], limits: UpstreamLimits | None = None,
 ) -> Provider:
     """The provider for one entry, with its key read from `env` now (at startup).
 
@@ -80,9 +87,9 @@ def build_provider(
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         return AnthropicProvider(
             system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-            client=client,
+            client=client, limits=limits,
         )
     return OpenAIProvider(
         system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-        client=client,
+        client=client, limits=limits,
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -42,20 +45,32 @@ def _kind_for_status(status: int, message: str, code: str | None) -> ErrorKind:
     return ErrorKind.BAD_REQUEST
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    if (millis := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
+def _seconds(value: str) -> float | None:
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The upstream's Retry-After (or retry-after-ms), in seconds; None when absent or
+    unparseable (then ignored: backoff applies as if it had not been sent)."""
+    if (millis := headers.get("retry-after-ms")) is not None and (ms := _seconds(millis)) is not None:
+        return ms / 1000
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read as such
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def _message_and_code(body: Any) -> tuple[str, str | None]:
@@ -70,42 +85,53 @@ def _message_and_code(body: Any) -> tuple[str, str | None]:
 
 def error_from_status(
     status: int, message: str, *, code: str | None = None, retry_after: float | None = None,
-    secrets: Iterable[str] = (),
+    secrets: Iterable[str] = (), detail: str | None = None,
 ) -> UpstreamError:
     """An `UpstreamError` for an HTTP status, with a redacted, bounded message."""
     text = redact(message, secrets)[:_MAX_MESSAGE] or f"HTTP {status}"
     return UpstreamError(
-        _kind_for_status(status, message, code), text, status=status, retry_after=retry_after
+        _kind_for_status(status, detail or message, code), text, status=status,
+        retry_after=retry_after,
+        detail=None if detail is None else redact(detail, secrets)[:_MAX_MESSAGE],
     )
 
 
-def error_from_response(response: httpx.Response, secrets: Iterable[str] = ()) -> UpstreamError:
-    """The error an upstream reported in a non-2xx response."""
+def error_from_response(
+    response: httpx.Response, secrets: Iterable[str] = (), *, body: bytes | None = None
+) -> UpstreamError:
+    """The error an upstream reported in a non-2xx response (`body`: its bytes as read,
+    when the response was streamed). A body that is not the API's JSON error (an HTML page
+    from a proxy, say) is kept for logs and spans only: the message says just the status."""
+    raw = response.content if body is None else body
     try:
-        body = response.json()
+        parsed = json.loads(raw)
     except ValueError:
-        body = None
-    message, code = _message_and_code(body)
+        parsed = None
+    message, code = _message_and_code(parsed)
+    detail = None
     if not message:
-        message = response.text[:_MAX_MESSAGE] if body is None else ""
+        detail = raw.decode("utf-8", "replace").strip() if raw else None
+        message = f"HTTP {response.status_code}" + (" (not a JSON error body)" if detail else "")
     return error_from_status(
         response.status_code, message, code=code, retry_after=_retry_after(response.headers),
-        secrets=secrets,
+        secrets=secrets, detail=detail,
     )
 
 
 def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> UpstreamError:
-    """The error for a transport failure or a malformed reply."""
+    """The error for a transport failure or a malformed reply. Its message names only the
+    kind of failure; the upstream's address and the like stay in the detail."""
     if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, aiohttp.ClientError):
         # httpx-aiohttp maps every aiohttp connection error (refused, reset, dropped) to
         # httpx.ConnectTimeout: judge by the aiohttp error underneath instead.
         exc = exc.__cause__
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
+    name = type(exc).__name__
     if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, OSError)):
-        detail = redact(str(exc), secrets)[:_MAX_MESSAGE]
-        return UpstreamError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {detail}".rstrip(": "))
-    return UpstreamError(ErrorKind.PROTOCOL, f"malformed reply: {type(exc).__name__}")
+        detail = redact(f"{name}: {exc}", secrets)[:_MAX_MESSAGE]
+        return UpstreamError(ErrorKind.CONNECTION, f"connection to the upstream failed ({name})", detail=detail)
+    return UpstreamError(ErrorKind.PROTOCOL, f"malformed reply: {name}")
 
 
 def error_from_event(body: Any, secrets: Iterable[str] = ()) -> UpstreamError:

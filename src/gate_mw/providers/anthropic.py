@@ -12,6 +12,7 @@ from ..results import Usage
 from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
+from ._parse import optional_str, reply_text, token_count
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
 
@@ -60,11 +61,11 @@ def anthropic_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage with cache reads and writes counted into input, as OpenAI counts them."""
     if not isinstance(usage, Mapping):
         return estimated_usage(request, text)
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
-    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
+    cache_read = token_count(usage, "cache_read_input_tokens")
+    cache_write = token_count(usage, "cache_creation_input_tokens")
     return Usage(
-        input_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
-        output_tokens=int(usage.get("output_tokens") or 0),
+        input_tokens=token_count(usage, "input_tokens") + cache_read + cache_write,
+        output_tokens=token_count(usage, "output_tokens"),
         cached_tokens=cache_read,
     )
 
@@ -75,14 +76,12 @@ class AnthropicProvider(HTTPProvider):
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
         body = await self._post("/v1/messages", anthropic_payload(model, request))
         try:
-            text = "".join(
-                block.get("text", "") for block in body["content"] if block.get("type") == "text"
-            )
+            text = reply_text([block for block in body["content"] if block.get("type") == "text"])
             return ProviderReply(
                 text=text,
                 finish_reason=finish_reason(body.get("stop_reason")),
-                model=str(body.get("model") or model),
-                response_id=body.get("id"),
+                model=optional_str(body.get("model")) or model,
+                response_id=optional_str(body.get("id")),
                 usage=anthropic_usage(body.get("usage"), request, text),
             )
         except (KeyError, TypeError, AttributeError) as exc:
@@ -102,7 +101,9 @@ class AnthropicProvider(HTTPProvider):
                     kind = event["type"]
                     if kind == "content_block_delta":
                         delta = event["delta"]
-                        if delta.get("type") == "text_delta" and (text := delta.get("text")):
+                        if delta.get("type") == "text_delta" and (
+                            text := reply_text(delta.get("text"), "text_delta")
+                        ):
                             yield text
                     elif kind == "message_start":
                         message = event["message"]
@@ -121,7 +122,7 @@ class AnthropicProvider(HTTPProvider):
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before message_stop")
             yield StreamEnd(
                 finish_reason(stop_reason),
-                str(message.get("model") or model),
-                message.get("id"),
+                optional_str(message.get("model")) or model,
+                optional_str(message.get("id")),
                 anthropic_usage(usage, request, "") if usage else None,
             )

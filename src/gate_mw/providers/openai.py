@@ -12,6 +12,7 @@ from ..results import Usage
 from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
+from ._parse import optional_str, reply_text, token_count
 
 __all__ = ["OpenAIProvider"]
 
@@ -37,10 +38,10 @@ def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
     return Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        input_tokens=token_count(usage, "prompt_tokens"),
+        output_tokens=token_count(usage, "completion_tokens"),
+        cached_tokens=token_count(prompt_details, "cached_tokens"),
+        reasoning_tokens=token_count(completion_details, "reasoning_tokens"),
     )
 
 
@@ -51,12 +52,12 @@ class OpenAIProvider(HTTPProvider):
         body = await self._post("/chat/completions", openai_payload(model, request))
         try:
             choice = body["choices"][0]
-            text = choice["message"].get("content") or ""
+            text = reply_text(choice["message"].get("content"))
             return ProviderReply(
                 text=text,
-                finish_reason=choice.get("finish_reason"),
-                model=str(body.get("model") or model),
-                response_id=body.get("id"),
+                finish_reason=optional_str(choice.get("finish_reason")),
+                model=optional_str(body.get("model")) or model,
+                response_id=optional_str(body.get("id")),
                 usage=openai_usage(body.get("usage"), request, text),
             )
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -83,9 +84,9 @@ class OpenAIProvider(HTTPProvider):
                     if choices := chunk.get("choices"):
                         choice = choices[0]
                         delta = choice.get("delta")
-                        if delta and (text := delta.get("content")):
+                        if delta and (text := reply_text(delta.get("content"))):
                             yield text
-                        if reason := choice.get("finish_reason"):
+                        if reason := optional_str(choice.get("finish_reason")):
                             finish = reason
                     elif "error" in chunk:
                         raise error_from_event(chunk, self._secrets)
@@ -95,6 +96,6 @@ class OpenAIProvider(HTTPProvider):
                     raise error_from_exception(exc) from None
             if not ended and finish is None:
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before its last chunk")
-            head = head or {}
-            yield StreamEnd(finish, str(head.get("model") or model), head.get("id"), usage)
+            head = head if isinstance(head, Mapping) else {}
+            yield StreamEnd(finish, optional_str(head.get("model")) or model, optional_str(head.get("id")), usage)
 
