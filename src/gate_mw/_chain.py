@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .gateway import Gateway
     from .policy import RoutePolicy
     from .providers import ChatRequest, ProviderReply
+    from .routing._health import Admission
 
 __all__ = ["Call"]
 
@@ -45,8 +46,8 @@ class Call:
     """One `Gate.chat`: the chain of deployments and everything learnt while walking it."""
 
     __slots__ = (
-        "_routing", "context", "deadline", "decision", "gateway", "plan", "policy", "request",
-        "route", "started",
+        "_routing", "admission", "context", "deadline", "decision", "gateway", "plan", "policy",
+        "request", "route", "started",
     )
 
     def __init__(
@@ -68,6 +69,9 @@ class Call:
         self._routing = (models, max_cost_usd, stream)
         self.deadline = context.deadline_for(policy)
         self.started = 0.0
+        #: The breaker's admission of the attempt in progress; a stream reports its outcome
+        #: against it when it ends.
+        self.admission: Admission | None = None
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - perf_counter()
@@ -167,6 +171,7 @@ class Call:
                 }
                 if fallback_reason is not None:
                     routing["gate.fallback.reason"] = fallback_reason
+                self.admission = admission
                 try:
                     return await router.attempt(
                         deployment, admission, stream, partial(attempt, deployment, routing, attempts)

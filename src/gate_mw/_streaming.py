@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from ._chain import Call
     from ._registry import Deployment
+    from .routing._health import Admission
 
 __all__ = ["GateStream"]
 
@@ -48,10 +49,33 @@ class GateStream:
     """
 
     __slots__ = (
-        "_attempts", "_call", "_cancelling", "_deadline", "_deployment", "_disconnected",
-        "_events", "_expired", "_first", "_idle", "_limited", "_loop", "_parts", "_pending",
-        "_reader", "_reading", "_route_span", "_span", "_spent", "_started", "_state", "_time",
-        "_timer", "result",
+        "_admission",
+        "_attempts",
+        "_call",
+        "_cancelling",
+        "_deadline",
+        "_deployment",
+        "_disconnected",
+        "_error",
+        "_events",
+        "_expired",
+        "_first",
+        "_idle",
+        "_limited",
+        "_loop",
+        "_parts",
+        "_pending",
+        "_reader",
+        "_reading",
+        "_route_span",
+        "_span",
+        "_spent",
+        "_started",
+        "_state",
+        "_time",
+        "_timer",
+        "_ttfc",
+        "result",
     )
 
     def __init__(self, call: Call) -> None:
@@ -65,6 +89,9 @@ class GateStream:
         self._span: Span | None = None
         self._route_span: Span | None = None
         self._started = 0.0  # perf_counter when the committed attempt began
+        self._admission: Admission | None = None  # the committed attempt's, for its outcome
+        self._ttfc = 0.0
+        self._error: UpstreamError | None = None  # why the committed stream failed, if it did
         self._disconnected = False
         # After the commit point, idle and total limits are kept by one timer that is
         # re-armed only when it fires: nothing is scheduled per chunk.
@@ -248,7 +275,8 @@ class GateStream:
         telemetry.first_chunk(span, deployment, ttfc, extra=self._extra())
         attempts.append(Attempt(deployment.alias, deployment.id, provider.system, "ok", ttfc, status=200))
         self._deployment, self._span, self._events = deployment, span, events
-        self._started, self._first = started, first
+        self._started, self._first, self._ttfc = started, first, ttfc
+        self._admission = call.admission
         loop = self._loop = asyncio.get_running_loop()
         self._time = loop.time
         self._idle = call.policy.idle_timeout  # the policy may be an experiment arm's
@@ -360,6 +388,7 @@ class GateStream:
         route_span.end()
 
     def _interrupt(self, error: UpstreamError) -> StreamInterrupted:
+        self._error = error
         deployment, span, route_span = self._close()
         reply, cost, latency = self._settle(deployment, _NO_END, error.kind.value, error)
         telemetry = self._call.gateway.telemetry
@@ -390,4 +419,18 @@ class GateStream:
             try:
                 await events.aclose()
             finally:
-                await self._call.settle(self.result or self._spent, ok=self.result is not None)
+                try:
+                    await self._report()
+                finally:
+                    await self._call.settle(self.result or self._spent, ok=self.result is not None)
+
+    async def _report(self) -> None:
+        """Tell the breaker and latency window how the committed stream ended: a cut after
+        the first token is a failure; a consumer leaving early says nothing of the model."""
+        deployment, admission = self._deployment, self._admission
+        if deployment is None or admission is None:
+            return
+        await self._call.gateway.router.stream_ended(
+            deployment.id, admission, self._ttfc, self._error,
+            abandoned=self.result is None and self._error is None,
+        )

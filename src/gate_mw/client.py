@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._chain import Call
 from ._streaming import GateStream
 from .chat._validate import validate_request
-from .errors import PolicyError
+from .errors import PolicyError, RequestRejected
 from .providers import ChatRequest
 
 if TYPE_CHECKING:
@@ -98,6 +98,12 @@ class Gate:
         self, request: ChatRequest, model: str | Sequence[str] | None, max_cost_usd: float | None,
         *, stream: bool,
     ) -> Call:
+        if self.context.scope.get("method") == "HEAD":
+            # A HEAD answer has no body: a model call for it would be paid and thrown away.
+            raise RequestRejected(
+                "a HEAD request does not call models: send GET for the answer", (),
+                request_id=self.context.request_id, status=405,
+            )
         if max_cost_usd is not None and not max_cost_usd > 0:
             raise PolicyError("max_cost_usd must be positive", route=self.route, field="max_cost_usd")
         models = None if model is None else self._chain(model)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._headers import header_name_problem, header_text_problem
 from .errors import ConfigError
 
 __all__ = [
@@ -78,14 +79,33 @@ class ModelEntry(_Strict):
     def upstream_model(self) -> str:
         return self.model or self.name
 
+    @field_validator("name")
+    @classmethod
+    def _header_safe_name(cls, name: str) -> str:
+        # The alias answers in the x-gate-model response header.
+        if problem := header_text_problem(name, "the model name"):
+            raise ValueError(problem)
+        return name
+
     @field_validator("headers")
     @classmethod
     def _no_auth_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if problem := header_name_problem(name) or header_text_problem(value, f"header {name}"):
+                raise ValueError(problem)
         secret = {"authorization", "x-api-key", "api-key"} & {name.lower() for name in headers}
         if secret:
             raise ValueError(
                 f"{sorted(secret)[0]} must not be a plain header; name the variable in api_key_env"
             )
+        return headers
+
+    @field_validator("secret_headers")
+    @classmethod
+    def _secret_header_names(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if problem := header_name_problem(name):
+                raise ValueError(problem)
         return headers
 
 
@@ -116,6 +136,13 @@ class GatewayConfig(_Strict):
     max_connections: int = Field(1024, gt=0)
     upstream_limits: UpstreamLimits = Field(default_factory=UpstreamLimits)
 
+    @field_validator("caller_header", "request_id_header")
+    @classmethod
+    def _header_name(cls, name: str | None) -> str | None:
+        if name is not None and (problem := header_name_problem(name)):
+            raise ValueError(problem)
+        return name
+
 
 def _field_path(loc: Sequence[int | str]) -> tuple[str | None, str | None]:
     """Split a pydantic error location into (entry, field) for messages."""
@@ -142,16 +169,22 @@ def load_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", source=source) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}", source=source) from None
+    except RecursionError:
+        raise ConfigError("nested too deeply", source=source) from None
     if not isinstance(data, Mapping):
         raise ConfigError("the top level must be a mapping with a 'models' list", source=source)
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
         raise config_error(exc, source, data) from None
+    except RecursionError:
+        raise ConfigError("nested too deeply", source=source) from None

@@ -15,6 +15,7 @@ import httpx
 from pydantic import ValidationError
 
 from ._context import CallerResolver, RoutingContext
+from ._headers import header_name_problem
 from ._registry import Deployment, ModelRegistry
 from ._routes import iter_endpoints, route_template
 from ._transport import default_http_client
@@ -87,6 +88,9 @@ class Gateway:
         source: str | None = None,
         upstream_limits: UpstreamLimits | None = None,
     ) -> None:
+        for field, header in (("caller_header", caller_header), ("request_id_header", request_id_header)):
+            if header is not None and (problem := header_name_problem(header)):
+                raise ConfigError(problem, source=source, field=field)
         entries = _entries(models, source) or SIMULATED_MODELS
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
@@ -130,6 +134,8 @@ class Gateway:
         if policy is None:
             return RoutePolicy(models=tuple(self.registry.aliases))
         if not isinstance(policy, RoutePolicy):
+            if not isinstance(policy, Mapping):
+                raise PolicyError("give a RoutePolicy or a mapping of its fields", route=_DEFAULT_ROUTE)
             policy = make_policy(_DEFAULT_ROUTE, dict(policy))
         if not policy.models:
             policy = policy.model_copy(update={"models": tuple(self.registry.aliases)})

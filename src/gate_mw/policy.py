@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._headers import header_name_problem
 from .errors import PolicyError
 from .routing._budget import Budget
 from .routing._experiments import Experiment
@@ -111,13 +112,20 @@ class RoutePolicy(BaseModel):
         if isinstance(value, Mapping):
             try:
                 value = kind(**value)
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise ValueError(str(exc)) from None
         if value is not None and not isinstance(value, kind):
             raise ValueError(f"expected {kind.__name__} or a mapping of its fields")
         if value is not None and (problem := value.problem()):
             raise ValueError(problem)
         return value
+
+    @field_validator("task_header")
+    @classmethod
+    def _task_header(cls, name: str | None) -> str | None:
+        if name is not None and (problem := header_name_problem(name)):
+            raise ValueError(problem)
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> RoutePolicy:
@@ -147,10 +155,14 @@ def _policy_error(exc: ValidationError, route: str) -> PolicyError:
 
 def make_policy(route: str, fields: dict[str, Any]) -> RoutePolicy:
     """Validate policy fields, naming the route and field on error."""
+    if not isinstance(fields, Mapping) or not all(isinstance(key, str) for key in fields):
+        raise PolicyError("policy fields must be a mapping of field names", route=route)
     try:
         return RoutePolicy(**fields)
     except ValidationError as exc:
         raise _policy_error(exc, route) from None
+    except RecursionError:
+        raise PolicyError("nested too deeply", route=route) from None
 
 
 def route_policy(policy: RoutePolicy | None = None, /, **fields: Any) -> Callable[[_T], _T]:

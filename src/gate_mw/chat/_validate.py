@@ -86,8 +86,10 @@ def _check_message(message: object, where: str) -> dict[str, Any]:
 def _check_number(name: str, value: object, *, minimum: float, integer: bool = False) -> None:
     kinds: tuple[type, ...] = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise _Invalid(f"{name}: must be {'an integer' if integer else 'a number'}, got {type(value).__name__}")
-    if not math.isfinite(value) or value < minimum:  # type: ignore[arg-type]
+        kind = "an integer" if integer else "a number"
+        raise _Invalid(f"{name}: must be {kind}, got {type(value).__name__}")
+    assert isinstance(value, int | float)
+    if not math.isfinite(value) or value < minimum:
         raise _Invalid(f"{name}: must be a finite number >= {minimum:g}, got {value!r}")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
+from litestar.types import Scope
 
 from .._binding import gate_for_scope
 from .._context import SCOPE_KEY, RoutingContext
@@ -24,9 +25,11 @@ ErrorHandler = Callable[["Request[Any, Any, Any]", GateError], "Response[bytes]"
 GateClient = NamedDependency[Gate]
 
 
-def provide_gate(request: Request[Any, Any, Any]) -> Gate:
-    """The `Gate` of this request, bound to its route handler's policy."""
-    return gate_for_scope(request.scope)
+def provide_gate(scope: Scope) -> Gate:
+    """The `Gate` of this request, bound to its route handler's policy. (Takes the scope,
+    which Litestar gives HTTP and websocket handlers alike, so that a websocket handler
+    asking for one is told why it cannot have one.)"""
+    return gate_for_scope(scope)
 
 
 def error_handler(gateway: Gateway) -> ErrorHandler:

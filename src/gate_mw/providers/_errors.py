@@ -69,7 +69,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read as such
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.replace(tzinfo=datetime.UTC)
     return max(0.0, parsed.timestamp() - time.time())
 
 
@@ -130,7 +130,8 @@ def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> Ups
     name = type(exc).__name__
     if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, OSError)):
         detail = redact(f"{name}: {exc}", secrets)[:_MAX_MESSAGE]
-        return UpstreamError(ErrorKind.CONNECTION, f"connection to the upstream failed ({name})", detail=detail)
+        message = f"connection to the upstream failed ({name})"
+        return UpstreamError(ErrorKind.CONNECTION, message, detail=detail)
     return UpstreamError(ErrorKind.PROTOCOL, f"malformed reply: {name}")
 
 

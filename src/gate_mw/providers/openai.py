@@ -97,5 +97,6 @@ class OpenAIProvider(HTTPProvider):
             if not ended and finish is None:
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before its last chunk")
             head = head if isinstance(head, Mapping) else {}
-            yield StreamEnd(finish, optional_str(head.get("model")) or model, optional_str(head.get("id")), usage)
+            answered = optional_str(head.get("model")) or model
+            yield StreamEnd(finish, answered, optional_str(head.get("id")), usage)
 

@@ -10,7 +10,7 @@ Standard library only. Opt in to the ``fake_upstream`` fixture with
 ``pytest_plugins = ["gate_mw.testing.pytest_plugin"]``.
 """
 
-from ._behaviours import Behaviour, Drop, Fault, Reply, Stream
+from ._behaviours import Behaviour, Drop, Fault, Raw, Reply, Stream
 from ._formats import estimate_tokens
 from ._upstream import FakeUpstream, RecordedRequest
 
@@ -19,6 +19,7 @@ __all__ = [
     "Drop",
     "FakeUpstream",
     "Fault",
+    "Raw",
     "RecordedRequest",
     "Reply",
     "Stream",
