@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .._redact import redact
 from ..errors import ErrorKind, UpstreamError
@@ -128,7 +129,7 @@ def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> Ups
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
     name = type(exc).__name__
-    if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, OSError)):
+    if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, HttpProcessingError, OSError)):
         detail = redact(f"{name}: {exc}", secrets)[:_MAX_MESSAGE]
         message = f"connection to the upstream failed ({name})"
         return UpstreamError(ErrorKind.CONNECTION, message, detail=detail)

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import UpstreamLimits
 from ..errors import ErrorKind, UpstreamError
@@ -19,6 +21,9 @@ from ._sse import SSEDecoder
 __all__ = ["HTTPProvider", "read_capped"]
 
 _DEFAULT_LIMITS = UpstreamLimits()
+# What a broken connection or reply raises, below httpx's own errors included: the aiohttp
+# pool's (a reply that is not HTTP, broken chunked framing) are not all mapped by httpx.
+_TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, HttpProcessingError, OSError)
 _JSON = {"content-type": "application/json"}
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
@@ -95,7 +100,7 @@ class HTTPProvider(Provider):
                 body = await read_capped(response, self._limits.max_body_bytes)
             finally:
                 await response.aclose()
-        except (httpx.HTTPError, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, self._secrets) from None
         try:
             return json.loads(body)
@@ -114,13 +119,13 @@ class HTTPProvider(Provider):
         request = client.build_request("POST", self._base_url + path, content=content, headers=self._headers)
         try:
             response = await client.send(request, stream=True)
-        except (httpx.HTTPError, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, self._secrets) from None
         try:
             if response.status_code >= 400:
                 raise await self._failure(response)
             yield SSEDecoder(response.aiter_bytes(), max_line=self._limits.max_sse_line_bytes)
-        except (httpx.HTTPError, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, self._secrets) from None
         finally:
             await response.aclose()
