@@ -29,6 +29,7 @@ __all__ = [
     "make_gateway",
     "openai_entry",
     "serve",
+    "serve_http",
     "serve_thread",
 ]
 
@@ -152,4 +153,25 @@ def serve_thread(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_http(app: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port and yield its base URL; on exit,
+    wait for the server to finish its requests and shut down."""
+    # Listening before uvicorn starts: a client may connect at once and wait in the backlog
+    # until the lifespan has started, so nothing polls for readiness.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    # A bounded shutdown: a request that never ends fails its test instead of hanging it.
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
         sock.close()

@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-from _apps import ANTHROPIC_SECRET, SECRET, anthropic_entry, make_gateway, openai_entry, serve_thread
 from _parity_apps import BACKUP, FRAMEWORKS, PRIMARY, build
 
+from _apps import ANTHROPIC_SECRET, SECRET, anthropic_entry, make_gateway, openai_entry, serve_thread
 from gate_mw import Breaker
 from gate_mw.testing import FakeUpstream, Raw
 

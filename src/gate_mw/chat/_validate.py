@@ -10,10 +10,12 @@ from typing import Any
 
 from ..errors import RequestRejected
 
-__all__ = ["MAX_DEPTH", "ROLES", "validate_request"]
+__all__ = ["MAX_DEPTH", "RESERVED", "ROLES", "validate_request"]
 
 #: Roles a message may have.
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+#: Parameters the gateway sets itself: a caller's would change the wire protocol under it.
+RESERVED = frozenset({"model", "messages", "stream"})
 #: How deeply JSON values may nest in messages and parameters: deeper is refused rather
 #: than left to overflow the encoder's recursion.
 MAX_DEPTH = 32
@@ -115,6 +117,8 @@ def _validate(
         if not isinstance(stop, Sequence) or not all(isinstance(s, str) for s in stop):
             raise _Invalid("stop: must be a string or a list of strings")
         stops = _check_json(list(stop), "stop")
+    if reserved := sorted(RESERVED & params.keys()):
+        raise _Invalid(f"{reserved[0]}: set by the gateway, not a parameter (use gate.stream to stream)")
     extra: dict[str, Any] = _check_json(dict(params), "params")
     return checked, stops, extra
 
@@ -129,7 +133,8 @@ def validate_request(
     Refused: messages that are not a non-empty list of mappings, an unknown role, content
     that is neither a string, None nor a list of typed parts, non-finite numbers,
     strings with lone surrogates, values that are not JSON data, nesting deeper than
-    `MAX_DEPTH`, and out-of-range `max_tokens`, `temperature` or `top_p`.
+    `MAX_DEPTH`, out-of-range `max_tokens`, `temperature` or `top_p`, and parameters the
+    gateway sets itself (`RESERVED`).
     """
     try:
         return _validate(messages, max_tokens, temperature, top_p, stop, params)

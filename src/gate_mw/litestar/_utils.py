@@ -8,6 +8,8 @@ from typing import Any
 from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
+from litestar.exceptions import WebSocketException
+from litestar.status_codes import WS_1011_INTERNAL_ERROR
 from litestar.types import Scope
 
 from .._binding import gate_for_scope
@@ -29,7 +31,14 @@ def provide_gate(scope: Scope) -> Gate:
     """The `Gate` of this request, bound to its route handler's policy. (Takes the scope,
     which Litestar gives HTTP and websocket handlers alike, so that a websocket handler
     asking for one is told why it cannot have one.)"""
-    return gate_for_scope(scope)
+    try:
+        return gate_for_scope(scope)
+    except RuntimeError as exc:
+        if scope["type"] == "websocket":
+            # Litestar closes a failed websocket with a bare "Internal Server Error":
+            # give the reason, which only the developer's own handler can cause.
+            raise WebSocketException(detail=str(exc), code=WS_1011_INTERNAL_ERROR) from None
+        raise
 
 
 def error_handler(gateway: Gateway) -> ErrorHandler:
