@@ -26,7 +26,9 @@ USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 def completion(content: Any = "Hello world", usage: Any = USAGE) -> bytes:
     return json.dumps({
         "id": "chatcmpl-raw", "object": "chat.completion", "model": PRIMARY,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
         "usage": usage,
     }).encode()
 
@@ -77,7 +79,7 @@ CASES: dict[str, Case] = {
         Raw.response(200, completion(content=42)), Raw.sse(events([{"oops": 1}, "tail"])),
     ),
     "text parts in a list": Case(
-        Raw.response(200, completion(content=[{"type": "text", "text": "Hello"}, {"type": "text", "text": " world"}])),
+        Raw.response(200, completion(content=[{"type": "text", "text": "Hello"}, {"text": " world"}])),
         Raw.sse(events([[{"type": "text", "text": "Hello"}], [{"type": "text", "text": " world"}]])),
         plain_outcome="ok", streamed_outcome="ok",
     ),
@@ -106,7 +108,10 @@ def base_url(request: pytest.FixtureRequest, upstream: FakeUpstream) -> Iterator
     open, so one test's failures cannot change the next one's chain."""
     prices = {"input_cost_per_mtok": 2.0, "output_cost_per_mtok": 8.0}
     gateway = make_gateway(
-        [openai_entry(upstream, "primary", PRIMARY, **prices), anthropic_entry(upstream, "backup", BACKUP, **prices)],
+        [
+            openai_entry(upstream, "primary", PRIMARY, **prices),
+            anthropic_entry(upstream, "backup", BACKUP, **prices),
+        ],
         breaker=Breaker(failures=10**6, min_calls=10**6),
     )
     with serve_thread(build(request.param, gateway)) as url:
@@ -116,7 +121,7 @@ def base_url(request: pytest.FixtureRequest, upstream: FakeUpstream) -> Iterator
 @pytest.fixture
 def fake(upstream: FakeUpstream) -> Iterator[FakeUpstream]:
     upstream.reset()
-    yield upstream
+    return upstream
 
 
 def assert_clean(text: str) -> None:

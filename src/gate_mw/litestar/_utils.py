@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.di import NamedDependency
-from litestar.enums import MediaType
+from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import WebSocketException
 from litestar.status_codes import WS_1011_INTERNAL_ERROR
 from litestar.types import Scope
@@ -34,7 +34,7 @@ def provide_gate(scope: Scope) -> Gate:
     try:
         return gate_for_scope(scope)
     except RuntimeError as exc:
-        if scope["type"] == "websocket":
+        if scope["type"] == ScopeType.WEBSOCKET:
             # Litestar closes a failed websocket with a bare "Internal Server Error":
             # give the reason, which only the developer's own handler can cause.
             raise WebSocketException(detail=str(exc), code=WS_1011_INTERNAL_ERROR) from None
