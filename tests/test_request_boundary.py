@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from _apps import anthropic_entry, make_gateway, openai_entry, serve_thread
 from fastapi import FastAPI, Request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _apps import anthropic_entry, make_gateway, openai_entry, serve_thread
 from gate_mw import Gateway, GatewayMiddleware
 from gate_mw.fastapi import GateClient
 from gate_mw.responses import sse_response
