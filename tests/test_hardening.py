@@ -499,3 +499,11 @@ async def test_litestar_gate_in_a_websocket_handler_says_what_is_wrong(fake_upst
 
     app = Litestar([ws], plugins=[GatePlugin(gateway_for(fake_upstream))])
     assert "not to websocket connections" in await websocket_failure(app)
+
+
+def test_the_errors_page_samples_run() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "errors.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in page.split("```python\n")[1:]]
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/errors.md", "exec"), {})
