@@ -30,8 +30,10 @@ from gate_mw import (
     GateStream,
     Gateway,
     GatewayMiddleware,
+    ModelEntry,
     PolicyError,
     RequestRejected,
+    RoutePolicy,
     UpstreamError,
     route_policy,
 )
@@ -507,3 +509,12 @@ def test_the_errors_page_samples_run() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/errors.md", "exec"), {})
+
+
+def test_models_and_policies_made_in_python_fail_as_config_and_policy_errors() -> None:
+    with pytest.raises(ConfigError, match=r"entry ModelEntry\(m\), field quality"):
+        ModelEntry(name="m", quality=9)
+    with pytest.raises(ConfigError, match="field name"):
+        ModelEntry(name="模型")
+    with pytest.raises(PolicyError, match="field timeout"):
+        RoutePolicy(timeout=-1)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,9 +28,44 @@ ProviderName = Literal[
 ]
 
 
+# Set while a config model is being validated, so that the models inside it leave their
+# errors to the outermost one.
+_validating: ContextVar[bool] = ContextVar("gate_mw_config_validating", default=False)
+
+
 class _Strict(BaseModel):
     # Inputs stay out of validation errors: a refused header value may be a key.
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    if not TYPE_CHECKING:  # type checkers keep the fields' signature
+
+        def __init__(self, **data: Any) -> None:
+            # Made in Python: a ConfigError naming the class, the entry's name if it has
+            # one, and the field; never pydantic's error. Made while validating something
+            # bigger (a file), pydantic's error goes on, to be named with its whole path.
+            if _validating.get():
+                super().__init__(**data)
+                return
+            token = _validating.set(True)
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                name = data.get("name")
+                entry = type(self).__name__ + (f"({name})" if isinstance(name, str) else "")
+                first = exc.errors()[0]
+                field = ".".join(str(part) for part in first["loc"]) or None
+                message = first["msg"].removeprefix("Value error, ")
+                raise ConfigError(message, entry=entry, field=field) from None
+            finally:
+                _validating.reset(token)
+
+        @classmethod
+        def model_validate(cls, obj: Any, **options: Any) -> Any:
+            token = _validating.set(True)
+            try:
+                return super().model_validate(obj, **options)
+            finally:
+                _validating.reset(token)
 
 
 class Simulation(_Strict):
@@ -161,7 +197,7 @@ def config_error(exc: ValidationError, source: str, data: Mapping[str, Any]) -> 
         index = int(first["loc"][1])
         if index < len(models) and isinstance(models[index], Mapping) and "name" in models[index]:
             entry = f"{entry} ({models[index]['name']})"
-    return ConfigError(first["msg"], source=source, entry=entry, field=field)
+    return ConfigError(first["msg"].removeprefix("Value error, "), source=source, entry=entry, field=field)
 
 
 def load_config(path: str | Path) -> GatewayConfig:

@@ -90,7 +90,7 @@ class PolicyError(GateError, ValueError):
     def __init__(self, message: str, *, route: str, field: str | None = None) -> None:
         where = f"route {route}" + (f", field {field}" if field else "")
         super().__init__(f"{where}: {message}")
-        self.route, self.field = route, field
+        self.detail, self.route, self.field = message, route, field
 
 
 class UpstreamError(GateError):

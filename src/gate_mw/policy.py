@@ -7,7 +7,7 @@ above or below the framework's route decorator.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -88,6 +88,18 @@ class RoutePolicy(BaseModel):
     experiment: Experiment | None = None
     budget: Budget | None = None
 
+    if not TYPE_CHECKING:  # type checkers keep the fields' signature
+
+        def __init__(self, **data: Any) -> None:
+            # Made in Python: a PolicyError naming the field, never pydantic's error.
+            # (`make_policy` and `@route_policy` name the route as well.)
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise _policy_error(exc, "RoutePolicy(...)") from None
+            except RecursionError:
+                raise PolicyError("nested too deeply", route="RoutePolicy(...)") from None
+
     @field_validator("strategy", mode="before")
     @classmethod
     def _strategy(cls, value: Any) -> Any:
@@ -159,10 +171,8 @@ def make_policy(route: str, fields: dict[str, Any]) -> RoutePolicy:
         raise PolicyError("policy fields must be a mapping of field names", route=route)
     try:
         return RoutePolicy(**fields)
-    except ValidationError as exc:
-        raise _policy_error(exc, route) from None
-    except RecursionError:
-        raise PolicyError("nested too deeply", route=route) from None
+    except PolicyError as exc:
+        raise PolicyError(exc.detail, route=route, field=exc.field) from None
 
 
 def route_policy(policy: RoutePolicy | None = None, /, **fields: Any) -> Callable[[_T], _T]:

@@ -47,16 +47,18 @@ _PRESETS: dict[str, _Preset] = {
 }
 
 
-def _env_value(env: Mapping[str, str], name: str, field: str, entry: str) -> str:
+def _env_value(env: Mapping[str, str], name: str, field: str, entry: str, *, key: bool) -> str:
+    """The value of `name`; a key has no whitespace at all, a header value none around it,
+    and neither anything but printable ASCII. Refused at startup, naming the variable,
+    rather than by the HTTP client at the first call."""
     value = env.get(name)
     if not value:
         raise ConfigError(f"environment variable {name} is not set", entry=entry, field=field)
-    # Refused now rather than by the HTTP client at the first call (or worse, sent).
-    if not value.isascii() or not value.isprintable() or value != value.strip() or " " in value:
+    if not value.isascii() or not value.isprintable() or value != value.strip() or (key and " " in value):
+        what = "an API key" if key else "a header value"
         raise ConfigError(
-            f"environment variable {name} holds whitespace or non-ASCII characters; "
-            "a key or header value must be printable ASCII without spaces",
-            entry=entry, field=field,
+            f"environment variable {name} holds whitespace or non-ASCII characters, which "
+            f"{what} cannot have", entry=entry, field=field,
         )
     return value
 
@@ -76,11 +78,11 @@ def build_provider(
     secrets: list[str] = []
     key_env = entry.api_key_env or preset.key_env
     if key_env and (entry.api_key_env or preset.key_required or env.get(key_env)):
-        key = _env_value(env, key_env, "api_key_env", label)
+        key = _env_value(env, key_env, "api_key_env", label, key=True)
         headers[preset.key_header] = preset.key_format.format(key)
         secrets.append(key)
     for header, variable in entry.secret_headers.items():
-        headers[header] = _env_value(env, variable, f"secret_headers.{header}", label)
+        headers[header] = _env_value(env, variable, f"secret_headers.{header}", label, key=False)
         secrets.append(headers[header])
     base_url = entry.api_base or preset.base_url
     if preset.api == "anthropic":
