@@ -14,7 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import UpstreamLimits
 from ..errors import ErrorKind, UpstreamError
-from ._base import Provider
+from ._base import Provider, billed_cost
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
 
@@ -61,15 +61,25 @@ async def read_capped(response: httpx.Response, limit: int, *, cut: bool = False
 
 
 class HTTPProvider(Provider):
-    """POSTs JSON to `{base_url}{path}`; maps every failure to an `UpstreamError`."""
+    """POSTs JSON to `{base_url}{path}{query}`; maps every failure to an `UpstreamError`.
+
+    `body` holds fields every request of this deployment carries unless the request sets
+    them (OpenRouter's `usage: {include: true}`); `omit` names fields the upstream refuses,
+    left out of every request (Mistral answers 422 to `stream_options`); `query` is a query
+    string such as Azure's `?api-version=...`.
+    """
 
     def __init__(
         self, *, system: str, base_url: str, headers: Mapping[str, str],
         secrets: tuple[str, ...], client: Callable[[], httpx.AsyncClient],
+        query: str = "", body: Mapping[str, Any] | None = None, omit: frozenset[str] = frozenset(),
         limits: UpstreamLimits | None = None,
     ) -> None:
         self.system = system
         self._base_url = base_url.rstrip("/")
+        self._query = query
+        self._body = dict(body or {})
+        self._omit = omit
         self._headers = {**headers, **_JSON}
         self._secrets = secrets
         self._client = client
@@ -86,13 +96,22 @@ class HTTPProvider(Provider):
         body = await read_capped(response, self._limits.max_error_body_bytes, cut=True)
         return error_from_response(response, self._secrets, body=body)
 
+    def _request(self, path: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
+        if self._body:
+            payload = {**self._body, **payload}
+        if self._omit:
+            payload = {key: value for key, value in payload.items() if key not in self._omit}
+        return self._base_url + path + self._query, _encoded(payload)
+
     async def _post(self, path: str, payload: Mapping[str, Any]) -> Any:
-        content = _encoded(payload)
+        return (await self._post_billed(path, payload))[0]
+
+    async def _post_billed(self, path: str, payload: Mapping[str, Any]) -> tuple[Any, float | None]:
+        """The reply's JSON, and the cost a LiteLLM proxy reported in its header."""
+        url, content = self._request(path, payload)
         client = self._client()
         try:
-            request = client.build_request(
-                "POST", self._base_url + path, content=content, headers=self._headers
-            )
+            request = client.build_request("POST", url, content=content, headers=self._headers)
             response = await client.send(request, stream=True)
             try:
                 if response.status_code >= 400:
@@ -103,9 +122,10 @@ class HTTPProvider(Provider):
         except _TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, self._secrets) from None
         try:
-            return json.loads(body)
+            reply = json.loads(body)
         except ValueError as exc:
             raise error_from_exception(exc) from None
+        return reply, billed_cost(response.headers.get("x-litellm-response-cost"), free=False)
 
     @contextlib.asynccontextmanager
     async def _events(self, path: str, payload: Mapping[str, Any]) -> AsyncIterator[SSEDecoder]:
@@ -114,9 +134,9 @@ class HTTPProvider(Provider):
         The response is closed on every exit, so leaving early (an error, a timeout, the
         client gone) closes the upstream connection rather than paying for unread tokens.
         """
-        content = _encoded(payload)
+        url, content = self._request(path, payload)
         client = self._client()
-        request = client.build_request("POST", self._base_url + path, content=content, headers=self._headers)
+        request = client.build_request("POST", url, content=content, headers=self._headers)
         try:
             response = await client.send(request, stream=True)
         except _TRANSPORT_ERRORS as exc:

@@ -67,6 +67,7 @@ def anthropic_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
         input_tokens=token_count(usage, "input_tokens") + cache_read + cache_write,
         output_tokens=token_count(usage, "output_tokens"),
         cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 

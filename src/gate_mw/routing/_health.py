@@ -23,6 +23,7 @@ _MIN_SECONDS = 0.001
 # The request's own fault says nothing about the deployment's health.
 _NOT_COUNTED = frozenset({
     ErrorKind.BAD_REQUEST, ErrorKind.CONTEXT_LENGTH, ErrorKind.DEADLINE, ErrorKind.COOLDOWN,
+    ErrorKind.CONTENT_FILTER,
 })
 
 
