@@ -9,7 +9,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from gate_mw import (
     Breaker,
     Budget,
     ConfigError,
+    ErrorKind,
     Experiment,
     GateStream,
     Gateway,
@@ -34,6 +35,7 @@ from gate_mw import (
     PolicyError,
     RequestRejected,
     RoutePolicy,
+    StreamInterrupted,
     UpstreamError,
     route_policy,
 )
@@ -41,7 +43,8 @@ from gate_mw.config import UpstreamLimits, load_config
 from gate_mw.fastapi import GateClient
 from gate_mw.litestar import GateClient as LitestarGate
 from gate_mw.litestar import GatePlugin
-from gate_mw.providers import ChatRequest
+from gate_mw.providers import ChatRequest, Provider, ProviderReply
+from gate_mw.providers._base import StreamEvent
 from gate_mw.providers._http import read_capped
 from gate_mw.providers._sse import SSEDecoder
 from gate_mw.responses import sse_response
@@ -518,3 +521,25 @@ def test_models_and_policies_made_in_python_fail_as_config_and_policy_errors() -
         ModelEntry(name="模型")
     with pytest.raises(PolicyError, match="field timeout"):
         RoutePolicy(timeout=-1)
+
+
+class _Broken(Provider):
+    """A provider that breaks its contract after its first token."""
+
+    async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
+        raise AssertionError("not called")
+
+    async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        yield "first"
+        yield 42  # type: ignore[misc]
+
+
+async def test_a_provider_yielding_neither_text_nor_an_end_interrupts_the_stream() -> None:
+    async with Gateway([ModelEntry(name="sim")]) as gateway:
+        gateway.registry.deployments[0].provider = _Broken()
+        stream = gateway.client().stream(HELLO)
+        with pytest.raises(StreamInterrupted, match="sent a int") as caught:
+            async for _ in stream:
+                pass
+        assert caught.value.kind is ErrorKind.PROTOCOL
+        assert (await breakers(gateway))["sim"][1] == 1

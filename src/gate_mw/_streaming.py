@@ -201,8 +201,16 @@ class GateStream:
         if type(event) is str:
             self._parts.append(event)
             return event
-        assert isinstance(event, StreamEnd)
-        self._complete(event)
+        sent: object = event  # what the provider sent, whatever its annotation says
+        if not isinstance(sent, StreamEnd):  # a provider breaking its contract
+            if isinstance(sent, str):
+                self._parts.append(str(sent))
+                return str(sent)
+            broken = UpstreamError(ErrorKind.PROTOCOL, f"the provider sent a {type(sent).__name__}")
+            interrupted = self._interrupt(broken)
+            await self._finish()
+            raise interrupted
+        self._complete(sent)
         await self._finish()
         raise StopAsyncIteration
 
