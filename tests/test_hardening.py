@@ -543,3 +543,18 @@ async def test_a_provider_yielding_neither_text_nor_an_end_interrupts_the_stream
                 pass
         assert caught.value.kind is ErrorKind.PROTOCOL
         assert (await breakers(gateway))["sim"][1] == 1
+
+
+async def test_an_upstream_message_naming_addresses_reaches_the_client_without_them(
+    fake_upstream: FakeUpstream, telemetry: Telemetry
+) -> None:
+    gateway = gateway_for(fake_upstream, default_policy={"models": ["primary"], "retries": 0},
+                          telemetry=telemetry.config)
+    message = "backend http://10.0.0.5:8000/v1 refused; retry via 192.168.1.9:443"
+    fake_upstream.set_default(PRIMARY, Fault(503, message=message))
+    async with serve_http(raw_app(gateway)) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.get("/ask")
+    [attempt] = response.json()["error"]["attempts"]
+    assert attempt["error"] == "backend [address] refused; retry via [address]"
+    [span] = telemetry.spans("chat ")
+    assert span.status.description == message  # operators still see where

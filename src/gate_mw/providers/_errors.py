@@ -35,6 +35,19 @@ _UNKNOWN_MODEL = re.compile(
 _MODERATION = re.compile(r"moderation|flagged|content[ _-]?(policy|filter|management)", re.IGNORECASE)
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation", "moderation_blocked"})
 _MAX_MESSAGE = 300
+# URLs, IPv4 and bracketed IPv6 addresses (with a port or not), and localhost:port: an
+# upstream's message may name its own or its backends' addresses, which end users must
+# not see.
+_ADDRESS = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+|\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b"
+    r"|\[[0-9a-f:.]+\](?::\d{1,5})?|\blocalhost:\d{1,5}\b",
+    re.IGNORECASE,
+)
+
+
+def client_safe(message: str) -> str:
+    """`message` with network addresses replaced, fit for an end user's error body."""
+    return _ADDRESS.sub("[address]", message)
 
 
 def _kind_for_status(status: int, message: str, code: str | None) -> ErrorKind:
@@ -107,12 +120,13 @@ def error_from_status(
     status: int, message: str, *, code: str | None = None, retry_after: float | None = None,
     secrets: Iterable[str] = (), detail: str | None = None,
 ) -> UpstreamError:
-    """An `UpstreamError` for an HTTP status, with a redacted, bounded message."""
-    text = redact(message, secrets)[:_MAX_MESSAGE] or f"HTTP {status}"
+    """An `UpstreamError` for an HTTP status, with a redacted, bounded message free of
+    network addresses; `detail` (default: the message) keeps them, for logs and spans."""
+    kept = redact(message if detail is None else detail, secrets)[:_MAX_MESSAGE]
+    text = client_safe(redact(message, secrets))[:_MAX_MESSAGE] or f"HTTP {status}"
     return UpstreamError(
         _kind_for_status(status, detail or message, code), text, status=status,
-        retry_after=retry_after,
-        detail=None if detail is None else redact(detail, secrets)[:_MAX_MESSAGE],
+        retry_after=retry_after, detail=kept or text,
     )
 
 
@@ -168,5 +182,6 @@ def error_from_event(body: Any, secrets: Iterable[str] = ()) -> UpstreamError:
         kind = ErrorKind.SERVER if kind is ErrorKind.BAD_REQUEST else kind
     else:
         kind = ErrorKind.RATE_LIMIT if code and "rate_limit" in code else ErrorKind.SERVER
-    text = redact(message, secrets)[:_MAX_MESSAGE] or "the upstream ended the stream with an error"
-    return UpstreamError(kind, text)
+    redacted = redact(message, secrets)
+    text = client_safe(redacted)[:_MAX_MESSAGE] or "the upstream ended the stream with an error"
+    return UpstreamError(kind, text, detail=redacted[:_MAX_MESSAGE] or text)
