@@ -87,7 +87,9 @@ class Gate:
         `model` replaces the policy's chain (and strategy) for this call; `max_cost_usd`
         the policy's cost limit. `max_tokens` is capped by the policy's. Other keyword
         arguments are passed to the provider as they are. Raises `AllAttemptsFailed`,
-        `DeadlineExceeded`, `RequestRejected` or `NoCandidates`.
+        `DeadlineExceeded`, `RequestRejected` or `NoCandidates`; `RequestRejected` (400)
+        at once, before any upstream is called, for messages or arguments no upstream
+        could take (see `gate_mw.chat._validate`).
         """
         request = self._request(messages, max_tokens, temperature, top_p, stop, params)
         gateway = self.gateway
