@@ -31,6 +31,7 @@ __all__ = [
     "openai_entry",
     "serve",
     "serve_http",
+    "serve_loopback",
     "serve_thread",
 ]
 
@@ -188,3 +189,10 @@ async def serve_http(app: Any) -> AsyncIterator[str]:
         server.should_exit = True
         await serving
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_loopback(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Serve `app` with uvicorn on a free loopback port (`serve_http`); yield a client for it."""
+    async with serve_http(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        yield client

@@ -118,7 +118,8 @@ CALLER_FAULTS: dict[str, Any] = {
     "content part not a mapping": {"messages": [{"role": "user", "content": ["hi"]}]},
     "surrogate in a key": {"messages": HELLO, "params": {"metadata": {"\udc80": 1}}},
     "max_tokens not an integer": {"messages": HELLO, "params": {"max_tokens": "ten"}},
-    "stream as a parameter": {"messages": HELLO, "params": {"stream": True}},
+    "stream in extra_body": {"messages": HELLO, "params": {"extra_body": {"stream": True}}},
+    "n not an integer": {"messages": HELLO, "params": {"n": 1.5}},
 }
 
 

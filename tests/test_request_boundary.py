@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from _apps import anthropic_entry, make_gateway, openai_entry, serve_thread
 from gate_mw import Gateway, GatewayMiddleware
+from gate_mw.chat import ChatOptions
 from gate_mw.fastapi import GateClient
 from gate_mw.responses import sse_response
 from gate_mw.testing import FakeUpstream
@@ -42,13 +43,15 @@ content = st.one_of(
 )
 message = st.one_of(st.fixed_dictionaries({"role": roles, "content": content}), json_like)
 messages = st.one_of(st.lists(message, max_size=3), json_like)
-# Keyword arguments of gate.chat a JSON body could carry; `model` and `max_cost_usd` are
-# the developer's (a route's code), not a caller's, and are left out.
-param_names = st.one_of(
-    st.sampled_from(["temperature", "top_p", "max_tokens", "stop", "stream", "metadata", "n"]),
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8),
-).filter(lambda name: name not in {"model", "max_cost_usd", "messages"})
-params = st.dictionaries(param_names, json_like, max_size=3)
+# Keyword arguments of gate.chat a JSON body could carry: its options (`ChatOptions`; an
+# unknown keyword is a programming error, a TypeError, not a caller's). `model` and
+# `max_cost_usd` are the developer's (a route's code), `output` a type: left out.
+param_names = st.sampled_from(sorted(set(ChatOptions.__annotations__) - {"output"}))
+extra_body = st.dictionaries(st.sampled_from(["stream", "model", "top_k", "x"]), json_like, max_size=2)
+params = st.one_of(
+    st.dictionaries(param_names, json_like, max_size=3),
+    st.fixed_dictionaries({"extra_body": extra_body}),
+)
 
 
 def boundary_app(gateway: Gateway) -> FastAPI:

@@ -10,7 +10,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._backoff import retry_delay
-from ._tokens import estimate_messages
+from .chat._tokens import estimate_messages
 from .errors import (
     AllAttemptsFailed,
     DeadlineExceeded,
@@ -26,6 +26,7 @@ from .telemetry import attempt_cancelled
 if TYPE_CHECKING:
     from ._context import RoutingContext
     from ._registry import Deployment
+    from .chat._model import ToolCall
     from .gateway import Gateway
     from .policy import RoutePolicy
     from .providers import ChatRequest, ProviderReply
@@ -41,8 +42,10 @@ logger = logging.getLogger("gate_mw")
 # Kinds after which this deployment is left at once for the next model.
 _NEXT_MODEL = frozenset({
     ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.NOT_FOUND, ErrorKind.CONTEXT_LENGTH,
-    ErrorKind.CONTENT_FILTER,
+    ErrorKind.CONTENT_FILTER, ErrorKind.UNSUPPORTED,
 })
+# Of those, the ones that say nothing about the deployment's configuration.
+_NOT_MISCONFIGURED = frozenset({ErrorKind.CONTENT_FILTER, ErrorKind.UNSUPPORTED})
 
 
 class Call:
@@ -189,7 +192,7 @@ class Call:
                     if error.kind in _NEXT_MODEL:
                         if error.kind is ErrorKind.CONTEXT_LENGTH:
                             too_small = window or estimate_messages(self.request.messages)
-                        elif error.kind is not ErrorKind.CONTENT_FILTER:
+                        elif error.kind not in _NOT_MISCONFIGURED:
                             self.gateway.report_misconfigured(deployment, error)
                         break
                     if self.deadline is not None and perf_counter() >= self.deadline:
@@ -243,6 +246,11 @@ class Call:
         except BaseException:
             attempt_cancelled(span)
             raise
+        try:
+            parsed = self.parse(reply.text, reply.tool_calls)
+        except UpstreamError as error:
+            self._failed(deployment, span, error, started, attempts)
+            raise
         latency = perf_counter() - started
         cost, source = deployment.cost(reply)
         telemetry.attempt_succeeded(
@@ -251,7 +259,15 @@ class Call:
         attempts.append(
             Attempt(deployment.alias, deployment.id, provider.system, "ok", latency, status=200)
         )
-        return self._result(deployment, reply, cost, attempts, source)
+        return self._result(deployment, reply, cost, attempts, source, parsed)
+
+    def parse(self, text: str, tool_calls: Sequence[ToolCall]) -> Any:
+        """The answer validated against the call's `output=` (None without one, or when
+        the model called tools instead); `UpstreamError(invalid_output)` if it fails."""
+        output = self.request.output
+        if output is None or tool_calls:
+            return None
+        return output.parse(text)
 
     def _failed(
         self, deployment: Deployment, span: Any, error: UpstreamError, started: float,
@@ -269,7 +285,7 @@ class Call:
 
     def _result(
         self, deployment: Deployment, reply: ProviderReply, cost: float | None,
-        attempts: list[Attempt], cost_source: str | None = None,
+        attempts: list[Attempt], cost_source: str | None = None, parsed: Any = None,
     ) -> ChatResult:
         return ChatResult(
             text=reply.text,
@@ -286,4 +302,8 @@ class Call:
             response_id=reply.response_id,
             arm=self.context.arm,
             cost_source=cost_source,
+            raw=reply.raw,
+            tool_calls=reply.tool_calls,
+            parsed=parsed,
+            choices=reply.choices,
         )

@@ -14,6 +14,7 @@ import anyio
 from starlette.types import Receive
 
 from ._streaming import GateStream
+from .chat._model import TextDelta, ToolCallDelta
 from .errors import StreamInterrupted
 from .results import ChatResult
 
@@ -80,6 +81,19 @@ def _usage(result: ChatResult) -> dict[str, Any]:
     }
 
 
+def _tool_delta(delta: ToolCallDelta) -> dict[str, Any]:
+    """A streamed tool-call piece as an OpenAI chunk's choice: id, type and name on the
+    call's first piece only."""
+    function: dict[str, Any] = {"arguments": delta.arguments}
+    call: dict[str, Any] = {"index": delta.index}
+    if delta.id is not None:
+        call.update(id=delta.id, type="function")
+    if delta.name is not None:
+        function["name"] = delta.name
+    call["function"] = function
+    return {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}
+
+
 def _gate(result: ChatResult) -> dict[str, Any]:
     return {"cost_usd": result.cost_usd, "usage_estimated": result.usage.estimated}
 
@@ -96,8 +110,11 @@ async def openai_chunks(stream: GateStream) -> AsyncIterator[bytes]:
     prefix = f'data: {opening},"choices":[{{"index":0,"delta":{{"content":'.encode()
     suffix = b'},"finish_reason":null}]}\n\n'
     try:
-        async for text in stream:
-            yield prefix + encode_basestring(text).encode() + suffix
+        async for event in stream.events():
+            if type(event) is TextDelta:
+                yield prefix + encode_basestring(event.text).encode() + suffix
+            elif type(event) is ToolCallDelta:
+                yield f"data: {_encode({**head, 'choices': [_tool_delta(event)]})}\n\n".encode()
     except StreamInterrupted as exc:
         yield f"data: {_encode({'error': _error(exc)})}\n\n".encode()
         return

@@ -5,12 +5,13 @@ however it ends (done, failed, closed early or cancelled by a client disconnect)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from .chat._model import StreamDone, TextDelta, ToolCallDelta
 from .errors import ErrorKind, StreamInterrupted, UpstreamError
 from .providers._base import ProviderReply, StreamEnd, StreamEvent, estimated_usage
 from .providers._errors import error_from_exception
@@ -167,6 +168,25 @@ class GateStream:
         return self
 
     async def __anext__(self) -> str:
+        event = await self._step()
+        while type(event) is not str:  # tool-call pieces: kept for the result, not text
+            event = await self._step()
+        return event
+
+    async def events(self) -> AsyncIterator[TextDelta | ToolCallDelta | StreamDone]:
+        """Every event of the stream, typed: `TextDelta`s and `ToolCallDelta`s as they
+        come, then one `StreamDone` with the result (tool calls assembled, `parsed`
+        validated). Raises as iterating for text does."""
+        while True:
+            try:
+                event = await self._step()
+            except StopAsyncIteration:
+                break
+            yield TextDelta(event) if isinstance(event, str) else event
+        if self.result is not None:  # None: closed before its end
+            yield StreamDone(self.result)
+
+    async def _step(self) -> str | ToolCallDelta:
         event = self._first
         if event is not None:
             self._first = None
@@ -195,11 +215,13 @@ class GateStream:
             self._reading = None
         elif self._state == _NEW:
             await self.open()
-            return await self.__anext__()
+            return await self._step()
         else:
             raise StopAsyncIteration
         if type(event) is str:
             self._parts.append(event)
+            return event
+        if type(event) is ToolCallDelta:
             return event
         sent: object = event  # what the provider sent, whatever its annotation says
         if not isinstance(sent, StreamEnd):  # a provider breaking its contract
@@ -210,7 +232,12 @@ class GateStream:
             interrupted = self._interrupt(broken)
             await self._finish()
             raise interrupted
-        self._complete(sent)
+        try:
+            self._complete(sent)
+        except UpstreamError as error:  # the answer did not fit the call's output=
+            interrupted = self._interrupt(error, sent)
+            await self._finish()
+            raise interrupted from None
         await self._finish()
         raise StopAsyncIteration
 
@@ -354,7 +381,7 @@ class GateStream:
         usage = end.usage or estimated_usage(self._call.request, text)
         reply = ProviderReply(
             text, end.finish_reason, end.model or deployment.upstream_model, end.response_id, usage,
-            end.cost,
+            end.cost, tool_calls=end.tool_calls,
         )
         cost, self._cost_source = deployment.cost(reply)
         latency = perf_counter() - self._started
@@ -366,18 +393,21 @@ class GateStream:
         return reply, cost, latency
 
     def _complete(self, end: StreamEnd) -> None:
+        parsed = self._call.parse("".join(self._parts), end.tool_calls)  # before closing: may raise
         deployment, span, route_span = self._close()
         reply, cost, latency = self._settle(deployment, end, "ok")
         self._call.gateway.telemetry.attempt_succeeded(
             span, deployment, reply, cost, latency, extra=self._extra(), cost_source=self._cost_source
         )
-        self.result = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
+        self.result = self._call._result(
+            deployment, reply, cost, self._attempts, self._cost_source, parsed
+        )
         route_span.end()
 
-    def _interrupt(self, error: UpstreamError) -> StreamInterrupted:
+    def _interrupt(self, error: UpstreamError, end: StreamEnd = _NO_END) -> StreamInterrupted:
         self._error = error
         deployment, span, route_span = self._close()
-        reply, cost, latency = self._settle(deployment, _NO_END, error.kind.value, error)
+        reply, cost, latency = self._settle(deployment, end, error.kind.value, error)
         telemetry = self._call.gateway.telemetry
         extra = self._extra()
         telemetry.record_reply(span, deployment, reply, cost, extra=extra, cost_source=self._cost_source)

@@ -100,6 +100,11 @@ class ModelEntry(_Strict):
     secret_headers: dict[str, str] = Field(
         default_factory=dict, description="header name -> environment variable holding its value"
     )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="request body fields for this deployment only, e.g. OpenRouter's provider; "
+        "the call's own arguments and extra_body take precedence",
+    )
     input_cost_per_mtok: float | None = Field(None, ge=0)
     output_cost_per_mtok: float | None = Field(None, ge=0)
     cached_input_cost_per_mtok: float | None = Field(None, ge=0)

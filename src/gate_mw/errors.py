@@ -42,6 +42,8 @@ class ErrorKind(enum.StrEnum):
     PROTOCOL = "protocol"
     DEADLINE = "deadline"
     COOLDOWN = "cooldown"
+    INVALID_OUTPUT = "invalid_output"
+    UNSUPPORTED = "unsupported"
 
     @property
     def retryable(self) -> bool:
@@ -50,7 +52,8 @@ class ErrorKind(enum.StrEnum):
 
 
 _RETRYABLE = frozenset(
-    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.RATE_LIMIT, ErrorKind.SERVER, ErrorKind.PROTOCOL}
+    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.RATE_LIMIT, ErrorKind.SERVER, ErrorKind.PROTOCOL,
+     ErrorKind.INVALID_OUTPUT}
 )
 
 

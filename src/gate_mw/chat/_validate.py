@@ -10,12 +10,15 @@ from typing import Any
 
 from ..errors import RequestRejected
 
-__all__ = ["MAX_DEPTH", "RESERVED", "ROLES", "validate_request"]
+__all__ = ["MAX_DEPTH", "OPAQUE", "RESERVED", "ROLES", "validate_request"]
 
 #: Roles a message may have.
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-#: Parameters the gateway sets itself: a caller's would change the wire protocol under it.
+#: Fields the gateway sets itself: a caller's (in `extra_body`) would change the wire
+#: protocol under it.
 RESERVED = frozenset({"model", "messages", "stream"})
+#: Options that are not JSON data, passed through unchecked.
+OPAQUE = frozenset({"output"})
 #: How deeply JSON values may nest in messages and parameters: deeper is refused rather
 #: than left to overflow the encoder's recursion.
 MAX_DEPTH = 32
@@ -85,59 +88,72 @@ def _check_message(message: object, where: str) -> dict[str, Any]:
     return checked
 
 
-def _check_number(name: str, value: object, *, minimum: float, integer: bool = False) -> None:
+def _check_number(name: str, value: object, *, minimum: float | None, integer: bool = False) -> None:
     kinds: tuple[type, ...] = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an integer" if integer else "a number"
         raise _Invalid(f"{name}: must be {kind}, got {type(value).__name__}")
     assert isinstance(value, int | float)
-    if not math.isfinite(value) or value < minimum:
-        raise _Invalid(f"{name}: must be a finite number >= {minimum:g}, got {value!r}")
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise _Invalid(f"{name}: must be a finite number{bound}, got {value!r}")
+
+
+# name -> (minimum, integer) of the numeric options
+_NUMBERS: dict[str, tuple[float | None, bool]] = {
+    "max_tokens": (1, True), "temperature": (0, False), "top_p": (0, False), "n": (1, True),
+    "seed": (None, True),
+}
+
+
+def _check_option(name: str, value: object) -> Any:
+    if value is None or name in OPAQUE:
+        return value
+    if name in _NUMBERS:
+        minimum, integer = _NUMBERS[name]
+        _check_number(name, value, minimum=minimum, integer=integer)
+    elif name == "stop":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, Sequence) or not all(isinstance(s, str) for s in value):
+            raise _Invalid("stop: must be a string or a list of strings")
+    elif name == "extra_body":
+        if not isinstance(value, Mapping):
+            raise _Invalid(f"extra_body: must be a mapping, got {type(value).__name__}")
+        if reserved := sorted(RESERVED & value.keys()):
+            raise _Invalid(f"extra_body.{reserved[0]}: set by the gateway, not by the caller")
+    elif name == "raw" and not isinstance(value, bool):
+        raise _Invalid(f"raw: must be true or false, got {type(value).__name__}")
+    return _check_json(value, name)
 
 
 def _validate(
-    messages: object, max_tokens: object, temperature: object, top_p: object, stop: object,
-    params: Mapping[str, Any],
-) -> tuple[tuple[dict[str, Any], ...], list[str] | None, dict[str, Any]]:
+    messages: object, options: Mapping[str, Any]
+) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
     if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
         raise _Invalid(f"messages: must be a list of messages, got {type(messages).__name__}")
     if not messages:
         raise _Invalid("messages: must not be empty")
     checked = tuple(_check_message(m, f"messages[{i}]") for i, m in enumerate(messages))
-    if max_tokens is not None:
-        _check_number("max_tokens", max_tokens, minimum=1, integer=True)
-    if temperature is not None:
-        _check_number("temperature", temperature, minimum=0)
-    if top_p is not None:
-        _check_number("top_p", top_p, minimum=0)
-    stops: list[str] | None = None
-    if stop is not None:
-        if isinstance(stop, str):
-            stop = [stop]
-        if not isinstance(stop, Sequence) or not all(isinstance(s, str) for s in stop):
-            raise _Invalid("stop: must be a string or a list of strings")
-        stops = _check_json(list(stop), "stop")
-    if reserved := sorted(RESERVED & params.keys()):
-        raise _Invalid(f"{reserved[0]}: set by the gateway, not a parameter (use gate.stream to stream)")
-    extra: dict[str, Any] = _check_json(dict(params), "params")
-    return checked, stops, extra
+    return checked, {name: _check_option(name, value) for name, value in options.items()}
 
 
 def validate_request(
-    messages: object, *, max_tokens: object = None, temperature: object = None,
-    top_p: object = None, stop: object = None, params: Mapping[str, Any], request_id: str | None,
-) -> tuple[tuple[dict[str, Any], ...], list[str] | None, dict[str, Any]]:
-    """The messages, stop sequences and extra parameters as plain JSON data (copies the
-    caller can no longer change), or `RequestRejected` (400) naming what is wrong.
+    messages: object, options: Mapping[str, Any], *, request_id: str | None
+) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+    """The messages and the call's options (`chat.ChatOptions`) as plain JSON data: copies
+    the caller can no longer change, `stop` always a list. Otherwise `RequestRejected`
+    (400) naming what is wrong, before anything is sent.
 
     Refused: messages that are not a non-empty list of mappings, an unknown role, content
     that is neither a string, None nor a list of typed parts, non-finite numbers,
     strings with lone surrogates, values that are not JSON data, nesting deeper than
-    `MAX_DEPTH`, out-of-range `max_tokens`, `temperature` or `top_p`, and parameters the
-    gateway sets itself (`RESERVED`).
+    `MAX_DEPTH`, out-of-range numeric options (`max_tokens`, `temperature`, `top_p`, `n`,
+    `seed`), and `extra_body` fields the gateway sets itself (`RESERVED`). Options in
+    `OPAQUE` (`output`: a type or schema, not data) are passed through.
     """
     try:
-        return _validate(messages, max_tokens, temperature, top_p, stop, params)
+        return _validate(messages, options)
     except _Invalid as invalid:
         raise RequestRejected(
             f"invalid request: {invalid}", (), request_id=request_id, status=400

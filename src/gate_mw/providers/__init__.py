@@ -151,9 +151,10 @@ def build_provider(
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         return AnthropicProvider(
             system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-            client=client, limits=limits,
+            client=client, body=entry.params, limits=limits,
         )
     return OpenAIProvider(
         system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-        client=client, query=query, body=preset.body, omit=preset.omit, limits=limits,
+        client=client, query=query, body={**preset.body, **entry.params}, omit=preset.omit,
+        limits=limits,
     )

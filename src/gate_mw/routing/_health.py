@@ -20,10 +20,11 @@ __all__ = ["Breaker", "CooldownState", "Health"]
 State = Literal["closed", "open", "half_open"]
 _MIN_SECONDS = 0.001
 
-# The request's own fault says nothing about the deployment's health.
+# The request's own fault (or an answer that did not fit its schema) says nothing about
+# the deployment's health.
 _NOT_COUNTED = frozenset({
     ErrorKind.BAD_REQUEST, ErrorKind.CONTEXT_LENGTH, ErrorKind.DEADLINE, ErrorKind.COOLDOWN,
-    ErrorKind.CONTENT_FILTER,
+    ErrorKind.CONTENT_FILTER, ErrorKind.INVALID_OUTPUT, ErrorKind.UNSUPPORTED,
 })
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._tokens import estimate_messages
+from ..chat._tokens import estimate_messages
 from ..errors import PolicyError, UpstreamError
 from ..policy import RoutePolicy, make_policy
 from ._budget import Budget
