@@ -179,8 +179,10 @@ async def serve_http(app: Any) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
-    # A bounded shutdown: a request that never ends fails its test instead of hanging it.
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app, lifespan="on", ws="none", http="h11", log_config=None, log_level="warning",
+        timeout_graceful_shutdown=5,  # a request that never ends fails the test, not hangs it
+    )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -193,6 +195,6 @@ async def serve_http(app: Any) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def serve_loopback(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Serve `app` with uvicorn on a free loopback port (`serve_http`); yield a client for it."""
+    """`serve_http`, yielding a client for the server."""
     async with serve_http(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         yield client

@@ -21,7 +21,7 @@ from .errors import (
 )
 from .results import Attempt, ChatResult
 from .routing._router import Decision
-from .telemetry import attempt_cancelled
+from .telemetry._spans import attempt_cancelled
 
 if TYPE_CHECKING:
     from ._context import RoutingContext
@@ -116,10 +116,13 @@ class Call:
     async def settle(self, result: ChatResult | None, *, ok: bool | None = None) -> None:
         """Account the finished call for routing: tokens, spend, arm. `result` is what was
         paid for (None: nothing); `ok` says whether the call succeeded (default: a result)."""
+        succeeded = result is not None if ok is None else ok
         if self.decision is not None:
-            await self.gateway.router.settle(
-                self.decision, self.context, result, ok=result is not None if ok is None else ok
-            )
+            await self.gateway.router.settle(self.decision, self.context, result, ok=succeeded)
+        await self.gateway.insights.record(
+            self.route, self.context.caller, self.decision, result, ok=succeeded,
+            latency_s=perf_counter() - self.started,
+        )
 
     async def run(self) -> ChatResult:
         """Walk the chain until a deployment answers; raise a typed error otherwise."""
@@ -230,6 +233,7 @@ class Call:
         timeout = self._timeout(deployment)
         span = telemetry.start_attempt(deployment, self.request, routing)
         started = perf_counter()
+        token = telemetry.activate(span)  # its context goes upstream as `traceparent`
         try:
             if timeout is None:  # no limit: spare the timer
                 reply = await provider.chat(deployment.upstream_model, self.request)
@@ -246,6 +250,8 @@ class Call:
         except BaseException:
             attempt_cancelled(span)
             raise
+        finally:
+            telemetry.deactivate(token)
         try:
             parsed = self.parse(reply.text, reply.tool_calls)
         except UpstreamError as error:

@@ -18,7 +18,7 @@ from .chat._model import TextDelta, ToolCallDelta
 from .errors import StreamInterrupted
 from .results import ChatResult
 
-__all__ = ["STREAM_HEADERS", "openai_chunks", "serve_stream", "text_events"]
+__all__ = ["STREAM_HEADERS", "openai_chunks", "openai_usage", "serve_stream", "text_events"]
 
 # Proxies (nginx) buffer responses unless told not to, which would hold tokens back.
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -81,6 +81,10 @@ def _usage(result: ChatResult) -> dict[str, Any]:
     }
 
 
+#: The OpenAI `usage` object of a result, cached and reasoning token details included.
+openai_usage = _usage
+
+
 def _tool_delta(delta: ToolCallDelta) -> dict[str, Any]:
     """A streamed tool-call piece as an OpenAI chunk's choice: id, type and name on the
     call's first piece only."""
@@ -98,10 +102,15 @@ def _gate(result: ChatResult) -> dict[str, Any]:
     return {"cost_usd": result.cost_usd, "usage_estimated": result.usage.estimated}
 
 
-async def openai_chunks(stream: GateStream) -> AsyncIterator[bytes]:
+async def openai_chunks(
+    stream: GateStream, *, model: str | None = None, include_usage: bool = True,
+    extension: bool = True,
+) -> AsyncIterator[bytes]:
+    """OpenAI chat completion chunks of `stream`, named `model` (default: the alias that
+    answers); the usage chunk only with `include_usage`, its `gate` field with `extension`."""
     head = {
         "id": f"chatcmpl-{stream.request_id}", "object": "chat.completion.chunk",
-        "created": int(time.time()), "model": stream.model,
+        "created": int(time.time()), "model": model or stream.model,
     }
     role = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
     yield f"data: {_encode({**head, 'choices': [role]})}\n\n".encode()
@@ -122,8 +131,13 @@ async def openai_chunks(stream: GateStream) -> AsyncIterator[bytes]:
     assert result is not None
     finish = {"index": 0, "delta": {}, "finish_reason": result.finish_reason}
     last = {**head, "choices": [finish]}
-    usage = {**head, "choices": [], "usage": _usage(result), "gate": _gate(result)}
-    yield f"data: {_encode(last)}\n\ndata: {_encode(usage)}\n\ndata: [DONE]\n\n".encode()
+    tail = f"data: {_encode(last)}\n\n"
+    if include_usage:
+        usage = {**head, "choices": [], "usage": _usage(result)}
+        if extension:
+            usage["gate"] = _gate(result)
+        tail += f"data: {_encode(usage)}\n\n"
+    yield f"{tail}data: [DONE]\n\n".encode()
 
 
 def _data(text: str) -> bytes:

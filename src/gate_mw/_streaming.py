@@ -5,7 +5,7 @@ however it ends (done, failed, closed early or cancelled by a client disconnect)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ from .errors import ErrorKind, StreamInterrupted, UpstreamError
 from .providers._base import ProviderReply, StreamEnd, StreamEvent, estimated_usage
 from .providers._errors import error_from_exception
 from .results import Attempt, ChatResult
-from .telemetry import attempt_cancelled, span_failed
+from .telemetry._spans import attempt_cancelled, error_type_of, span_failed
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -50,10 +50,10 @@ class GateStream:
     """
 
     __slots__ = (
-        "_admission", "_attempts", "_call", "_cancelling", "_cost_source", "_deadline",
-        "_deployment", "_disconnected", "_error", "_events", "_expired", "_first", "_idle",
-        "_limited", "_loop", "_parts", "_pending", "_reader", "_reading", "_route_span", "_span",
-        "_spent", "_started", "_state", "_time", "_timer", "_ttfc", "result",
+        "_admission", "_attempts", "_call", "_cancelling", "_chunk_attributes", "_cost_source",
+        "_deadline", "_deployment", "_disconnected", "_error", "_events", "_expired", "_first",
+        "_idle", "_last_chunk", "_limited", "_loop", "_parts", "_pending", "_reader", "_reading",
+        "_route_span", "_span", "_spent", "_started", "_state", "_time", "_timer", "_ttfc", "result",
     )
 
     def __init__(self, call: Call) -> None:
@@ -70,6 +70,8 @@ class GateStream:
         self._admission: Admission | None = None  # the committed attempt's, for its outcome
         self._ttfc = 0.0
         self._error: UpstreamError | None = None  # why the committed stream failed, if it did
+        self._last_chunk = 0.0  # perf_counter when the last chunk arrived
+        self._chunk_attributes: Mapping[str, Any] = {}
         self._disconnected = False
         # After the commit point, idle and total limits are kept by one timer that is
         # re-armed only when it fires: nothing is scheduled per chunk.
@@ -138,6 +140,7 @@ class GateStream:
             if not isinstance(exc, Exception):
                 attempt_cancelled(route_span, self._cancel_reason())
                 raise
+            route_span.set_attribute("error.type", error_type_of(exc))
             route_span.end()  # use_span recorded the error
             await call.settle(None)
             raise
@@ -219,6 +222,10 @@ class GateStream:
         else:
             raise StopAsyncIteration
         if type(event) is str:
+            if self._parts:  # a chunk after the first: time since the one before
+                now = perf_counter()
+                self._call.gateway.telemetry.next_chunk(now - self._last_chunk, self._chunk_attributes)
+                self._last_chunk = now
             self._parts.append(event)
             return event
         if type(event) is ToolCallDelta:
@@ -268,10 +275,12 @@ class GateStream:
         span = telemetry.start_attempt(deployment, call.request, routing, stream=True)
         started = perf_counter()
         events = provider.stream(deployment.upstream_model, call.request)
+        token = telemetry.activate(span)  # the request goes out on the first read
         try:
             async with asyncio.timeout(limit):
                 first = await anext(events)
         except BaseException as exc:
+            telemetry.deactivate(token)
             await events.aclose()
             if isinstance(exc, TimeoutError):
                 error: UpstreamError | None = UpstreamError(
@@ -284,7 +293,10 @@ class GateStream:
                 raise
             call._failed(deployment, span, error, started, attempts)
             raise error from None
+        telemetry.deactivate(token)
         ttfc = perf_counter() - started
+        self._last_chunk = started + ttfc
+        self._chunk_attributes = telemetry.chunk_attributes(deployment, self._extra())
         telemetry.first_chunk(span, deployment, ttfc, extra=self._extra())
         attempts.append(Attempt(deployment.alias, deployment.id, provider.system, "ok", ttfc, status=200))
         self._deployment, self._span, self._events = deployment, span, events

@@ -178,6 +178,11 @@ class GatewayConfig(_Strict):
     request_id_header: str = "x-request-id"
     capture_content: bool = False
     max_connections: int = Field(1024, gt=0)
+    policies: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named policies: what a proxy request's model may name"
+    )
+    breaker: dict[str, Any] | None = Field(None, description="the fields of a Breaker")
+    proxy: dict[str, Any] | None = Field(None, description="gate_mw.proxy settings: keys, master key")
     upstream_limits: UpstreamLimits = Field(default_factory=UpstreamLimits)
 
     @field_validator("caller_header", "request_id_header")
@@ -226,6 +231,10 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError("nested too deeply", source=source) from None
     if not isinstance(data, Mapping):
         raise ConfigError("the top level must be a mapping with a 'models' list", source=source)
+    if "model_list" in data:  # a LiteLLM proxy config.yaml, mapped field by field
+        from .proxy._litellm import from_litellm
+
+        data = from_litellm(data, source)
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:

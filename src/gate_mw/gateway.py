@@ -9,7 +9,7 @@ import os
 import random
 from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
@@ -22,12 +22,16 @@ from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
 from .errors import ConfigError, PolicyError, UpstreamError
+from .insights import ExperimentStats, Insights, Report
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
 from .routing import Breaker, CooldownState, MemoryStore, StateStore
 from .routing._experiments import Experiments
 from .routing._router import Router
 from .telemetry import Telemetry, TelemetryConfig
+
+if TYPE_CHECKING:
+    from .insights._router import Authorize, InspectionApp
 
 __all__ = ["Gateway"]
 
@@ -73,6 +77,7 @@ class Gateway:
         models: Sequence[ModelEntry | Mapping[str, Any]] = (),
         *,
         default_policy: RoutePolicy | Mapping[str, Any] | None = None,
+        policies: Mapping[str, RoutePolicy | Mapping[str, Any]] | None = None,
         caller_header: str | None = "x-gate-caller",
         caller_resolver: CallerResolver | None = None,
         request_id_header: str = "x-request-id",
@@ -99,7 +104,18 @@ class Gateway:
         self.router = Router(
             self.registry, MemoryStore() if state is None else state, breaker or Breaker(), self.rng
         )
+        # Report counters go to a shared store when there is one; in memory, to a store of
+        # their own, so that they never push routing state (cooldowns) out of its bound.
+        self.insights = Insights(
+            MemoryStore(max_keys=200_000) if state is None else state, self.router.experiments
+        )
         self.default_policy = self._default_policy(default_policy)
+        #: Named policies, which a proxy request's `model` may name as it names an alias.
+        self.policies = {
+            name: self._named_policy(name, policy) for name, policy in (policies or {}).items()
+        }
+        #: The file this gateway was loaded from, when it was (its `proxy` settings among it).
+        self.config: GatewayConfig | None = None
         # Header names in lower-case bytes, as ASGI gives them; read by each RoutingContext.
         self.caller_header = caller_header.lower().encode() if caller_header else None
         self.caller_resolver = caller_resolver
@@ -127,8 +143,18 @@ class Gateway:
             "max_connections": config.max_connections,
             "telemetry": TelemetryConfig(capture_content=config.capture_content),
             "upstream_limits": config.upstream_limits,
+            "policies": config.policies,
         }
-        return cls(config.models, source=str(path), **{**settings, **options})
+        if config.breaker is not None:
+            try:
+                settings["breaker"] = Breaker(**config.breaker)
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, source=str(path), field="breaker") from None
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(str(exc), source=str(path), field="breaker") from None
+        gateway = cls(config.models, source=str(path), **{**settings, **options})
+        gateway.config = config
+        return gateway
 
     def _default_policy(self, policy: RoutePolicy | Mapping[str, Any] | None) -> RoutePolicy:
         if policy is None:
@@ -140,6 +166,16 @@ class Gateway:
         if not policy.models:
             policy = policy.model_copy(update={"models": tuple(self.registry.aliases)})
         return self.validate_policy(policy, _DEFAULT_ROUTE)
+
+    def _named_policy(self, name: str, policy: RoutePolicy | Mapping[str, Any]) -> RoutePolicy:
+        route = f"policies.{name}"
+        try:
+            if not isinstance(policy, RoutePolicy):
+                policy = make_policy(route, {"name": name, **policy})
+            return self.validate_policy(policy, route)
+        except PolicyError as exc:  # a policy of the file: name the file too
+            detail = str(exc).split(": ", 1)[-1]
+            raise ConfigError(detail, source=self.registry.source, entry=route, field=exc.field) from None
 
     def validate_policy(self, policy: RoutePolicy, route: str) -> RoutePolicy:
         """`policy` with defaults filled in, checked against this gateway's models."""
@@ -159,6 +195,44 @@ class Gateway:
     async def cooldowns(self) -> list[CooldownState]:
         """The circuit breaker of every deployment: state, reason, since, until."""
         return await self.router.cooldowns()
+
+    async def report(
+        self, window: str = "day", by: Sequence[str] = ("caller", "route", "model")
+    ) -> Report:
+        """Spend, calls, tokens, errors and latency percentiles per group over the last
+        `window` ("hour", "day" or "week"), from the state store (shared by replicas)."""
+        return await self.insights.report(window, by)
+
+    async def experiment_stats(self, name: str, control: str | None = None) -> ExperimentStats:
+        """Per-arm calls, error rate, mean cost and latency with 95 % intervals, and each
+        arm against `control` (default: the first arm) with a verdict in plain words."""
+        return await self.insights.experiment(name, control)
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """Each route budget seen so far, with what each of its callers spent in its window."""
+        found: list[dict[str, Any]] = []
+        groups = await self.insights.counters.groups()
+        routes = {(label, policy.budget) for _, policy, label in self._policies.values() if policy.budget}
+        for label, budget in sorted(routes, key=lambda item: item[0]):
+            base = {
+                "route": label, "window_s": budget.window, "limit_usd": budget.limit_usd,
+                "downgrade_at_usd": budget.threshold_usd,
+            }
+            callers = sorted({caller for caller, route, _ in groups if route == label})
+            if not callers:
+                found.append({**base, "caller": None, "spent_usd": None})
+            for caller in callers:
+                spent = await self.router.state.spend(caller, budget.window)
+                found.append({**base, "caller": caller, "spent_usd": spent})
+        return found
+
+    def inspector(self, *, key: str | None = None, authorize: Authorize | None = None) -> InspectionApp:
+        """The inspection app (JSON and the dashboard page), to mount in the application:
+        `app.mount("/gate", gateway.inspector(key=os.environ["GATE_INSPECT_KEY"]))`.
+        It needs `key` or `authorize` (a check on the Starlette `Request`)."""
+        from .insights._router import InspectionApp
+
+        return InspectionApp(self.insights, self.cooldowns, self.budgets, key=key, authorize=authorize)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -197,7 +271,10 @@ class Gateway:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP pool (when the gateway made it) and the providers."""
+        """Close the HTTP pool (when the gateway made it) and the providers, and flush
+        the telemetry buffered so far (bounded: a stopping server does not hang on it)."""
+        # In a thread: an exporter waiting on a slow collector must not stall the loop.
+        await asyncio.to_thread(self.telemetry.flush)
         await self.registry.aclose()
         if self._owns_client and self._http_client is not None:
             await self._http_client.aclose()

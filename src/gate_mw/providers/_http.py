@@ -14,6 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import UpstreamLimits
 from ..errors import ErrorKind, UpstreamError
+from ..telemetry._propagation import outgoing
 from ._base import Provider, billed_cost
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
@@ -111,7 +112,7 @@ class HTTPProvider(Provider):
         url, content = self._request(path, payload)
         client = self._client()
         try:
-            request = client.build_request("POST", url, content=content, headers=self._headers)
+            request = client.build_request("POST", url, content=content, headers=outgoing(self._headers))
             response = await client.send(request, stream=True)
             try:
                 if response.status_code >= 400:
@@ -136,7 +137,7 @@ class HTTPProvider(Provider):
         """
         url, content = self._request(path, payload)
         client = self._client()
-        request = client.build_request("POST", url, content=content, headers=self._headers)
+        request = client.build_request("POST", url, content=content, headers=outgoing(self._headers))
         try:
             response = await client.send(request, stream=True)
         except _TRANSPORT_ERRORS as exc:

@@ -48,7 +48,7 @@ class Breaker:
     def __post_init__(self) -> None:
         def check(ok: bool, field: str, message: str) -> None:
             if not ok:
-                raise ConfigError(message, entry="Breaker", field=field)
+                raise ConfigError(f"{field} {message}", entry="Breaker", field=field)
 
         def number(name: str) -> bool:
             value = getattr(self, name)
