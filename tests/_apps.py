@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ __all__ = [
     "serve",
     "serve_http",
     "serve_loopback",
+    "serve_thread",
 ]
 
 # Distinctive keys, so a leak into a body, header, span or log line is easy to spot.
@@ -147,6 +149,25 @@ async def startup_error(app: Any) -> BaseException:
             error = error.exceptions[0]
         return error
     raise AssertionError("the app started")
+
+
+@contextlib.contextmanager
+def serve_thread(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn, lifespan on, on a free 127.0.0.1 port in a thread of its
+    own (its own event loop), and yield its base URL: one server for many tests."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=[sock]),), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 @contextlib.asynccontextmanager

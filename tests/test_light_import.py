@@ -31,7 +31,9 @@ def test_the_lazy_parts_load_when_used() -> None:
         "with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:\n"
         "    f.write('models: []\\n')\n"
         "load_config(f.name)\n"
-        "gate_mw.Gateway(env={})._client()\n"
+        "async def pool():\n"
+        "    gate_mw.Gateway(env={})._client()\n"
+        "asyncio.run(pool())\n"
         "print(json.dumps(sorted(sys.modules)))"
     )
     loaded = _loaded(code)

@@ -13,8 +13,7 @@ import pytest
 import respx
 
 from _apps import MESSAGES, SECRET, make_gateway, openai_entry
-from gate_mw import AllAttemptsFailed
-from gate_mw.providers import _http
+from gate_mw import AllAttemptsFailed, UpstreamLimits
 from gate_mw.providers.transport import read_capped
 from gate_mw.providers.transport._aiohttp import AiohttpTransport
 from gate_mw.providers.transport._httpx import HttpxTransport
@@ -60,17 +59,25 @@ async def test_aiohttp_pool_maps_statuses_and_redacts(fake_upstream: FakeUpstrea
     assert SECRET not in (attempt.error or "")
 
 
+@pytest.mark.parametrize("own_client", [False, True], ids=["aiohttp pool", "httpx client"])
 async def test_a_reply_over_the_body_limit_is_a_protocol_error(
-    fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+    fake_upstream: FakeUpstream, own_client: bool
 ) -> None:
     up = fake_upstream
-    up.script("gpt", Reply("x" * 5000), Reply("y" * 5000))
-    monkeypatch.setattr(_http, "MAX_BODY_BYTES", 1000)
-    gateway = make_gateway([openai_entry(up, "gpt")], default_policy={"retries": 0})
-    async with gateway:
-        with pytest.raises(AllAttemptsFailed) as caught:
-            await gateway.client().chat(MESSAGES)
-    assert [a.outcome for a in caught.value.attempts] == ["protocol"]
+    up.script("gpt", Reply("x" * 5000), Fault(500, message="e" * 5000))
+    async with httpx.AsyncClient() as http_client:
+        gateway = make_gateway(
+            [openai_entry(up, "gpt")], default_policy={"retries": 1, "backoff": {"initial": 0}},
+            upstream_limits=UpstreamLimits(max_body_bytes=1000, max_error_body_bytes=100),
+            http_client=http_client if own_client else None,
+        )
+        async with gateway:
+            with pytest.raises(AllAttemptsFailed) as caught:
+                await gateway.client().chat(MESSAGES)
+    too_long, server_error = caught.value.attempts
+    assert too_long.outcome == "protocol"
+    assert (server_error.outcome, server_error.status) == ("server_error", 500)
+    assert len(server_error.error or "") <= 100
 
 
 async def test_a_refused_connection_is_a_connection_error(fake_upstream: FakeUpstream) -> None:

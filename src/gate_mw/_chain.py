@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .gateway import Gateway
     from .policy import RoutePolicy
     from .providers import ChatRequest, ProviderReply
+    from .routing._health import Admission
 
 __all__ = ["Call"]
 
@@ -51,8 +52,8 @@ class Call:
     """One `Gate.chat`: the chain of deployments and everything learnt while walking it."""
 
     __slots__ = (
-        "_routing", "context", "deadline", "decision", "gateway", "plan", "policy", "request",
-        "route", "started",
+        "_routing", "admission", "context", "deadline", "decision", "gateway", "plan", "policy",
+        "request", "route", "started",
     )
 
     def __init__(
@@ -74,6 +75,9 @@ class Call:
         self._routing = (models, max_cost_usd, stream)
         self.deadline = context.deadline_for(policy)
         self.started = 0.0
+        #: The breaker's admission of the attempt in progress; a stream reports its outcome
+        #: against it when it ends.
+        self.admission: Admission | None = None
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - perf_counter()
@@ -176,6 +180,7 @@ class Call:
                 }
                 if fallback_reason is not None:
                     routing["gate.fallback.reason"] = fallback_reason
+                self.admission = admission
                 try:
                     return await router.attempt(
                         deployment, admission, stream, partial(attempt, deployment, routing, attempts)
@@ -275,6 +280,7 @@ class Call:
         attempts: list[Attempt],
     ) -> None:
         latency = perf_counter() - started
+        logger.info("gate_mw: attempt on %s failed: %s", deployment.id, error.detail)
         self.gateway.telemetry.attempt_failed(
             span, deployment, error, latency, extra=self._metric_attributes()
         )

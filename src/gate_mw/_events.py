@@ -28,19 +28,30 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 async def serve_stream(
     stream: GateStream, receive: Receive, respond: Callable[[], Awaitable[None]]
 ) -> None:
-    """Open `stream`, then run `respond` (which sends the head and body) while watching for
-    the client to leave; close `stream` on every exit."""
+    """Open `stream`, then run `respond` (which sends the head and body), watching all the
+    while for the client to leave; close `stream` on every exit.
+
+    A client that leaves while the stream is still opening cancels the attempt in flight
+    at once (its upstream request is closed) and no fallback starts for it; nothing is
+    answered then, there being no one to answer."""
+    failed: Exception | None = None
     try:
-        await stream.open()
         async with anyio.create_task_group() as group:
             # Listen on every ASGI version: without it a stalled upstream would keep a
             # gone client's request (and its tokens) running until the next write.
             group.start_soon(_listen, stream, receive, group.cancel_scope)
             try:
-                await respond()
-            except OSError:  # ASGI 2.4 servers raise on send once the client is gone
-                stream.mark_disconnected()
+                await stream.open()
+            except Exception as exc:  # raised below, outside the group, unwrapped
+                failed = exc
+            else:
+                try:
+                    await respond()
+                except OSError:  # ASGI 2.4 servers raise on send once the client is gone
+                    stream.mark_disconnected()
             group.cancel_scope.cancel()
+        if failed is not None:
+            raise failed
     finally:
         await stream.aclose()
 

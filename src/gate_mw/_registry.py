@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import ModelEntry
+from .config import ModelEntry, UpstreamLimits
 from .errors import ConfigError
 from .pricing import CostSource, Price, PriceTable
 from .providers import Provider, ProviderReply, build_provider, price_lookup
@@ -132,13 +132,16 @@ class ModelRegistry:
             )
         return found
 
-    def build_providers(self, env: Mapping[str, str], client: Callable[[], Transport]) -> None:
+    def build_providers(
+        self, env: Mapping[str, str], client: Callable[[], Transport],
+        limits: UpstreamLimits | None = None,
+    ) -> None:
         """Create every provider, reading API keys from `env`; fails naming the entry."""
         for deployment in self.deployments:
             try:
                 deployment.provider = build_provider(
                     deployment.entry, deployment_id=deployment.id, label=deployment.label,
-                    env=env, client=client,
+                    env=env, client=client, limits=limits,
                 )
             except ConfigError as exc:
                 raise exc.located(self.source) from None

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ._chain import Call
     from ._registry import Deployment
+    from .routing._health import Admission
 
 __all__ = ["GateStream"]
 
@@ -49,11 +50,10 @@ class GateStream:
     """
 
     __slots__ = (
-        "_attempts", "_call", "_cancelling", "_chunk_attributes", "_cost_source", "_deadline",
-        "_deployment", "_disconnected", "_events", "_expired", "_first", "_idle", "_last_chunk",
-        "_limited", "_loop", "_parts", "_pending",
-        "_reader", "_reading", "_route_span", "_span", "_spent", "_started", "_state", "_time",
-        "_timer", "result",
+        "_admission", "_attempts", "_call", "_cancelling", "_chunk_attributes", "_cost_source",
+        "_deadline", "_deployment", "_disconnected", "_error", "_events", "_expired", "_first",
+        "_idle", "_last_chunk", "_limited", "_loop", "_parts", "_pending", "_reader", "_reading",
+        "_route_span", "_span", "_spent", "_started", "_state", "_time", "_timer", "_ttfc", "result",
     )
 
     def __init__(self, call: Call) -> None:
@@ -67,6 +67,9 @@ class GateStream:
         self._span: Span | None = None
         self._route_span: Span | None = None
         self._started = 0.0  # perf_counter when the committed attempt began
+        self._admission: Admission | None = None  # the committed attempt's, for its outcome
+        self._ttfc = 0.0
+        self._error: UpstreamError | None = None  # why the committed stream failed, if it did
         self._last_chunk = 0.0  # perf_counter when the last chunk arrived
         self._chunk_attributes: Mapping[str, Any] = {}
         self._disconnected = False
@@ -227,11 +230,19 @@ class GateStream:
             return event
         if type(event) is ToolCallDelta:
             return event
-        assert isinstance(event, StreamEnd)
+        sent: object = event  # what the provider sent, whatever its annotation says
+        if not isinstance(sent, StreamEnd):  # a provider breaking its contract
+            if isinstance(sent, str):
+                self._parts.append(str(sent))
+                return str(sent)
+            broken = UpstreamError(ErrorKind.PROTOCOL, f"the provider sent a {type(sent).__name__}")
+            interrupted = self._interrupt(broken)
+            await self._finish()
+            raise interrupted
         try:
-            self._complete(event)
+            self._complete(sent)
         except UpstreamError as error:  # the answer did not fit the call's output=
-            interrupted = self._interrupt(error, event)
+            interrupted = self._interrupt(error, sent)
             await self._finish()
             raise interrupted from None
         await self._finish()
@@ -289,7 +300,8 @@ class GateStream:
         telemetry.first_chunk(span, deployment, ttfc, extra=self._extra())
         attempts.append(Attempt(deployment.alias, deployment.id, provider.system, "ok", ttfc, status=200))
         self._deployment, self._span, self._events = deployment, span, events
-        self._started, self._first = started, first
+        self._started, self._first, self._ttfc = started, first, ttfc
+        self._admission = call.admission
         loop = self._loop = asyncio.get_running_loop()
         self._time = loop.time
         self._idle = call.policy.idle_timeout  # the policy may be an experiment arm's
@@ -405,6 +417,7 @@ class GateStream:
         route_span.end()
 
     def _interrupt(self, error: UpstreamError, end: StreamEnd = _NO_END) -> StreamInterrupted:
+        self._error = error
         deployment, span, route_span = self._close()
         reply, cost, latency = self._settle(deployment, end, error.kind.value, error)
         telemetry = self._call.gateway.telemetry
@@ -437,4 +450,18 @@ class GateStream:
             try:
                 await events.aclose()
             finally:
-                await self._call.settle(self.result or self._spent, ok=self.result is not None)
+                try:
+                    await self._report()
+                finally:
+                    await self._call.settle(self.result or self._spent, ok=self.result is not None)
+
+    async def _report(self) -> None:
+        """Tell the breaker and latency window how the committed stream ended: a cut after
+        the first token is a failure; a consumer leaving early says nothing of the model."""
+        deployment, admission = self._deployment, self._admission
+        if deployment is None or admission is None:
+            return
+        await self._call.gateway.router.stream_ended(
+            deployment.id, admission, self._ttfc, self._error,
+            abandoned=self.result is None and self._error is None,
+        )

@@ -11,6 +11,7 @@ from ._streaming import GateStream
 from .chat._model import ChatOptions, check_params
 from .chat._output import Output
 from .chat._shapes import shape_problem
+from .chat._validate import validate_request
 from .errors import PolicyError, RequestRejected
 from .providers import ChatRequest
 
@@ -45,8 +46,12 @@ class Gate:
 
     def _request(self, function: str, messages: Sequence[Message], options: ChatOptions) -> ChatRequest:
         extra = check_params(options, function) if options else _NO_BODY
-        if not messages:
-            raise ValueError("messages must not be empty")
+        # A caller's mistake is refused here, as a 4xx, before it can reach an upstream
+        # and count against a model; what goes on are checked copies.
+        checked, valid = validate_request(messages, options, request_id=self.context.request_id)
+        if extra:
+            extra = {name: valid[name] for name in extra}
+        options = valid  # type: ignore[assignment]
         max_tokens, cap = options.get("max_tokens"), self.policy.max_tokens
         if max_tokens is None or (cap is not None and max_tokens > cap):
             max_tokens = cap
@@ -58,7 +63,7 @@ class Gate:
         ):
             raise RequestRejected(problem, (), request_id=self.request_id, status=400)
         return ChatRequest(
-            messages=messages,
+            messages=checked,
             max_tokens=max_tokens,
             temperature=self.policy.temperature if temperature is None else temperature,
             top_p=options.get("top_p"),
@@ -108,7 +113,9 @@ class Gate:
         them; any other keyword raises `TypeError` before anything is sent
         (provider-specific fields go in `extra_body=`). `raw=True` keeps the provider's
         JSON in `result.raw`. Raises `AllAttemptsFailed`, `DeadlineExceeded`,
-        `RequestRejected` or `NoCandidates`.
+        `RequestRejected` or `NoCandidates`; `RequestRejected` (400) at once, before any
+        upstream is called, for messages or options no upstream could take (see
+        `gate_mw.chat._validate`).
         """
         request = self._request("chat", messages, options)
         gateway = self.gateway
@@ -119,6 +126,12 @@ class Gate:
         self, request: ChatRequest, model: str | Sequence[str] | None, max_cost_usd: float | None,
         *, stream: bool,
     ) -> Call:
+        if self.context.scope.get("method") == "HEAD":
+            # A HEAD answer has no body: a model call for it would be paid and thrown away.
+            raise RequestRejected(
+                "a HEAD request does not call models: send GET for the answer", (),
+                request_id=self.context.request_id, status=405,
+            )
         if max_cost_usd is not None and not max_cost_usd > 0:
             raise PolicyError("max_cost_usd must be positive", route=self.route, field="max_cost_usd")
         models = None if model is None else self._chain(model)

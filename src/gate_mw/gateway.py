@@ -16,10 +16,11 @@ import httpx
 from pydantic import ValidationError
 
 from ._context import CallerResolver, RoutingContext
+from ._headers import header_name_problem
 from ._registry import Deployment, ModelRegistry
 from ._routes import iter_endpoints, route_template
 from .client import Gate
-from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
+from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
 from .errors import ConfigError, PolicyError, UpstreamError
 from .insights import ExperimentStats, Insights, Report
 from .policy import RoutePolicy, make_policy, policy_of, route_name
@@ -96,7 +97,11 @@ class Gateway:
         state: StateStore | None = None,
         breaker: Breaker | None = None,
         source: str | None = None,
+        upstream_limits: UpstreamLimits | None = None,
     ) -> None:
+        for field, header in (("caller_header", caller_header), ("request_id_header", request_id_header)):
+            if header is not None and (problem := header_name_problem(header)):
+                raise ConfigError(problem, source=source, field=field)
         entries = _entries(models, source) or simulated_models()
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
@@ -126,7 +131,10 @@ class Gateway:
         self._pool: Transport | None = None
         self._max_connections = max_connections
         self._env = env
+        self.upstream_limits = upstream_limits or UpstreamLimits()
         self._started = False
+        # The event loop the gateway's own HTTP pool belongs to, once made.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._policies: dict[int, tuple[Any, RoutePolicy, str]] = {}
         self._reported: set[str] = set()
 
@@ -140,11 +148,14 @@ class Gateway:
             "request_id_header": config.request_id_header,
             "max_connections": config.max_connections,
             "telemetry": TelemetryConfig(capture_content=config.capture_content),
+            "upstream_limits": config.upstream_limits,
             "policies": config.policies,
         }
         if config.breaker is not None:
             try:
                 settings["breaker"] = Breaker(**config.breaker)
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, source=str(path), field="breaker") from None
             except (TypeError, ValueError) as exc:
                 raise ConfigError(str(exc), source=str(path), field="breaker") from None
         gateway = cls(config.models, source=str(path), **{**settings, **options})
@@ -155,6 +166,8 @@ class Gateway:
         if policy is None:
             return RoutePolicy(models=tuple(self.registry.aliases))
         if not isinstance(policy, RoutePolicy):
+            if not isinstance(policy, Mapping):
+                raise PolicyError("give a RoutePolicy or a mapping of its fields", route=_DEFAULT_ROUTE)
             policy = make_policy(_DEFAULT_ROUTE, dict(policy))
         if not policy.models:
             policy = policy.model_copy(update={"models": tuple(self.registry.aliases)})
@@ -238,13 +251,15 @@ class Gateway:
 
             if self._http_client is not None:
                 self._pool = HttpxTransport(self._http_client)
-            elif self._transport is not None:
+                return self._pool
+            if self._transport is not None:
                 client = default_http_client(self._max_connections, self._transport)
                 self._pool = HttpxTransport(client, owned=True)
             else:
                 from .providers.transport._aiohttp import AiohttpTransport
 
                 self._pool = AiohttpTransport(self._max_connections)
+            self._loop = asyncio.get_running_loop()  # a pool the gateway made is bound to it
         return self._pool
 
     async def start(self, app: Any = None) -> None:
@@ -253,9 +268,27 @@ class Gateway:
             for endpoint in iter_endpoints(app):
                 if policy_of(endpoint) is not None:
                     self._resolve(endpoint, None)
-        if not self._started:
-            self.registry.build_providers(os.environ if self._env is None else self._env, self._client)
-            self._started = True
+        if self._started:
+            if self._loop is not None and self._loop is not asyncio.get_running_loop():
+                self._moved_loop()
+            return
+        self.registry.build_providers(
+            os.environ if self._env is None else self._env, self._client, self.upstream_limits
+        )
+        self._started = True
+
+    def _moved_loop(self) -> None:
+        """A call on another event loop than the one the HTTP pool was made on: a gateway
+        used without its lifespan by a server or test client that runs requests in new
+        loops. A pool cannot move between loops: fail at once, before any upstream is
+        called, and say what to do."""
+        raise ConfigError(
+            "this Gateway was started on another event loop, and its HTTP pool cannot move "
+            "between loops: open it with the app's lifespan (FastAPI(lifespan=gateway.lifespan), "
+            "Starlette(lifespan=gateway.lifespan), Litestar's GatePlugin; with Starlette's "
+            "TestClient, `with TestClient(app)`), or `async with gateway:` in the loop that "
+            "makes the calls"
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP pool (when the gateway made it) and the providers, and flush
@@ -267,6 +300,7 @@ class Gateway:
         if pool is not None:
             await pool.aclose()
         self._started = False
+        self._loop = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -338,3 +372,4 @@ class Gateway:
             deployment.id, deployment.system, deployment.upstream_model,
             error.status or error.kind.value, error,
         )
+

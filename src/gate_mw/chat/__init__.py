@@ -1,4 +1,5 @@
-"""The chat model: messages, tools and tool calls, structured output, token estimates."""
+"""The chat model: messages, tools and tool calls, structured output, token estimates, and
+the checks at the `gate.chat`/`gate.stream` boundary."""
 
 from ._model import OPENAI_PARAMS, ChatOptions, Choice, StreamDone, TextDelta, ToolCall, ToolCallDelta
 from ._output import Output

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config import UpstreamLimits
+from ..errors import ErrorKind, UpstreamError
 from ..telemetry._propagation import outgoing
 from ._base import Provider, billed_cost
 from ._errors import error_from_exception, error_from_response
@@ -16,11 +18,21 @@ from .transport import Transport
 
 __all__ = ["HTTPProvider"]
 
-#: Most bytes of a non-streamed reply, and of an error reply read for its message.
-MAX_BODY_BYTES = 32 * 2**20
-MAX_ERROR_BODY_BYTES = 64 * 2**10
 _JSON = {"content-type": "application/json"}
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _encoded(payload: Mapping[str, Any]) -> bytes:
+    """`payload` as JSON bytes. The gate checked the request already; a payload that still
+    cannot be encoded (NaN, a lone surrogate, an object) is the caller's fault, never the
+    model's: a BAD_REQUEST, which no breaker counts."""
+    try:
+        return _encode(payload).encode()
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise UpstreamError(
+            ErrorKind.BAD_REQUEST, f"the request cannot be encoded as JSON ({type(exc).__name__})",
+            status=400,
+        ) from None
 
 
 class HTTPProvider(Provider):
@@ -29,13 +41,15 @@ class HTTPProvider(Provider):
     `body` holds fields every request of this deployment carries unless the request sets
     them (OpenRouter's `usage: {include: true}`); `omit` names fields the upstream refuses,
     left out of every request (Mistral answers 422 to `stream_options`); `query` is a query
-    string such as Azure's `?api-version=...`. `client` gives the gateway's transport.
+    string such as Azure's `?api-version=...`. `client` gives the gateway's transport;
+    `limits` bound what is read of each reply.
     """
 
     def __init__(
         self, *, system: str, base_url: str, headers: Mapping[str, str],
         secrets: tuple[str, ...], client: Callable[[], Transport],
         query: str = "", body: Mapping[str, Any] | None = None, omit: frozenset[str] = frozenset(),
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self.system = system
         self._base_url = base_url.rstrip("/")
@@ -45,6 +59,10 @@ class HTTPProvider(Provider):
         self._headers = {**headers, **_JSON}  # built once: every request sends these
         self._secrets = secrets
         self._client = client
+        limits = limits or UpstreamLimits()
+        self._max_body = limits.max_body_bytes
+        self._max_error_body = limits.max_error_body_bytes
+        self._max_sse_line = limits.max_sse_line_bytes
         parts = urlsplit(self._base_url)
         self.server_address = parts.hostname
         self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -57,7 +75,7 @@ class HTTPProvider(Provider):
             payload = {**self._body, **payload}
         if self._omit:
             payload = {key: value for key, value in payload.items() if key not in self._omit}
-        return self._base_url + path + self._query, _encode(payload).encode()
+        return self._base_url + path + self._query, _encoded(payload)
 
     async def _post(self, path: str, payload: Mapping[str, Any]) -> Any:
         return (await self._post_billed(path, payload))[0]
@@ -68,7 +86,7 @@ class HTTPProvider(Provider):
         transport = self._client()
         try:
             reply = await transport.post(
-                url, outgoing(self._headers), content, limit=MAX_BODY_BYTES, error_limit=MAX_ERROR_BODY_BYTES
+                url, outgoing(self._headers), content, limit=self._max_body, error_limit=self._max_error_body
             )
         except transport.errors as exc:
             raise error_from_exception(exc, self._secrets) from None
@@ -91,10 +109,10 @@ class HTTPProvider(Provider):
         transport = self._client()
         try:
             headers = outgoing(self._headers)
-            stream = transport.stream(url, headers, content, error_limit=MAX_ERROR_BODY_BYTES)
+            stream = transport.stream(url, headers, content, error_limit=self._max_error_body)
             async with stream as reply:
                 if reply.status_code >= 400:
                     raise error_from_response(reply, self._secrets)
-                yield SSEDecoder(reply.chunks)
+                yield SSEDecoder(reply.chunks, max_line=self._max_sse_line)
         except transport.errors as exc:
             raise error_from_exception(exc, self._secrets) from None

@@ -13,6 +13,7 @@ from ._anthropic_wire import anthropic_payload, finish_reason, forced_tool, repl
 from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
+from ._parse import optional_str, reply_text, token_count
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "anthropic_payload"]
 
@@ -23,11 +24,11 @@ def anthropic_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage with cache reads and writes counted into input, as OpenAI counts them."""
     if not isinstance(usage, Mapping):
         return estimated_usage(request, text)
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
-    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
+    cache_read = token_count(usage, "cache_read_input_tokens")
+    cache_write = token_count(usage, "cache_creation_input_tokens")
     return Usage(
-        input_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
-        output_tokens=int(usage.get("output_tokens") or 0),
+        input_tokens=token_count(usage, "input_tokens") + cache_read + cache_write,
+        output_tokens=token_count(usage, "output_tokens"),
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
@@ -49,8 +50,8 @@ class AnthropicProvider(HTTPProvider):
             return ProviderReply(
                 text=text,
                 finish_reason=finish_reason(body.get("stop_reason"), forced is not None),
-                model=str(body.get("model") or model),
-                response_id=body.get("id"),
+                model=optional_str(body.get("model")) or model,
+                response_id=optional_str(body.get("id")),
                 usage=anthropic_usage(body.get("usage"), request, text),
                 tool_calls=tool_calls,
                 raw=body if request.raw else None,
@@ -77,7 +78,7 @@ class AnthropicProvider(HTTPProvider):
                     if kind == "content_block_delta":
                         delta = event["delta"]
                         if delta.get("type") == "text_delta":
-                            if text := delta.get("text"):
+                            if text := reply_text(delta.get("text"), "text_delta"):
                                 yield text
                         elif delta.get("type") == "input_json_delta" and (piece := delta.get("partial_json")):
                             call = tools[event["index"]]
@@ -112,8 +113,8 @@ class AnthropicProvider(HTTPProvider):
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before message_stop")
             yield StreamEnd(
                 finish_reason(stop_reason, forced is not None),
-                str(message.get("model") or model),
-                message.get("id"),
+                optional_str(message.get("model")) or model,
+                optional_str(message.get("id")),
                 anthropic_usage(usage, request, "") if usage else None,
                 tool_calls=tuple(
                     ToolCall(call[1], call[2], "".join(call[3]) or "{}")

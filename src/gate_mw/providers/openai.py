@@ -11,12 +11,12 @@ from functools import lru_cache
 from typing import Any
 
 from ..chat._model import Choice, ToolCall, ToolCallDelta
-from ..chat._tokens import content_text
 from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
 from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, billed_cost, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
+from ._parse import optional_str, reply_text, token_count
 
 __all__ = ["OpenAIProvider", "openai_payload"]
 
@@ -75,13 +75,15 @@ def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     completion_details = usage.get("completion_tokens_details") or {}
     # Cache writes, where a router passes them on: OpenRouter in the details, LiteLLM with
     # Anthropic's name; both count them in prompt_tokens.
-    cache_write = prompt_details.get("cache_write_tokens") or usage.get("cache_creation_input_tokens")
     return Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-        cache_write_tokens=int(cache_write or 0),
+        input_tokens=token_count(usage, "prompt_tokens"),
+        output_tokens=token_count(usage, "completion_tokens"),
+        cached_tokens=token_count(prompt_details, "cached_tokens"),
+        reasoning_tokens=token_count(completion_details, "reasoning_tokens"),
+        cache_write_tokens=(
+            token_count(prompt_details, "cache_write_tokens")
+            or token_count(usage, "cache_creation_input_tokens")
+        ),
     )
 
 
@@ -99,8 +101,8 @@ def _choice(choice: Mapping[str, Any]) -> Choice:
     content = message.get("content")
     return Choice(
         int(choice.get("index") or 0),
-        content if isinstance(content, str) else content_text(content),
-        choice.get("finish_reason"),
+        reply_text(content),
+        optional_str(choice.get("finish_reason")),
         _tool_calls(message.get("tool_calls")),
     )
 
@@ -148,8 +150,8 @@ class OpenAIProvider(HTTPProvider):
             return ProviderReply(
                 text=first.text,
                 finish_reason=first.finish_reason,
-                model=str(body.get("model") or model),
-                response_id=body.get("id"),
+                model=optional_str(body.get("model")) or model,
+                response_id=optional_str(body.get("id")),
                 usage=openai_usage(body.get("usage"), request, first.text),
                 tool_calls=first.tool_calls,
                 choices=tuple(map(_choice, choices)) if len(choices) > 1 else (),
@@ -186,13 +188,13 @@ class OpenAIProvider(HTTPProvider):
                         if choice.get("index", 0) == 0:  # with n > 1, the first answer only
                             delta = choice.get("delta")
                             if delta:
-                                if text := delta.get("content"):
+                                if text := reply_text(delta.get("content")):
                                     yield text
                                 if pieces := delta.get("tool_calls"):
                                     tools = tools or _ToolCalls()
                                     for piece in tools.add(pieces):
                                         yield piece
-                            if reason := choice.get("finish_reason"):
+                            if reason := optional_str(choice.get("finish_reason")):
                                 if reason == "error":
                                     raise error_from_event(chunk, self._secrets)
                                 finish = reason
@@ -203,8 +205,8 @@ class OpenAIProvider(HTTPProvider):
                     raise error_from_exception(exc) from None
             if not ended and finish is None:
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before its last chunk")
-            head = head or {}
+            head = head if isinstance(head, Mapping) else {}
             yield StreamEnd(
-                finish, str(head.get("model") or model), head.get("id"), usage, billed,
-                tool_calls=() if tools is None else tools.done(),
+                finish, optional_str(head.get("model")) or model, optional_str(head.get("id")),
+                usage, billed, tool_calls=() if tools is None else tools.done(),
             )

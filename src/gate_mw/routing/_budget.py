@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 __all__ = ["Budget"]
 
+_MIN_WINDOW = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class Budget:
@@ -22,12 +24,13 @@ class Budget:
 
     def problem(self) -> str | None:
         """What is wrong with this budget, if anything (checked by the policy)."""
-        if not self.limit_usd > 0:
+        if not isinstance(self.limit_usd, int | float) or not self.limit_usd > 0:
             return f"limit_usd must be positive, got {self.limit_usd!r}"
-        if not 0 <= self.downgrade_at <= 1:
+        if not isinstance(self.downgrade_at, int | float) or not 0 <= self.downgrade_at <= 1:
             return f"downgrade_at must be between 0 and 1, got {self.downgrade_at!r}"
-        if not self.window > 0:
-            return f"window must be positive, got {self.window!r}"
+        if not isinstance(self.window, int | float) or not self.window >= _MIN_WINDOW:
+            # Spend is bucketed by time // window: a tiny window overflows that at call time.
+            return f"window must be at least {_MIN_WINDOW:g} second, got {self.window!r}"
         return None
 
     @property

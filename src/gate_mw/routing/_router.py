@@ -290,7 +290,11 @@ class Router:
         attempt: Callable[[], Awaitable[_T]],
     ) -> _T:
         """Run one attempt, feeding its outcome to the breaker and, where some route ranks
-        by them, to the latency window and the in-flight and per-minute counts."""
+        by them, to the latency window and the in-flight and per-minute counts.
+
+        A stream's attempt ends at its first token, but its outcome is known only when it
+        ends: a stream cut later is as much a failure. So a stream's success is left to
+        `stream_ended`; its failures before the first token are counted here."""
         state, health, figures = self.state, self.health, self._figures
         busy = "in_flight" in figures  # read once: a route compiled meanwhile must not unbalance it
         if busy or "usage" in figures:
@@ -300,9 +304,10 @@ class Router:
         try:
             result = await attempt()
             settled = True
-            if "latency" in figures:
-                await state.observe_latency(deployment.id, perf_counter() - started, stream=stream)
-            await health.succeeded(deployment.id, admission)
+            if not stream:
+                if "latency" in figures:
+                    await state.observe_latency(deployment.id, perf_counter() - started)
+                await health.succeeded(deployment.id, admission)
             return result
         except UpstreamError as error:
             settled = True
@@ -313,6 +318,22 @@ class Router:
                 await health.abandoned(deployment.id, admission)
             if busy:
                 await state.finished(deployment.id)
+
+    async def stream_ended(
+        self, deployment_id: str, admission: Admission, ttft: float,
+        error: UpstreamError | None, *, abandoned: bool = False,
+    ) -> None:
+        """A stream committed to `deployment_id` ended: done (`error` None), failed after
+        its first token (`error`), or left by its consumer (`abandoned`, which says nothing
+        about the deployment). Feeds the breaker and the time-to-first-token window."""
+        if abandoned:
+            await self.health.abandoned(deployment_id, admission)
+        elif error is not None:
+            await self.health.failed(deployment_id, admission, error.kind)
+        else:
+            if "latency" in self._figures:
+                await self.state.observe_latency(deployment_id, ttft, stream=True)
+            await self.health.succeeded(deployment_id, admission)
 
     async def settle(
         self, decision: Decision, context: RoutingContext, result: ChatResult | None, *, ok: bool

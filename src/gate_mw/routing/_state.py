@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from ._store import CALLER_PREFIX
+
 if TYPE_CHECKING:
     from .._registry import Deployment
     from ._request import RequestInfo
@@ -146,7 +148,7 @@ class RoutingState:
     # -- spend ---------------------------------------------------------------------------
 
     def _spend_key(self, caller: str, window: float) -> str:
-        return f"spend:{window:g}:{int(self.store.clock() // window)}:{caller}"
+        return f"{CALLER_PREFIX}spend:{window:g}:{int(self.store.clock() // window)}:{caller}"
 
     async def spend(self, caller: str, window: float) -> float:
         """USD the caller spent in the current window of `window` seconds."""

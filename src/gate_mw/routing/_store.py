@@ -13,7 +13,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-__all__ = ["MemoryStore", "StateStore"]
+__all__ = ["CALLER_PREFIX", "MemoryStore", "StateStore"]
+
+#: Keys of per-caller state (spend, limits) begin with this; everything else is routing
+#: state (breakers, latency, experiment counts), bounded by the deployments and arms.
+CALLER_PREFIX = "caller:"
 
 
 class StateStore(Protocol):
@@ -48,41 +52,58 @@ class StateStore(Protocol):
 
 
 class MemoryStore:
-    """`StateStore` in this process's memory, bounded to `max_keys` (least recently used
-    keys are dropped first; expired ones on access).
+    """`StateStore` in this process's memory, bounded: at most `max_keys` routing keys and,
+    apart from them, at most `max_caller_keys` per-caller keys (those beginning with
+    `CALLER_PREFIX`). The least recently used keys of each kind are dropped first; expired
+    ones on access. So traffic from many callers can never push breaker, latency or
+    experiment state out: an open breaker stays open however many callers come by.
 
     Every method completes without suspending, so a decision and the counting that
     follows it are never interleaved with another request's.
     """
 
-    __slots__ = ("_data", "clock", "max_keys")
+    __slots__ = ("_callers", "_data", "clock", "max_caller_keys", "max_keys")
 
-    def __init__(self, *, max_keys: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, max_keys: int = 100_000, max_caller_keys: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if max_keys < 1:
             raise ValueError("max_keys must be at least 1")
+        if max_caller_keys < 1:
+            raise ValueError("max_caller_keys must be at least 1")
         self.max_keys = max_keys
+        self.max_caller_keys = max_caller_keys
         self.clock = clock
         # key -> (value, expiry or None), least recently used first
         self._data: OrderedDict[str, tuple[Any, float | None]] = OrderedDict()
+        self._callers: OrderedDict[str, tuple[Any, float | None]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._data) + len(self._callers)
+
+    def _table(self, key: str) -> OrderedDict[str, tuple[Any, float | None]]:
+        return self._callers if key.startswith(CALLER_PREFIX) else self._data
 
     def _read(self, key: str, now: float) -> Any:
-        item = self._data.get(key)
+        data = self._table(key)
+        item = data.get(key)
         if item is None:
             return None
         if item[1] is not None and item[1] <= now:
-            del self._data[key]
+            del data[key]
             return None
-        self._data.move_to_end(key)
+        data.move_to_end(key)
         return item[0]
 
     def _write(self, key: str, value: Any, expires: float | None) -> None:
-        data = self._data
+        if key.startswith(CALLER_PREFIX):
+            data, limit = self._callers, self.max_caller_keys
+        else:
+            data, limit = self._data, self.max_keys
         data[key] = (value, expires)
         data.move_to_end(key)
-        if len(data) > self.max_keys:
+        if len(data) > limit:
             data.popitem(last=False)
 
     async def get(self, key: str) -> Any:
@@ -91,9 +112,9 @@ class MemoryStore:
     async def get_many(self, keys: Sequence[str]) -> list[Any]:
         # _read inlined: this is on every routing decision's path
         now = self.clock()
-        data = self._data
         found: list[Any] = []
         for key in keys:
+            data = self._callers if key.startswith(CALLER_PREFIX) else self._data
             item = data.get(key)
             if item is None:
                 found.append(None)
@@ -121,7 +142,7 @@ class MemoryStore:
         now = self.clock()
         results: list[float] = []
         for key, delta in deltas.items():
-            item = self._data.get(key)
+            item = self._table(key).get(key)
             if item is None or (item[1] is not None and item[1] <= now):
                 value, expires = delta, (None if ttl is None else now + ttl)
             else:

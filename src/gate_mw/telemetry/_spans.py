@@ -279,7 +279,7 @@ class Telemetry:
         if span.is_recording():
             span.set_attribute("gate.error.kind", error.kind.value)
         self._exception_event(span, deployment, error, error_type)
-        span_failed(span, error_type, str(error))
+        span_failed(span, error_type, error.detail)
         attributes = {**deployment.metric_attributes, "error.type": error_type}
         if extra:
             attributes.update(extra)

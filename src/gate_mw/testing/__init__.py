@@ -11,7 +11,7 @@ Standard library only. Opt in to the ``fake_upstream`` fixture with
 ``pytest_plugins = ["gate_mw.testing.pytest_plugin"]``.
 """
 
-from ._behaviours import Behaviour, Drop, Fault, Reply, Stream, ToolUse
+from ._behaviours import Behaviour, Drop, Fault, Raw, Reply, Stream, ToolUse
 from ._formats import estimate_tokens
 from ._upstream import FakeUpstream, RecordedRequest
 
@@ -20,6 +20,7 @@ __all__ = [
     "Drop",
     "FakeUpstream",
     "Fault",
+    "Raw",
     "RecordedRequest",
     "Reply",
     "Stream",

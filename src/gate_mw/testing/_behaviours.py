@@ -7,7 +7,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["Behaviour", "Drop", "Fault", "Reply", "Stream", "ToolUse"]
+__all__ = ["Behaviour", "Drop", "Fault", "Raw", "Reply", "Stream", "ToolUse"]
 
 
 def _check_delay(name: str, value: float) -> None:
@@ -205,4 +205,37 @@ class Drop:
         _check_delay("latency", self.latency)
 
 
-Behaviour: TypeAlias = Reply | Fault | Stream | Drop
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Bytes written to the connection as they are, in place of a response, which is then
+    closed: for what no well-behaved provider sends (a reply that is not HTTP, broken
+    chunked framing, a hand-made body or header). ``Raw.response`` and ``Raw.sse`` build
+    the usual ones; ``latency`` delays the write.
+    """
+
+    data: bytes
+    _: KW_ONLY
+    latency: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_delay("latency", self.latency)
+
+    @classmethod
+    def response(
+        cls, status: int, body: bytes, *, headers: Sequence[tuple[str, str]] = (),
+        content_type: str = "application/json", latency: float = 0.0,
+    ) -> Raw:
+        """A whole HTTP/1.1 response with ``body`` and its ``Content-Length``."""
+        lines = [f"HTTP/1.1 {status} X", f"content-type: {content_type}",
+                 f"content-length: {len(body)}", "connection: close", *(f"{k}: {v}" for k, v in headers)]
+        return cls("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body, latency=latency)
+
+    @classmethod
+    def sse(cls, body: bytes, *, latency: float = 0.0) -> Raw:
+        """A 200 ``text/event-stream`` response whose body is ``body`` as it is, until the
+        connection closes (no chunked framing, no length)."""
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+        return cls(head + body, latency=latency)
+
+
+Behaviour: TypeAlias = Reply | Fault | Stream | Drop | Raw

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from ._behaviours import Behaviour, Drop, Fault, Reply, Stream
+from ._behaviours import Behaviour, Drop, Fault, Raw, Reply, Stream
 from ._formats import (
     Api,
     Completion,
@@ -600,6 +600,9 @@ class FakeUpstream:
         if isinstance(behaviour, Drop):
             await self._pause(behaviour.latency, model)
             conn.close()
+        elif isinstance(behaviour, Raw):
+            await self._pause(behaviour.latency, model)
+            conn.send_raw(behaviour.data)
         elif isinstance(behaviour, Fault):
             await self._pause(behaviour.latency, model)
             headers: tuple[tuple[str, str], ...] = (*_JSON_HEADERS, *behaviour.headers.items())
