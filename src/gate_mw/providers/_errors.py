@@ -18,7 +18,9 @@ from .._redact import redact
 from ..errors import ErrorKind, UpstreamError
 from .transport import Reply
 
-__all__ = ["error_from_event", "error_from_exception", "error_from_response", "error_from_status"]
+__all__ = [
+    "aiohttp_errors", "error_from_event", "error_from_exception", "error_from_response", "error_from_status",
+]
 
 _CONTEXT_LENGTH = re.compile(
     r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long"
@@ -152,7 +154,8 @@ def error_from_response(
     )
 
 
-def _aiohttp_errors() -> tuple[type[BaseException], ...]:
+def aiohttp_errors() -> tuple[type[BaseException], ...]:
+    """aiohttp's connection and HTTP-framing errors, or none if aiohttp is not loaded."""
     # Not imported here, to keep `import gate_mw` light: if aiohttp is not loaded yet,
     # nothing raised one of its errors.
     aiohttp = sys.modules.get("aiohttp")
@@ -164,15 +167,15 @@ def _aiohttp_errors() -> tuple[type[BaseException], ...]:
 def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> UpstreamError:
     """The error for a transport failure or a malformed reply. Its message names only the
     kind of failure; the upstream's address and the like stay in the detail."""
-    aiohttp_errors = _aiohttp_errors()
-    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, aiohttp_errors):
+    loaded = aiohttp_errors()
+    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, loaded):
         # httpx-aiohttp maps every aiohttp connection error (refused, reset, dropped) to
         # httpx.ConnectTimeout: judge by the aiohttp error underneath instead.
         exc = exc.__cause__
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
     name = type(exc).__name__
-    if isinstance(exc, (httpx.TransportError, *aiohttp_errors, OSError)):
+    if isinstance(exc, (httpx.TransportError, *loaded, OSError)):
         detail = redact(f"{name}: {exc}", secrets)[:_MAX_MESSAGE]
         message = f"connection to the upstream failed ({name})"
         return UpstreamError(ErrorKind.CONNECTION, message, detail=detail)

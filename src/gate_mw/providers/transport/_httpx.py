@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
+from .._errors import aiohttp_errors
 from ._base import NO_CHUNKS, Reply, Streamed, read_capped
 
 __all__ = ["HttpxTransport", "default_http_client"]
@@ -47,11 +48,12 @@ class HttpxTransport:
     """Sends through `client`, which keeps its own settings (base headers, auth, hooks);
     the gateway closes it only if it made it (`owned`)."""
 
-    errors: tuple[type[BaseException], ...] = (httpx.HTTPError, OSError)
-
     def __init__(self, client: httpx.AsyncClient, *, owned: bool = False) -> None:
         self.client = client
         self._owned = owned
+        # httpx's errors, and aiohttp's when loaded: a client over httpx-aiohttp's transport
+        # lets some of them through unmapped (a reply that is not HTTP, broken chunking).
+        self.errors: tuple[type[BaseException], ...] = (httpx.HTTPError, OSError, *aiohttp_errors())
 
     @contextlib.asynccontextmanager
     async def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> AsyncIterator[httpx.Response]:
