@@ -22,7 +22,6 @@ from ._routes import iter_endpoints, route_template
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
 from .errors import ConfigError, PolicyError, UpstreamError
-from .insights import ExperimentStats, Insights, Report
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
 from .providers.transport import Transport
@@ -32,6 +31,7 @@ from .routing._router import Router
 from .telemetry import Telemetry, TelemetryConfig
 
 if TYPE_CHECKING:
+    from .insights import ExperimentStats, Report
     from .insights._router import Authorize, InspectionApp
 
 __all__ = ["Gateway"]
@@ -112,6 +112,8 @@ class Gateway:
         )
         # Report counters go to a shared store when there is one; in memory, to a store of
         # their own, so that they never push routing state (cooldowns) out of its bound.
+        from .insights import Insights  # here: reports are not needed to `import gate_mw`
+
         self.insights = Insights(
             MemoryStore(max_keys=200_000) if state is None else state, self.router.experiments
         )
