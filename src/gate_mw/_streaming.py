@@ -115,6 +115,7 @@ class GateStream:
         try:
             await call.gateway.start()
             await call.decide()
+            await call.guard()  # reserve up front; settled when the stream ends or is cut
         except BaseException:
             self._state = _DONE
             self._unpend(None)

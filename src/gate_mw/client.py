@@ -13,6 +13,7 @@ from .providers import ChatRequest
 if TYPE_CHECKING:
     from ._context import RoutingContext
     from .gateway import Gateway
+    from .limits import CacheMode
     from .policy import RoutePolicy
     from .results import ChatResult
 
@@ -74,31 +75,36 @@ class Gate:
         top_p: float | None = None,
         stop: Sequence[str] | None = None,
         max_cost_usd: float | None = None,
+        cache: CacheMode = "use",
         **params: Any,
     ) -> ChatResult:
         """Answer `messages` with the first model that succeeds, in the order the route's
         strategy chose.
 
         `model` replaces the policy's chain (and strategy) for this call; `max_cost_usd`
-        the policy's cost limit. `max_tokens` is capped by the policy's. Other keyword
-        arguments are passed to the provider as they are. Raises `AllAttemptsFailed`,
-        `DeadlineExceeded`, `RequestRejected` or `NoCandidates`.
+        the policy's cost limit. `max_tokens` is capped by the policy's. `cache` is "use",
+        "bypass" (neither read nor write the route's cache) or "refresh" (call upstream and
+        store anew). Other keyword arguments are passed to the provider as they are. Raises
+        `AllAttemptsFailed`, `DeadlineExceeded`, `RequestRejected`, `NoCandidates`,
+        `BudgetExceeded` or `RateLimited`.
         """
+        if cache not in ("use", "bypass", "refresh"):
+            raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")
         request = self._request(messages, max_tokens, temperature, top_p, stop, params)
         gateway = self.gateway
         await gateway.start()
-        return await self._call(request, model, max_cost_usd, stream=False).run()
+        return await self._call(request, model, max_cost_usd, stream=False, cache=cache).run()
 
     def _call(
         self, request: ChatRequest, model: str | Sequence[str] | None, max_cost_usd: float | None,
-        *, stream: bool,
+        *, stream: bool, cache: CacheMode = "use",
     ) -> Call:
         if max_cost_usd is not None and not max_cost_usd > 0:
             raise PolicyError("max_cost_usd must be positive", route=self.route, field="max_cost_usd")
         models = None if model is None else self._chain(model)
         return Call(
             self.gateway, self.context, self.policy, self.route, request, models=models,
-            max_cost_usd=max_cost_usd, stream=stream,
+            max_cost_usd=max_cost_usd, stream=stream, cache=cache,
         )
 
     def stream(

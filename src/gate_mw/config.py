@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-__all__ = ["GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "load_config"]
+__all__ = ["GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "StateOptions", "load_config"]
 
 ProviderName = Literal[
     "openai", "openrouter", "litellm", "helicone", "portkey", "vllm", "ollama",
@@ -87,8 +87,27 @@ class ModelEntry(_Strict):
         return headers
 
 
+class StateOptions(_Strict):
+    """How a shared state store (Redis) is used: key prefix, per-call timeout, and what
+    to do when it fails ("open": route on local state; "closed": answer 503)."""
+
+    prefix: str = Field("gate:", min_length=1)
+    timeout: float = Field(0.25, gt=0, le=30)
+    on_error: Literal["open", "closed"] = "open"
+
+
 class GatewayConfig(_Strict):
     """Everything a gateway file holds."""
+
+    state: str | None = Field(None, description="redis://host:6379/0, or None for in-memory state")
+    state_options: StateOptions = Field(default_factory=StateOptions)
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError("state must be a redis://, rediss://, unix:// or memory:// URL")
+        return url
 
     models: tuple[ModelEntry, ...] = ()
     default_policy: dict[str, Any] | None = None

@@ -20,11 +20,13 @@ from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
 from .errors import PolicyError, UpstreamError
+from .limits import Guard, ResponseCache
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
-from .routing import Breaker, CooldownState, MemoryStore, StateStore
+from .routing import Breaker, CooldownState
 from .routing._experiments import Experiments
 from .routing._router import Router
+from .state import MemoryStore, StateStore, open_store
 from .telemetry import Telemetry, TelemetryConfig
 
 __all__ = ["Gateway"]
@@ -81,7 +83,9 @@ class Gateway:
         prices: PriceTable | None = None,
         env: Mapping[str, str] | None = None,
         seed: int | None = None,
-        state: StateStore | None = None,
+        state: StateStore | str | None = None,
+        state_options: Mapping[str, Any] | None = None,
+        response_cache: ResponseCache | None = None,
         breaker: Breaker | None = None,
         source: str | None = None,
     ) -> None:
@@ -89,10 +93,13 @@ class Gateway:
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
         self.rng = random.Random(seed)
-        # Latency windows, in-flight counts, cooldowns, spend and experiment counts.
-        self.router = Router(
-            self.registry, MemoryStore() if state is None else state, breaker or Breaker(), self.rng
-        )
+        # Latency windows, in-flight counts, cooldowns, experiment counts, budgets, limits:
+        # in this process, or shared by every replica (a redis:// URL).
+        store = open_store(state, **(state_options or {}))
+        self.router = Router(self.registry, store, breaker or Breaker(), self.rng)
+        if response_cache is None:
+            response_cache = ResponseCache("memory" if isinstance(store, MemoryStore) else "store")
+        self.guard = Guard(store, response_cache)
         self.default_policy = self._default_policy(default_policy)
         # Header names in lower-case bytes, as ASGI gives them; read by each RoutingContext.
         self.caller_header = caller_header.lower().encode() if caller_header else None
@@ -117,6 +124,8 @@ class Gateway:
             "request_id_header": config.request_id_header,
             "max_connections": config.max_connections,
             "telemetry": TelemetryConfig(capture_content=config.capture_content),
+            "state": config.state,
+            "state_options": config.state_options.model_dump(),
         }
         return cls(config.models, source=str(path), **{**settings, **options})
 
@@ -165,9 +174,16 @@ class Gateway:
             self.registry.build_providers(os.environ if self._env is None else self._env, self._client)
             self._started = True
 
+    @property
+    def state(self) -> StateStore:
+        """Where budgets, limits, breakers, latency and experiment counts live."""
+        return self.router.store
+
     async def aclose(self) -> None:
-        """Close the HTTP pool (when the gateway made it) and the providers."""
+        """Close the HTTP pool (when the gateway made it), the providers and the state
+        store's connections (a shared store reconnects when used again)."""
         await self.registry.aclose()
+        await self.router.store.aclose()
         if self._owns_client and self._http_client is not None:
             await self._http_client.aclose()
             self._http_client = None

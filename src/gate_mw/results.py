@@ -70,6 +70,8 @@ class ChatResult:
     response_id: str | None = None
     arm: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
+    #: Served from the response cache: no upstream call, no cost.
+    cached: bool = False
 
     @property
     def fallbacks(self) -> int:

@@ -1,0 +1,263 @@
+"""The guards a call passes before and after routing: budgets, rate limits and the
+response cache, in one store round trip before the call and one after."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._tokens import estimate_messages
+from ..errors import BudgetExceeded, RateLimited
+from ..state import Check, Writes
+from ._budget import Budget
+from ._cache import ResponseCache, from_entry, request_key, to_entry
+from ._rate import Limit
+from ._windows import CALENDAR, calendar_window, subject
+
+if TYPE_CHECKING:
+    from .._registry import Deployment
+    from ..policy import RoutePolicy
+    from ..providers import ChatRequest
+    from ..results import ChatResult
+    from ..state import StateStore
+    from ._cache import CacheMode
+
+__all__ = ["Guard", "Ticket"]
+
+_MINUTE = 60.0
+_MARGIN = 60.0  # calendar counters outlive their window by this much (clock skew)
+_DEFAULT_OUTPUT = 4096
+
+
+class _Taken(NamedTuple):
+    """One check of a call and what it means."""
+
+    label: str  # e.g. "caller:rpm", "route:budget"
+    kind: str  # requests, tokens, usd
+    rule: Limit | Budget
+    check: Check
+    ends: float | None  # calendar windows: epoch end
+
+
+class Ticket:
+    """What a call reserved and read before its attempts."""
+
+    __slots__ = (
+        "cache_entry", "cache_key", "cache_mode", "downgraded", "reads", "taken", "tokens", "usd",
+        "used",
+    )
+
+    def __init__(self) -> None:
+        self.taken: list[_Taken] = []
+        self.used: tuple[float, ...] = ()
+        self.usd = 0.0  # reserved per USD check
+        self.tokens = 0.0
+        self.downgraded = False
+        self.reads: dict[str, Any] = {}
+        self.cache_key: str | None = None
+        self.cache_entry: dict[str, Any] | None = None
+        self.cache_mode: CacheMode = "use"
+
+
+class Guard:
+    """Budgets, rate limits and the cache of one gateway, on its state store."""
+
+    def __init__(self, store: StateStore, cache: ResponseCache) -> None:
+        self.store = store
+        self.cache = cache
+        self._flights: dict[str, asyncio.Future[ChatResult]] = {}
+
+    # -- before ------------------------------------------------------------------------
+
+    def _checks(
+        self, policy: RoutePolicy, route: str, caller: str | None, usd: float, tokens: float, now: float
+    ) -> list[_Taken]:
+        taken: list[_Taken] = []
+        rules: list[Limit | Budget] = [*policy.limits, *policy.budgets]
+        for rule in rules:
+            if rule.per == "deployment" or (rule.per == "caller" and caller is None):
+                continue
+            who = subject(rule.per, caller if rule.per == "caller" else route)
+            if isinstance(rule, Budget):
+                kind, label, limit, amount = "usd", f"{rule.per}:budget", rule.limit_usd, usd
+                window, tz, base = rule.window, rule.timezone, f"bud:{who}"
+            else:
+                kind, label, limit = rule.kind, f"{rule.per}:{rule.kind}", rule.amount
+                amount = 1.0 if kind == "requests" else tokens if kind == "tokens" else usd
+                window = rule.window if kind == "usd" else _MINUTE
+                tz, base = rule.timezone, f"rl:{who}:{kind}"
+            if isinstance(window, str) and window in CALENDAR:
+                window_id, ends = calendar_window(window, tz, now)
+                key = f"{base}:{window}:{tz}:{window_id}"
+                check = Check(key, limit, amount, 0.0, ends - now + _MARGIN)
+                taken.append(_Taken(label, kind, rule, check, ends))
+            else:
+                seconds = float(window)
+                check = Check(f"{base}:{seconds:g}", limit, amount, seconds, seconds)
+                taken.append(_Taken(label, kind, rule, check, None))
+        return taken
+
+    async def before(
+        self, policy: RoutePolicy, route: str, caller: str | None, request: ChatRequest,
+        deployments: Sequence[Deployment], *, reads: Sequence[str] = (), identity: tuple[Any, ...] = (),
+        cache_mode: CacheMode = "use", stream: bool = False, request_id: str | None = None,
+    ) -> Ticket:
+        """Reserve the call's budgets and limits, and read `reads` and the cache, in one
+        round trip. Raises `BudgetExceeded` or `RateLimited` when one has no room."""
+        ticket = Ticket()
+        store = self.store
+        now = store.clock()
+        cache = policy.cache
+        all_reads = list(reads)
+        if cache is not None and cache_mode != "bypass" and not stream:
+            ticket.cache_mode = cache_mode
+            ticket.cache_key = request_key(request, identity, caller if cache.scope == "caller" else None)
+            if cache_mode == "use":
+                if self.cache.backend == "memory":
+                    ticket.cache_entry = self.cache.get(ticket.cache_key)
+                else:
+                    all_reads.append(ticket.cache_key)
+        if policy.limits or policy.budgets:
+            ticket.usd, ticket.tokens = _estimate(request, deployments)
+            ticket.taken = self._checks(policy, route, caller, ticket.usd, ticket.tokens, now)
+        if not ticket.taken and not all_reads:
+            return ticket
+        verdict = await store.reserve([t.check for t in ticket.taken], all_reads)
+        found = dict(zip(all_reads, verdict.reads, strict=True))
+        if ticket.cache_key is not None and self.cache.backend == "store" and cache_mode == "use":
+            ticket.cache_entry = found.pop(ticket.cache_key, None)
+        ticket.reads = found
+        ticket.used = verdict.used
+        if verdict.refused is not None:
+            raise _refusal(ticket.taken[verdict.refused], verdict.used[verdict.refused], now, request_id)
+        for taken, used in zip(ticket.taken, verdict.used, strict=True):
+            rule = taken.rule
+            if isinstance(rule, Budget) and (threshold := rule.threshold_usd) is not None:
+                before = used - taken.check.amount
+                ticket.downgraded = ticket.downgraded or before >= threshold - 1e-12
+        return ticket
+
+    def headers(self, ticket: Ticket) -> list[tuple[bytes, bytes]]:
+        """`x-ratelimit-*` headers of the tightest rate limit of each kind."""
+        now = self.store.clock()
+        best: dict[str, tuple[float, float, float]] = {}
+        for taken, used in zip(ticket.taken, ticket.used, strict=True):
+            if isinstance(taken.rule, Budget):
+                continue
+            limit = taken.check.limit
+            remaining = max(0.0, limit - used)
+            reset = _reset(taken, used, now)
+            if taken.kind not in best or remaining < best[taken.kind][1]:
+                best[taken.kind] = (limit, remaining, reset)
+        headers: list[tuple[bytes, bytes]] = []
+        for kind, (limit, remaining, reset) in best.items():
+            fmt = "{:.6f}" if kind == "usd" else "{:.0f}"
+            if kind != "usd":
+                remaining //= 1
+            headers += [
+                (f"x-ratelimit-limit-{kind}".encode(), fmt.format(limit).encode()),
+                (f"x-ratelimit-remaining-{kind}".encode(), fmt.format(remaining).encode()),
+                (f"x-ratelimit-reset-{kind}".encode(), f"{reset:.3f}s".encode()),
+            ]
+        return headers
+
+    # -- cache ---------------------------------------------------------------------------
+
+    def hit(self, ticket: Ticket, *, request_id: str, latency_s: float, arm: str | None) -> ChatResult | None:
+        entry = ticket.cache_entry
+        if entry is None:
+            return None
+        return from_entry(entry, request_id=request_id, latency_s=latency_s, arm=arm)
+
+    def flight(self, ticket: Ticket) -> asyncio.Future[ChatResult] | None:
+        """Single flight: the answer of an identical call in progress, if one is."""
+        return None if ticket.cache_key is None else self._flights.get(ticket.cache_key)
+
+    def lead(self, ticket: Ticket) -> asyncio.Future[ChatResult] | None:
+        if ticket.cache_key is None:
+            return None
+        future: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
+        self._flights[ticket.cache_key] = future
+        return future
+
+    def land(self, ticket: Ticket, future: asyncio.Future[ChatResult], result: ChatResult | None,
+             error: BaseException | None) -> None:
+        assert ticket.cache_key is not None
+        if self._flights.get(ticket.cache_key) is future:
+            del self._flights[ticket.cache_key]
+        if future.done():
+            return
+        if result is not None:
+            future.set_result(result)
+        else:
+            future.set_exception(error or RuntimeError("the leading call was cancelled"))
+            future.exception()  # retrieved: followers that left must not warn
+
+    # -- after ---------------------------------------------------------------------------
+
+    def settle(
+        self, ticket: Ticket, writes: Writes, result: ChatResult | None, *, ok: bool, ttl: float | None
+    ) -> None:
+        """Settle reservations to the actual cost and tokens (releasing the rest), and
+        store a complete answer in the cache; into `writes`, sent in one round trip."""
+        cost = 0.0 if result is None or result.cached else (result.cost_usd or 0.0)
+        tokens = 0.0 if result is None or result.cached else float(result.usage.total_tokens)
+        for taken in ticket.taken:
+            check = taken.check
+            actual = cost if taken.kind == "usd" else tokens if taken.kind == "tokens" else 1.0
+            delta = actual - check.amount
+            if delta:
+                writes.add(check.key, _units(check, delta), check.period or check.ttl)
+        if ok and result is not None and not result.cached and ticket.cache_key is not None and ttl:
+            if result.finish_reason not in (None, "stop", "end_turn", "length", "tool_calls", "tool_use"):
+                return
+            entry = to_entry(result)
+            if self.cache.backend == "memory":
+                self.cache.put(ticket.cache_key, entry, ttl)
+            elif self.cache.fits(entry):
+                writes.put(ticket.cache_key, entry, ttl)
+
+
+def _estimate(request: ChatRequest, deployments: Sequence[Deployment]) -> tuple[float, float]:
+    """The most the call may cost and the most tokens it may use, over its candidates."""
+    prompt = estimate_messages(request.messages)
+    usd, tokens = 0.0, 0.0
+    for deployment in deployments:
+        output = request.max_tokens or deployment.entry.max_output_tokens or _DEFAULT_OUTPUT
+        tokens = max(tokens, float(prompt + output))
+        if deployment.price is not None:
+            usd = max(usd, deployment.price.estimate(prompt, output))
+    return usd, tokens
+
+
+def _units(check: Check, amount: float) -> float:
+    """`amount` in the counter's units: a GCRA counts time."""
+    return amount * check.period / check.limit if check.period > 0 else amount
+
+
+def _reset(taken: _Taken, used: float, now: float) -> float:
+    """Seconds until the counter is empty again."""
+    if taken.ends is not None:
+        return max(0.0, taken.ends - now)
+    check = taken.check
+    return max(0.0, used * check.period / check.limit)
+
+
+def _refusal(taken: _Taken, used: float, now: float, request_id: str | None) -> BudgetExceeded | RateLimited:
+    check = taken.check
+    if taken.ends is not None:
+        wait = max(0.0, taken.ends - now)
+    else:  # until enough has leaked for this amount (or the whole period if it never fits)
+        wait = min(check.period, max(0.0, (used + check.amount - check.limit) * check.period / check.limit))
+    if isinstance(taken.rule, Budget):
+        return BudgetExceeded(
+            f"{taken.label}: ${used:.6f} of ${check.limit:g} spent or reserved; this call may cost "
+            f"${check.amount:.6f}",
+            limit=taken.label, limit_value=check.limit, used=used, reset=wait, request_id=request_id,
+            status=taken.rule.status,
+        )
+    return RateLimited(
+        f"{taken.label}: {used:g} of {check.limit:g} used", limit=taken.label, limit_value=check.limit,
+        used=used, reset=wait, request_id=request_id,
+    )

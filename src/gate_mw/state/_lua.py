@@ -1,0 +1,63 @@
+"""The Lua scripts of the Redis store: each is one atomic read-modify-write, loaded once
+(SCRIPT LOAD) and called by SHA. Each touches only the keys it is given, so in a Cluster
+the keys of one call must share a hash tag (the limits give theirs one per subject)."""
+
+from __future__ import annotations
+
+__all__ = ["ADD", "COMPARE_AND_SET", "RESERVE"]
+
+#: KEYS: counters. ARGV: now, then per key: limit, amount, period, ttl. Mirrors
+#: `gate_mw.state._memory.take`. Returns {index of the first refusal or 0, {used...}}.
+RESERVE = """
+local now = tonumber(ARGV[1])
+local used, news = {}, {}
+local refused = 0
+for i = 1, #KEYS do
+  local b = 1 + (i - 1) * 4
+  local limit, amount, period = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local cur = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  local fits, use, new
+  if period > 0 then
+    local base = math.max(cur, now)
+    new = base + amount * period / limit
+    fits = (new - now <= period * (1 + 1e-9)) and (amount > 0 or base - now < period)
+    if fits then use = (new - now) * limit / period else use = (base - now) * limit / period end
+  else
+    new = cur + amount
+    fits = (new <= limit * (1 + 1e-9)) and (amount > 0 or cur < limit)
+    if fits then use = new else use = cur end
+  end
+  used[i] = string.format('%.17g', use)
+  news[i] = new
+  if (not fits) and refused == 0 then refused = i end
+end
+if refused == 0 then
+  for i = 1, #KEYS do
+    local b = 1 + (i - 1) * 4
+    local ttl = tonumber(ARGV[b + 4])
+    if tonumber(ARGV[b + 3]) > 0 then ttl = tonumber(ARGV[b + 3]) end
+    redis.call('SET', KEYS[i], string.format('%.17g', news[i]), 'PX', math.max(1, math.ceil(ttl * 1000)))
+  end
+end
+return {refused, used}
+"""
+
+#: KEYS[1]: a counter. ARGV: delta, ttl in ms, "1" to refresh the ttl on every add
+#: (otherwise it is set when the counter is created). Returns the new value.
+ADD = """
+local value = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+if ARGV[3] == '1' or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return value
+"""
+
+#: KEYS[1]. ARGV: expected JSON ('' for absent), new JSON, ttl in ms. Returns 1 if stored.
+COMPARE_AND_SET = """
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
