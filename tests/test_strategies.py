@@ -21,7 +21,6 @@ from gate_mw._tokens import estimate_messages
 from gate_mw.routing import (
     CostStrategy,
     LatencyStrategy,
-    MemoryStore,
     RequestInfo,
     RoutingState,
     ShuffleStrategy,
@@ -29,6 +28,7 @@ from gate_mw.routing import (
     TaskStrategy,
     register_strategy,
 )
+from gate_mw.state import MemoryStore
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 pytestmark = pytest.mark.anyio
