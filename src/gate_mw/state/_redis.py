@@ -50,13 +50,14 @@ class RedisStore:
     `RedisCluster`). `prefix` namespaces every key; keys without a TTL of their own expire
     `max_ttl` seconds after their last write. `timeout` bounds every call; `on_error`
     is "open" (route on local state) or "closed" (raise `StateUnavailable`, a 503);
-    after a failure Redis is tried again after `retry_interval` seconds.
+    after a failure Redis is tried again after `retry_interval` seconds. At most
+    `max_connections` connections are open; further calls wait for one.
     """
 
     def __init__(
         self, url: str | None = None, *, client: Redis | None = None, prefix: str = "gate:",
         timeout: float = 0.25, on_error: Literal["open", "closed"] = "open",
-        retry_interval: float = 1.0, max_ttl: float = 7 * _DAY,
+        retry_interval: float = 1.0, max_ttl: float = 7 * _DAY, max_connections: int = 64,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if (url is None) == (client is None):
@@ -66,16 +67,20 @@ class RedisStore:
         if not timeout > 0:
             raise ValueError("timeout must be positive")
         if client is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
 
             assert url is not None
-            client = Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0), health_check_interval=0,
+            # A blocking pool: calls beyond max_connections wait (within the timeout) for a
+            # connection instead of failing, which would split state under load.
+            pool = BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
+                socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
             )
+            client = Redis(connection_pool=pool)
         self.client = client
+        self.cluster = type(client).__name__ == "RedisCluster"
         self.prefix = prefix
         self.timeout = timeout
         self.on_error = on_error
@@ -212,11 +217,12 @@ class RedisStore:
         return await self._run(remote, lambda: self.local.incr(deltas, ttl=ttl))
 
     async def reserve(self, checks: Sequence[Check], reads: Sequence[str] = ()) -> Verdict:
-        # One script per hash tag (a Cluster slot), all in one pipeline; if one group
-        # refuses, the groups that took their amounts give them back (refusals only).
+        # One script for all (exactly all-or-nothing) on a single Redis; in a Cluster, one
+        # per hash tag (slot), all in one pipeline, and if one refuses, the others give
+        # back what they took (refusals only).
         groups: dict[str, list[int]] = {}
         for index, check in enumerate(checks):
-            groups.setdefault(_tag(check.key), []).append(index)
+            groups.setdefault(_tag(check.key) if self.cluster else "", []).append(index)
 
         async def remote() -> Verdict:
             self.round_trips += 1
@@ -282,7 +288,9 @@ class RedisStore:
             return False
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        # Our own pool is closed with the client; a client given to us is the caller's.
+        if self.url is not None:
+            await self.client.aclose(close_connection_pool=True)
 
 
 def _tag(key: str) -> str:
