@@ -1,0 +1,98 @@
+"""Rate limits with headers, the response cache, and Redis faults (a closed port, fail-open
+and fail-closed) through real calls."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from _apps import MESSAGES, make_gateway, openai_entry
+from _stores import make_store
+from conftest import Telemetry
+from gate_mw import Cache, Limit, RateLimited, RoutePolicy, StateUnavailable
+from gate_mw.state import RedisStore
+from gate_mw.testing import FakeUpstream
+
+pytestmark = pytest.mark.anyio
+STORES = pytest.mark.parametrize("kind", ["memory", "redis"])
+
+
+@STORES
+async def test_an_rpm_limit_lets_exactly_its_count_through_and_says_when_to_retry(
+    fake_upstream: FakeUpstream, kind: str
+) -> None:
+    gateway = make_gateway([openai_entry(fake_upstream, "m")], state=make_store(kind))
+    policy = RoutePolicy(models=("m",), limits=(Limit(rpm=5, per="caller"), Limit(rpm=100, per="route")))
+    async with gateway:
+        gate = gateway.client(policy, route="/limited", caller="carol")
+        for _ in range(5):
+            await gate.chat(MESSAGES)
+        headers = dict(gate.context.response_headers())
+        assert headers[b"x-ratelimit-limit-requests"] == b"5"
+        assert headers[b"x-ratelimit-remaining-requests"] == b"0"
+        assert headers[b"x-ratelimit-reset-requests"].endswith(b"s")
+        with pytest.raises(RateLimited) as refused:
+            await gate.chat(MESSAGES)
+        assert refused.value.limit == "caller:requests"
+        assert refused.value.status_code == 429
+        assert 1 <= refused.value.retry_after <= 12  # one request refills in 60/5 s
+        await gateway.client(policy, route="/limited", caller="dan").chat(MESSAGES)  # per caller
+
+
+@STORES
+async def test_a_cache_hit_costs_nothing_and_keeps_its_model(
+    fake_upstream: FakeUpstream, telemetry: Telemetry, kind: str
+) -> None:
+    gateway = make_gateway(
+        [openai_entry(fake_upstream, "m", input_cost_per_mtok=1.0, output_cost_per_mtok=1.0)],
+        state=make_store(kind), telemetry=telemetry.config,
+    )
+    policy = RoutePolicy(models=("m",), cache=Cache(ttl=60))
+    async with gateway:
+        first = await gateway.client(policy).chat(MESSAGES)
+        gate = gateway.client(policy)
+        hit = await gate.chat(MESSAGES)
+        assert (hit.text, hit.model, hit.cached, hit.cost_usd) == (first.text, "m", True, 0.0)
+        assert (b"x-gate-cache", b"hit") in gate.context.response_headers()
+        assert not (await gateway.client(policy).chat(MESSAGES, cache="bypass")).cached
+        assert not (await gateway.client(policy).chat(MESSAGES, cache="refresh")).cached
+        assert not (await gateway.client(policy).chat([{"role": "user", "content": "other"}])).cached
+        assert not (await gateway.client(policy).chat(MESSAGES, temperature=0.5)).cached
+    assert telemetry.spans("gate.route")[1].attributes["gate.cache"] == "hit"  # type: ignore[index]
+    results = sorted(p.attributes["gate.cache.result"] for p in telemetry.points("gate.cache"))  # type: ignore[attr-defined]
+    assert results == ["hit", "miss"]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_closed_port_fails_open_on_local_state_and_logs_once(
+    fake_upstream: FakeUpstream, telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisStore(f"redis://127.0.0.1:{closed_port()}/0", timeout=0.2)
+    gateway = make_gateway([openai_entry(fake_upstream, "m")], state=store, telemetry=telemetry.config)
+    policy = RoutePolicy(models=("m",), limits=(Limit(rpm=2, per="route"),))
+    async with gateway:
+        started = time.perf_counter()
+        for _ in range(2):
+            await gateway.client(policy, route="/open").chat(MESSAGES)
+        with pytest.raises(RateLimited):  # the limit still holds, on local state
+            await gateway.client(policy, route="/open").chat(MESSAGES)
+        assert time.perf_counter() - started < 10
+    assert store.degraded
+    assert len([r for r in caplog.records if "unreachable" in r.message]) == 1
+    assert telemetry.spans("gate.route")[-1].attributes["gate.state.degraded"] is True  # type: ignore[index]
+
+
+async def test_a_closed_port_fails_closed_with_503(fake_upstream: FakeUpstream) -> None:
+    store = RedisStore(f"redis://127.0.0.1:{closed_port()}/0", timeout=0.2, on_error="closed")
+    gateway = make_gateway([openai_entry(fake_upstream, "m")], state=store)
+    async with gateway:
+        with pytest.raises(StateUnavailable) as refused:
+            await gateway.client(RoutePolicy(models=("m",), limits=(Limit(rpm=2, per="global"),))).chat(MESSAGES)
+    assert refused.value.status_code == 503
