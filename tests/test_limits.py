@@ -93,6 +93,7 @@ async def test_a_closed_port_fails_closed_with_503(fake_upstream: FakeUpstream) 
     store = RedisStore(f"redis://127.0.0.1:{closed_port()}/0", timeout=0.2, on_error="closed")
     gateway = make_gateway([openai_entry(fake_upstream, "m")], state=store)
     async with gateway:
+        policy = RoutePolicy(models=("m",), limits=(Limit(rpm=2, per="global"),))
         with pytest.raises(StateUnavailable) as refused:
-            await gateway.client(RoutePolicy(models=("m",), limits=(Limit(rpm=2, per="global"),))).chat(MESSAGES)
+            await gateway.client(policy).chat(MESSAGES)
     assert refused.value.status_code == 503
