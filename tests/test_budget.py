@@ -136,6 +136,7 @@ async def test_reservations_settle_to_the_actual_cost_and_failures_release_all(
             t.check.key for t in gateway.guard._checks(policy, "x", None, 0, 0, gateway.state.clock())
         )
         # One answered call at $0.03; the failed one reserved $0.12 and gave it all back.
+        await gateway.state.flush()  # settlements are written behind the call
         assert float(await gateway.state.get(ticket_key)) == pytest.approx(0.03004)
 
 
@@ -157,6 +158,7 @@ async def test_a_stream_cut_after_its_first_tokens_settles_to_its_partial_cost(
         (check,) = (t.check for t in gateway.guard._checks(policy, "x", "dave", 0, 0, gateway.state.clock()))
         assert "month" in check.key
         assert "Europe/Paris" in check.key
+        await gateway.state.flush()
         assert float(await gateway.state.get(check.key)) == pytest.approx(partial.cost_usd)
 
 

@@ -37,6 +37,7 @@ async def test_reserve_then_settle_gives_exact_totals(store: StateStore) -> None
         await store.write(writes)
 
     await asyncio.gather(*(one(cost) for cost in actual))
+    await store.flush()
     assert float(await store.get(check.key)) == pytest.approx(sum(actual))
 
 

@@ -152,5 +152,8 @@ class MemoryStore:
         for key, (value, ttl) in writes.puts.items():
             self._space(key).write(key, value, None if ttl is None else now + ttl)
 
+    async def flush(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None

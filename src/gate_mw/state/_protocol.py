@@ -107,5 +107,8 @@ class StateStore(Protocol):
     async def write(self, writes: Writes) -> None:
         """Apply counter additions and stores, each atomic. One round trip."""
 
+    async def flush(self) -> None:
+        """Wait for writes still on their way (a memory store has none)."""
+
     async def aclose(self) -> None:
-        """Release connections (a memory store has none)."""
+        """Finish pending writes and release connections (a memory store has none)."""

@@ -51,13 +51,16 @@ class RedisStore:
     `max_ttl` seconds after their last write. `timeout` bounds every call; `on_error`
     is "open" (route on local state) or "closed" (raise `StateUnavailable`, a 503);
     after a failure Redis is tried again after `retry_interval` seconds. At most
-    `max_connections` connections are open; further calls wait for one.
+    `max_connections` connections are open; further calls wait for one. With
+    `write_behind`, what a call learnt is written without delaying its answer (`flush()`
+    waits for those writes).
     """
 
     def __init__(
         self, url: str | None = None, *, client: Redis | None = None, prefix: str = "gate:",
         timeout: float = 0.25, on_error: Literal["open", "closed"] = "open",
         retry_interval: float = 1.0, max_ttl: float = 7 * _DAY, max_connections: int = 64,
+        write_behind: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if (url is None) == (client is None):
@@ -94,6 +97,9 @@ class RedisStore:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self.round_trips = 0  # for the benchmark: pipelines and commands sent
+        self.write_behind = write_behind
+        self.max_pending = 1024  # writes behind calls; beyond, a call waits for its own
+        self._pending: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r}, on_error={self.on_error!r})"
@@ -265,9 +271,33 @@ class RedisStore:
         await pipe.execute()
 
     async def write(self, writes: Writes) -> None:
+        """Counter additions (settlements, breaker and routing figures) are sent behind
+        the call (`write_behind`) and not waited for: they only ever lower what a
+        reservation holds, so a read that overtakes them errs on the safe side. Writes that
+        store values (a cache entry) are waited for, so the next request sees them."""
         if not writes:
             return
+        if writes.puts or not self.write_behind or len(self._pending) >= self.max_pending:
+            await self._write(writes)
+            return
+        task = asyncio.get_running_loop().create_task(self._write_behind(writes))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
+    async def _write_behind(self, writes: Writes) -> None:
+        try:
+            await self._write(writes)
+        except StateUnavailable:
+            pass  # fail-closed: the outage is logged; the next call is refused
+        except Exception:  # nobody awaits this task: say what went wrong
+            logger.exception("gate_mw: writing call state to %r failed", self)
+
+    async def flush(self) -> None:
+        """Wait for the writes sent behind calls."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending))
+
+    async def _write(self, writes: Writes) -> None:
         async def remote() -> None:
             self.round_trips += 1
             pipe = self.client.pipeline(transaction=False)
@@ -288,6 +318,7 @@ class RedisStore:
             return False
 
     async def aclose(self) -> None:
+        await self.flush()
         # Our own pool is closed with the client; a client given to us is the caller's.
         if self.url is not None:
             await self.client.aclose(close_connection_pool=True)
