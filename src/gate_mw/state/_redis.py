@@ -10,6 +10,7 @@ outage) or raises `StateUnavailable` (fail-closed), and tries Redis again shortl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -79,7 +80,9 @@ class RedisStore:
             # connection instead of failing, which would split state under load.
             pool = BlockingConnectionPool.from_url(
                 url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
-                socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
+                # One immediate retry on a fresh connection: a pooled one may be stale
+                # after a Redis restart. The overall timeout still bounds the call.
+                socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
             )
             client = Redis(connection_pool=pool)
         self.client = client
@@ -136,6 +139,9 @@ class RedisStore:
                     "using local state" if self.on_error == "open" else "refusing calls (503)",
                 )
             self._retry_at = time.monotonic() + self.retry_interval
+            # Drop every pooled connection: after a restart they are all stale.
+            with contextlib.suppress(Exception):
+                await self.client.connection_pool.disconnect()
             return await self._fallback(local)
         if self._down_since is not None:
             logger.warning(
