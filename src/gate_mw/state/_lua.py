@@ -4,16 +4,18 @@ the keys of one call must share a hash tag (the limits give theirs one per subje
 
 from __future__ import annotations
 
-__all__ = ["ADD", "COMPARE_AND_SET", "RESERVE"]
+__all__ = ["ADD", "COMPARE_AND_SET", "RESERVE", "WRITE"]
 
-#: KEYS: counters. ARGV: now, then per key: limit, amount, period, ttl. Mirrors
-#: `gate_mw.state._memory.take`. Returns {index of the first refusal or 0, {used...}}.
+#: KEYS: n counters, then keys to read. ARGV: now, n, then per counter: limit, amount,
+#: period, ttl. Mirrors `gate_mw.state._memory.take`. Returns {index of the first refusal
+#: or 0, {used...}, {values read...}}.
 RESERVE = """
 local now = tonumber(ARGV[1])
-local used, news = {}, {}
+local n = tonumber(ARGV[2])
+local used, news, reads = {}, {}, {}
 local refused = 0
-for i = 1, #KEYS do
-  local b = 1 + (i - 1) * 4
+for i = 1, n do
+  local b = 2 + (i - 1) * 4
   local limit, amount, period = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local cur = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
   local fits, use, new
@@ -32,14 +34,17 @@ for i = 1, #KEYS do
   if (not fits) and refused == 0 then refused = i end
 end
 if refused == 0 then
-  for i = 1, #KEYS do
-    local b = 1 + (i - 1) * 4
+  for i = 1, n do
+    local b = 2 + (i - 1) * 4
     local ttl = tonumber(ARGV[b + 4])
     if tonumber(ARGV[b + 3]) > 0 then ttl = tonumber(ARGV[b + 3]) end
     redis.call('SET', KEYS[i], string.format('%.17g', news[i]), 'PX', math.max(1, math.ceil(ttl * 1000)))
   end
 end
-return {refused, used}
+for i = n + 1, #KEYS do
+  reads[i - n] = redis.call('GET', KEYS[i])
+end
+return {refused, used, reads}
 """
 
 #: KEYS[1]: a counter. ARGV: delta, ttl in ms, "1" to refresh the ttl on every add
@@ -60,4 +65,23 @@ if (current == false and ARGV[1] == '') or current == ARGV[1] then
   return 1
 end
 return 0
+"""
+
+#: KEYS: n counters, then keys to store. ARGV: n, then per counter: delta, ttl in ms,
+#: "1" to refresh the ttl; then per stored key: value, ttl in ms. `ADD` and SET, in one call.
+WRITE = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local b = 1 + (i - 1) * 3
+  redis.call('INCRBYFLOAT', KEYS[i], ARGV[b + 1])
+  if ARGV[b + 3] == '1' or redis.call('PTTL', KEYS[i]) < 0 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[b + 2])
+  end
+end
+local base = 1 + n * 3
+for i = n + 1, #KEYS do
+  local b = base + (i - n - 1) * 2
+  redis.call('SET', KEYS[i], ARGV[b + 1], 'PX', ARGV[b + 2])
+end
+return 1
 """

@@ -158,7 +158,7 @@ class RedisStore:
     async def _load_scripts(self) -> None:
         self.round_trips += 1
         pipe = self.client.pipeline(transaction=False)
-        names = ("RESERVE", "ADD", "COMPARE_AND_SET")
+        names = ("RESERVE", "ADD", "COMPARE_AND_SET", "WRITE")
         for name in names:
             pipe.script_load(getattr(_lua, name))
         shas = await pipe.execute()
@@ -234,26 +234,32 @@ class RedisStore:
         # back what they took (refusals only).
         groups: dict[str, list[int]] = {}
         for index, check in enumerate(checks):
-            groups.setdefault(_tag(check.key) if self.cluster else "", []).append(index)
+            groups.setdefault(_tag(check.key), []).append(index)
 
         async def remote() -> Verdict:
             self.round_trips += 1
-            now = self.clock()
+            now = repr(self.clock())
+            if not self.cluster:  # one script: all or nothing, and the reads, in one call
+                refusal, values, found = await self.client.evalsha(
+                    self._shas["RESERVE"], len(checks) + len(reads),
+                    *[self._k(c.key) for c in checks], *[self._k(key) for key in reads],
+                    *_reserve_argv(now, checks),
+                )
+                refused = int(refusal) - 1 if refusal else None
+                return Verdict(refused is None, tuple(float(v) for v in values), refused,
+                               [_load(raw) for raw in found])
             pipe = self.client.pipeline(transaction=False)
             for members in groups.values():
-                argv: list[Any] = [repr(now)]
-                for i in members:
-                    c = checks[i]
-                    argv += [repr(float(c.limit)), repr(float(c.amount)), repr(float(c.period)), repr(c.ttl)]
                 keys = [self._k(checks[i].key) for i in members]
-                pipe.evalsha(self._shas["RESERVE"], len(members), *keys, *argv)
+                pipe.evalsha(self._shas["RESERVE"], len(members), *keys,
+                             *_reserve_argv(now, [checks[i] for i in members]))
             for key in reads:
                 pipe.get(self._k(key))
             replies = await pipe.execute()
             used = [0.0] * len(checks)
-            refused: int | None = None
+            refused = None
             taken: list[int] = []
-            for members, (refusal, values) in zip(groups.values(), replies, strict=False):
+            for members, (refusal, values, _) in zip(groups.values(), replies, strict=False):
                 for i, value in zip(members, values, strict=True):
                     used[i] = float(value)
                 if refusal:
@@ -306,6 +312,15 @@ class RedisStore:
     async def _write(self, writes: Writes) -> None:
         async def remote() -> None:
             self.round_trips += 1
+            if not self.cluster:  # one script call
+                argv: list[Any] = [len(writes.adds)]
+                for delta, ttl in writes.adds.values():
+                    argv += [repr(float(delta)), _ms(self.max_ttl if ttl is None else ttl), "1"]
+                for value, ttl in writes.puts.values():
+                    argv += [_dump(value), _ms(self.max_ttl if ttl is None else ttl)]
+                keys = [self._k(key) for key in (*writes.adds, *writes.puts)]
+                await self.client.evalsha(self._shas["WRITE"], len(keys), *keys, *argv)
+                return
             pipe = self.client.pipeline(transaction=False)
             for key, (delta, ttl) in writes.adds.items():
                 self._add(pipe, key, delta, ttl, refresh=True)
@@ -328,6 +343,13 @@ class RedisStore:
         # Our own pool is closed with the client; a client given to us is the caller's.
         if self.url is not None:
             await self.client.aclose(close_connection_pool=True)
+
+
+def _reserve_argv(now: str, checks: Sequence[Check]) -> list[str]:
+    argv = [now, str(len(checks))]
+    for c in checks:
+        argv += [repr(float(c.limit)), repr(float(c.amount)), repr(float(c.period)), repr(float(c.ttl))]
+    return argv
 
 
 def _tag(key: str) -> str:
