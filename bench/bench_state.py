@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from gate_mw import Budget, Cache, Gateway, Limit, ModelEntry, RoutePolicy  # noqa: E402
-from gate_mw.state import MemoryStore, RedisStore, StateStore  # noqa: E402
-from gate_mw.testing import FakeUpstream  # noqa: E402
+from gate_mw import Budget, Cache, Gateway, Limit, ModelEntry, RoutePolicy
+from gate_mw.state import MemoryStore, RedisStore, StateStore
+from gate_mw.testing import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 GUARDED = RoutePolicy(

@@ -22,7 +22,7 @@ for i = 1, n do
   if period > 0 then
     local base = math.max(cur, now)
     new = base + amount * period / limit
-    fits = (new - now <= period * (1 + 1e-9)) and (amount > 0 or base - now < period)
+    fits = (new - now <= period * (1 + 1e-9) + 1e-6) and (amount > 0 or base - now < period)
     if fits then use = (new - now) * limit / period else use = (base - now) * limit / period end
   else
     new = cur + amount

@@ -22,7 +22,8 @@ def take(check: Check, current: float, now: float) -> tuple[bool, float, float]:
     if period > 0:  # GCRA: the value is the theoretical arrival time
         base = max(current, now)
         new = base + amount * period / limit
-        fits = new - now <= period * (1 + 1e-9) and (amount > 0 or base - now < period)
+        # Times are epoch seconds (a float's step there is ~2e-7 s): allow a microsecond.
+        fits = new - now <= period * (1 + 1e-9) + 1e-6 and (amount > 0 or base - now < period)
         return fits, ((new if fits else base) - now) * limit / period, new
     new = current + amount
     fits = new <= limit * (1 + 1e-9) and (amount > 0 or current < limit)
