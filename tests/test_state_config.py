@@ -58,7 +58,8 @@ async def test_state_in_the_file_shares_state_on_redis_and_every_key_expires(
     ("text", "field"),
     [
         ("state: postgres://x\nmodels: [{name: m}]\n", "state"),
-        ("state: redis://x\nstate_options: {on_error: maybe}\nmodels: [{name: m}]\n", "state_options.on_error"),
+        ("state: redis://x\nstate_options: {on_error: maybe}\nmodels: [{name: m}]\n",
+         "state_options.on_error"),
         ("state: redis://x\nstate_options: {timeout: 0}\nmodels: [{name: m}]\n", "state_options.timeout"),
     ],
 )
@@ -129,8 +130,10 @@ def test_a_calendar_window_holds_its_instant_and_starts_at_local_midnight(
 @given(st.text(max_size=200))
 def test_any_caller_key_makes_one_bounded_hash_tag(caller: str) -> None:
     tag = subject("caller", caller)
-    assert tag.startswith("{c:") and tag.endswith("}")
-    assert tag.count("{") == 1 and tag.count("}") == 1
+    assert tag.startswith("{c:")
+    assert tag.endswith("}")
+    assert tag.count("{") == 1
+    assert tag.count("}") == 1
     assert len(tag) <= 4 + 64
     assert subject("caller", caller) == tag
 
