@@ -11,7 +11,7 @@ import pytest
 from _apps import MESSAGES, make_gateway, openai_entry
 from _stores import make_store
 from conftest import Telemetry
-from gate_mw import Cache, Limit, RateLimited, RoutePolicy, StateUnavailable
+from gate_mw import Cache, Limit, NoCandidates, RateLimited, RoutePolicy, StateUnavailable
 from gate_mw.state import RedisStore
 from gate_mw.testing import FakeUpstream
 
@@ -97,3 +97,17 @@ async def test_a_closed_port_fails_closed_with_503(fake_upstream: FakeUpstream) 
         with pytest.raises(StateUnavailable) as refused:
             await gateway.client(policy).chat(MESSAGES)
     assert refused.value.status_code == 503
+
+
+@STORES
+async def test_a_deployment_at_its_limit_is_skipped_for_the_next(fake_upstream: FakeUpstream, kind: str) -> None:
+    gateway = make_gateway(
+        [openai_entry(fake_upstream, "small"), openai_entry(fake_upstream, "big")], state=make_store(kind)
+    )
+    policy = RoutePolicy(models=("small", "big"), limits=(Limit(rpm=2, per="deployment"),))
+    async with gateway:
+        models = [(await gateway.client(policy).chat(MESSAGES)).model for _ in range(4)]
+        with pytest.raises(NoCandidates, match="small: at its requests limit"):
+            await gateway.client(policy).chat(MESSAGES)
+    assert models == ["small", "small", "big", "big"]
+    assert fake_upstream.calls("small") == 2

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._context import RoutingContext
     from ._registry import Deployment
     from .gateway import Gateway
-    from .limits import CacheMode, Ticket
+    from .limits import CacheMode, Limit, Ticket
     from .policy import RoutePolicy
     from .providers import ChatRequest, ProviderReply
 
@@ -151,6 +151,17 @@ class Call:
         gateway.telemetry.cache_lookup(self.route, hit is not None)
         return hit
 
+    def _deployment_limits(self) -> dict[str, list[Limit]] | None:
+        """The limits each deployment of the plan has on this route, if any has."""
+        decision = self.decision
+        assert decision is not None
+        usage = decision.strategy == "usage"
+        if not usage and not self.policy.limits:
+            return None
+        guard = self.gateway.guard
+        found = {d.id: guard.deployment_rules(self.policy, d, usage) for d in self.plan}
+        return {key: rules for key, rules in found.items() if rules} or None
+
     def _known(self, deployment: Deployment, key: int) -> Any:
         """The breaker record (0) or failure count (1) read before the call, if read."""
         reads = self.ticket.reads if self.ticket is not None else {}
@@ -248,7 +259,8 @@ class Call:
         policy = self.policy
         router = self.gateway.router
         stream = decision.stream
-        skipped: dict[str, str] = {}  # deployments not tried, and why (cooling down)
+        skipped: dict[str, str] = {}  # deployments not tried, and why (cooling down, limits)
+        limited = self._deployment_limits()
         fallback_reason: str | None = None
         too_small: int | None = None  # context windows at most this size cannot hold the prompt
         for position, deployment in enumerate(self.plan, start=1):
@@ -259,6 +271,11 @@ class Call:
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
                     raise self._deadline_error(attempts)
+                if limited and (rules := limited.get(deployment.id)) and self.ticket is not None:
+                    why = await self.gateway.guard.take_deployment(self.ticket, deployment, rules)
+                    if why is not None:
+                        skipped[deployment.id] = why
+                        break
                 admission = await router.health.admit(deployment.id, self._known(deployment, 0))
                 if admission.reason is not None:
                     skipped[deployment.id] = admission.reason

@@ -44,12 +44,14 @@ class Ticket:
     """What a call reserved and read before its attempts."""
 
     __slots__ = (
-        "cache_entry", "cache_key", "cache_mode", "downgraded", "reads", "taken", "tokens", "usd",
-        "used",
+        "cache_entry", "cache_key", "cache_mode", "deployment_taken", "downgraded", "reads", "taken",
+        "tokens", "usd", "used",
     )
 
     def __init__(self) -> None:
         self.taken: list[_Taken] = []
+        #: Deployment limits taken by attempts: (deployment id, check)
+        self.deployment_taken: list[tuple[str, _Taken]] = []
         self.used: tuple[float, ...] = ()
         self.usd = 0.0  # reserved per USD check
         self.tokens = 0.0
@@ -79,23 +81,7 @@ class Guard:
             if rule.per == "deployment" or (rule.per == "caller" and caller is None):
                 continue
             who = subject(rule.per, caller if rule.per == "caller" else route)
-            if isinstance(rule, Budget):
-                kind, label, limit, amount = "usd", f"{rule.per}:budget", rule.limit_usd, usd
-                window, tz, base = rule.window, rule.timezone, f"bud:{who}"
-            else:
-                kind, label, limit = rule.kind, f"{rule.per}:{rule.kind}", rule.amount
-                amount = 1.0 if kind == "requests" else tokens if kind == "tokens" else usd
-                window = rule.window if kind == "usd" else _MINUTE
-                tz, base = rule.timezone, f"rl:{who}:{kind}"
-            if isinstance(window, str) and window in CALENDAR:
-                window_id, ends = calendar_window(window, tz, now)
-                key = f"{base}:{window}:{tz}:{window_id}"
-                check = Check(key, limit, amount, 0.0, ends - now + _MARGIN)
-                taken.append(_Taken(label, kind, rule, check, ends))
-            else:
-                seconds = float(window)
-                check = Check(f"{base}:{seconds:g}", limit, amount, seconds, seconds)
-                taken.append(_Taken(label, kind, rule, check, None))
+            taken.append(_take(rule, who, usd, tokens, now))
         return taken
 
     async def before(
@@ -137,6 +123,33 @@ class Guard:
                 before = used - taken.check.amount
                 ticket.downgraded = ticket.downgraded or before >= threshold - 1e-12
         return ticket
+
+    def deployment_rules(self, policy: RoutePolicy, deployment: Deployment, usage: bool) -> list[Limit]:
+        """The limits of one deployment on this route: the route's `per="deployment"`
+        limits and, for the `usage` strategy, the deployment's own `rpm` and `tpm`."""
+        rules = [rule for rule in policy.limits if rule.per == "deployment"]
+        entry = deployment.entry
+        if usage and entry.rpm is not None:
+            rules.append(Limit(rpm=entry.rpm, per="deployment"))
+        if usage and entry.tpm is not None:
+            rules.append(Limit(tpm=entry.tpm, per="deployment"))
+        return rules
+
+    async def take_deployment(
+        self, ticket: Ticket, deployment: Deployment, rules: Sequence[Limit]
+    ) -> str | None:
+        """Take one attempt's share of a deployment's limits; why not, if it is at one (one
+        round trip, only for deployments with limits)."""
+        now = self.store.clock()
+        who = subject("deployment", deployment.id)
+        taken = [_take(rule, who, ticket.usd, ticket.tokens, now) for rule in rules]
+        verdict = await self.store.reserve([t.check for t in taken])
+        if verdict.refused is not None:
+            refused = taken[verdict.refused]
+            return f"at its {refused.kind} limit ({refused.check.limit:g})"
+        for item in taken:
+            ticket.deployment_taken.append((deployment.id, item))
+        return None
 
     def headers(self, ticket: Ticket) -> list[tuple[bytes, bytes]]:
         """`x-ratelimit-*` headers of the tightest rate limit of each kind."""
@@ -203,9 +216,14 @@ class Guard:
         store a complete answer in the cache; into `writes`, sent in one round trip."""
         cost = 0.0 if result is None or result.cached else (result.cost_usd or 0.0)
         tokens = 0.0 if result is None or result.cached else float(result.usage.total_tokens)
-        for taken in ticket.taken:
+        answered = None if result is None or result.cached else result.deployment
+        settled = [(None, taken) for taken in ticket.taken] + list(ticket.deployment_taken)
+        for deployment, taken in settled:
             check = taken.check
-            actual = cost if taken.kind == "usd" else tokens if taken.kind == "tokens" else 1.0
+            paid = deployment is None or deployment == answered  # other attempts used nothing
+            actual = 1.0 if taken.kind == "requests" else (
+                (cost if taken.kind == "usd" else tokens) if paid else 0.0
+            )
             delta = actual - check.amount
             if delta:
                 writes.add(check.key, _units(check, delta), check.period or check.ttl)
@@ -219,15 +237,37 @@ class Guard:
                 writes.put(ticket.cache_key, entry, ttl)
 
 
+def _take(rule: Limit | Budget, who: str, usd: float, tokens: float, now: float) -> _Taken:
+    """The check of one limit or budget for the subject `who`."""
+    per = rule.per
+    if isinstance(rule, Budget):
+        kind, label, limit, amount = "usd", f"{per}:budget", rule.limit_usd, usd
+        window, base = rule.window, f"bud:{who}"
+    else:
+        kind, label, limit = rule.kind, f"{per}:{rule.kind}", rule.amount
+        amount = 1.0 if kind == "requests" else tokens if kind == "tokens" else usd
+        window = rule.window if kind == "usd" else _MINUTE
+        base = f"rl:{who}:{kind}"
+    if isinstance(window, str) and window in CALENDAR:
+        window_id, ends = calendar_window(window, rule.timezone, now)
+        key = f"{base}:{window}:{rule.timezone}:{window_id}"
+        return _Taken(label, kind, rule, Check(key, limit, amount, 0.0, ends - now + _MARGIN), ends)
+    seconds = float(window)
+    return _Taken(label, kind, rule, Check(f"{base}:{seconds:g}", limit, amount, seconds, seconds), None)
+
+
 def _estimate(request: ChatRequest, deployments: Sequence[Deployment]) -> tuple[float, float]:
-    """The most the call may cost and the most tokens it may use, over its candidates."""
+    """The most the call may cost and the tokens it is expected to use, over its
+    candidates. Cost assumes the longest answer allowed (a default when nothing bounds
+    it), so that a budget holds; tokens count the output bound only when one is set, since
+    they are settled to the actual count right after."""
     prompt = estimate_messages(request.messages)
     usd, tokens = 0.0, 0.0
     for deployment in deployments:
-        output = request.max_tokens or deployment.entry.max_output_tokens or _DEFAULT_OUTPUT
-        tokens = max(tokens, float(prompt + output))
+        bound = request.max_tokens or deployment.entry.max_output_tokens
+        tokens = max(tokens, float(prompt + (bound or 0)))
         if deployment.price is not None:
-            usd = max(usd, deployment.price.estimate(prompt, output))
+            usd = max(usd, deployment.price.estimate(prompt, bound or _DEFAULT_OUTPUT))
     return usd, tokens
 
 
