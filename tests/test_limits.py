@@ -100,7 +100,9 @@ async def test_a_closed_port_fails_closed_with_503(fake_upstream: FakeUpstream) 
 
 
 @STORES
-async def test_a_deployment_at_its_limit_is_skipped_for_the_next(fake_upstream: FakeUpstream, kind: str) -> None:
+async def test_a_deployment_at_its_limit_is_skipped_for_the_next(
+    fake_upstream: FakeUpstream, kind: str
+) -> None:
     gateway = make_gateway(
         [openai_entry(fake_upstream, "small"), openai_entry(fake_upstream, "big")], state=make_store(kind)
     )
