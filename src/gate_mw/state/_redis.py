@@ -178,9 +178,15 @@ class RedisStore:
 
         async def remote() -> list[Any]:
             self.round_trips += 1
-            raw = await self.client.mget([self._k(key) for key in keys]) if len(keys) > 1 else [
-                await self.client.get(self._k(keys[0]))
-            ]
+            if len(keys) == 1:
+                raw = [await self.client.get(self._k(keys[0]))]
+            elif not self.cluster:
+                raw = await self.client.mget([self._k(key) for key in keys])
+            else:  # keys in many slots: one GET each, pipelined
+                pipe = self.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.get(self._k(key))
+                raw = await pipe.execute()
             return [_load(value) for value in raw]
 
         return await self._run(remote, lambda: self.local.get_many(keys))
