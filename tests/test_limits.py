@@ -3,6 +3,7 @@ and fail-closed) through real calls."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -11,9 +12,9 @@ import pytest
 from _apps import MESSAGES, make_gateway, openai_entry
 from _stores import make_store
 from conftest import Telemetry
-from gate_mw import Cache, Limit, NoCandidates, RateLimited, RoutePolicy, StateUnavailable
+from gate_mw import Cache, Limit, NoCandidates, RateLimited, RoutePolicy, StateUnavailable, StreamInterrupted
 from gate_mw.state import RedisStore
-from gate_mw.testing import FakeUpstream
+from gate_mw.testing import FakeUpstream, Reply, Stream
 
 pytestmark = pytest.mark.anyio
 STORES = pytest.mark.parametrize("kind", ["memory", "redis"])
@@ -113,3 +114,55 @@ async def test_a_deployment_at_its_limit_is_skipped_for_the_next(
             await gateway.client(policy).chat(MESSAGES)
     assert models == ["small", "small", "big", "big"]
     assert fake_upstream.calls("small") == 2
+
+
+@STORES
+async def test_a_cached_answer_replays_to_a_stream_in_token_sized_chunks(
+    fake_upstream: FakeUpstream, kind: str
+) -> None:
+    text = "The capital of France is Paris, a city on the Seine."
+    fake_upstream.set_default("m", Reply(text), stream=Stream(text))
+    gateway = make_gateway([openai_entry(fake_upstream, "m")], state=make_store(kind))
+    policy = RoutePolicy(models=("m",), cache=Cache(ttl=60, stream=True))
+    async with gateway:
+        first = gateway.client(policy).stream(MESSAGES)
+        assert "".join([chunk async for chunk in first]) == text
+        calls = fake_upstream.calls()
+        gate = gateway.client(policy)
+        replayed = gate.stream(MESSAGES)
+        chunks = [chunk async for chunk in replayed]
+        assert "".join(chunks) == text
+        assert len(chunks) >= len(text) // 4  # token-sized, not one block
+        assert max(len(chunk) for chunk in chunks) <= 5
+        assert replayed.result is not None
+        assert (replayed.result.cached, replayed.result.cost_usd, replayed.model) == (True, 0.0, "m")
+        assert (b"x-gate-cache", b"hit") in gate.context.response_headers()
+        hit = await gateway.client(policy).chat(MESSAGES)  # one cache for chat and stream
+        assert (hit.text, hit.cached) == (text, True)
+        assert fake_upstream.calls() == calls
+
+
+async def test_a_cut_stream_is_never_cached(fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script("m", Stream("one two three four", cut_after=2))
+    gateway = make_gateway([openai_entry(fake_upstream, "m")])
+    policy = RoutePolicy(models=("m",), cache=Cache(ttl=60, stream=True))
+    async with gateway:
+        with pytest.raises(StreamInterrupted):
+            async for _ in gateway.client(policy).stream(MESSAGES):
+                pass
+        assert not (await gateway.client(policy).chat(MESSAGES)).cached
+    assert len(gateway.guard.cache) == 1  # the chat's answer, not the cut stream
+
+
+async def test_single_flight_collapses_concurrent_identical_misses(fake_upstream: FakeUpstream) -> None:
+    gateway = make_gateway([openai_entry(fake_upstream, "m")])
+    policy = RoutePolicy(models=("m",), cache=Cache(ttl=60, single_flight=True))
+    fake_upstream.hold("m")
+    async with gateway:
+        calls = [asyncio.create_task(gateway.client(policy).chat(MESSAGES)) for _ in range(5)]
+        assert await fake_upstream.wait_for_in_flight_async("m", 1)
+        fake_upstream.release("m")
+        results = await asyncio.gather(*calls)
+    assert fake_upstream.calls("m") == 1
+    assert sorted(result.cached for result in results) == [False, True, True, True, True]
+    assert len({result.text for result in results}) == 1

@@ -5,6 +5,7 @@ however it ends (done, failed, closed early or cancelled by a client disconnect)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from ._chain import Call
     from ._registry import Deployment
 
-__all__ = ["GateStream"]
+__all__ = ["GateStream", "replay"]
 
 _NEW, _OPENING, _OPEN, _DONE = range(4)
 _NO_END = StreamEnd(None, None, None, None)
@@ -50,8 +51,8 @@ class GateStream:
     __slots__ = (
         "_attempts", "_call", "_cancelling", "_deadline", "_deployment", "_disconnected",
         "_events", "_expired", "_first", "_idle", "_limited", "_loop", "_parts", "_pending",
-        "_reader", "_reading", "_route_span", "_span", "_spent", "_started", "_state", "_time",
-        "_timer", "result",
+        "_reader", "_reading", "_replayed", "_route_span", "_span", "_spent", "_started", "_state",
+        "_time", "_timer", "result",
     )
 
     def __init__(self, call: Call) -> None:
@@ -82,6 +83,8 @@ class GateStream:
         self.result: ChatResult | None = None
         # What an interrupted or abandoned stream still cost, for budgets and usage.
         self._spent: ChatResult | None = None
+        #: An answer from the response cache, replayed instead of an upstream stream.
+        self._replayed: ChatResult | None = None
         self._pending = True
         call.context.calls_made().streaming += 1
 
@@ -90,6 +93,8 @@ class GateStream:
     @property
     def model(self) -> str | None:
         """The alias of the model answering, once the stream is committed."""
+        if self._replayed is not None:
+            return self._replayed.model
         return None if self._deployment is None else self._deployment.alias
 
     @property
@@ -115,12 +120,18 @@ class GateStream:
         try:
             await call.gateway.start()
             await call.decide()
-            await call.guard()  # reserve up front; settled when the stream ends or is cut
+            hit = await call.guard()  # reserve up front; settled when the stream ends or is cut
         except BaseException:
             self._state = _DONE
             self._unpend(None)
             raise
         telemetry = call.gateway.telemetry
+        if hit is not None:
+            with telemetry.route_span(call.route, call._route_attributes()):
+                self._replayed, self._events = hit, replay(hit.text)
+                self._unpend(hit.model)
+                self._state = _OPEN
+            return
         route_span = self._route_span = telemetry.start_route(call.route, call._route_attributes())
         try:
             # Current only while walking, so the attempt spans are its children; it is
@@ -155,7 +166,7 @@ class GateStream:
         if self._state == _NEW:
             self._state = _DONE
             self._unpend(None, record=False)
-        elif self._state == _OPEN:
+        elif self._state == _OPEN and self._replayed is None:
             self._abort()
         await self._finish()
 
@@ -198,7 +209,10 @@ class GateStream:
             self._parts.append(event)
             return event
         assert isinstance(event, StreamEnd)
-        self._complete(event)
+        if self._replayed is None:
+            self._complete(event)
+        else:
+            self.result = self._replayed
         await self._finish()
         raise StopAsyncIteration
 
@@ -392,3 +406,15 @@ class GateStream:
                 await events.aclose()
             finally:
                 await self._call.settle(self.result or self._spent, ok=self.result is not None)
+
+
+async def replay(text: str) -> AsyncGenerator[StreamEvent, None]:
+    """A cached answer as a stream: token-sized chunks (up to four characters, with the
+    whitespace before them), as providers send them, then the end."""
+    for chunk in _CHUNKS.findall(text):
+        yield chunk
+        await asyncio.sleep(0)  # let the response go out chunk by chunk, as a stream would
+    yield _NO_END
+
+
+_CHUNKS = re.compile(r"\s*\S{1,4}|\s+")

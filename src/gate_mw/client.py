@@ -88,8 +88,7 @@ class Gate:
         `AllAttemptsFailed`, `DeadlineExceeded`, `RequestRejected`, `NoCandidates`,
         `BudgetExceeded` or `RateLimited`.
         """
-        if cache not in ("use", "bypass", "refresh"):
-            raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")
+        _check_cache_mode(cache)
         request = self._request(messages, max_tokens, temperature, top_p, stop, params)
         gateway = self.gateway
         await gateway.start()
@@ -117,6 +116,7 @@ class Gate:
         top_p: float | None = None,
         stop: Sequence[str] | None = None,
         max_cost_usd: float | None = None,
+        cache: CacheMode = "use",
         **params: Any,
     ) -> GateStream:
         """Stream the answer to `messages`: iterate the result for text deltas.
@@ -125,8 +125,14 @@ class Gate:
         iteration). Models fall back until one sends its first token; after that a
         failure raises `StreamInterrupted`. `policy.ttft` bounds each attempt's wait for
         its first token, `policy.idle_timeout` the gaps between chunks, `policy.deadline`
-        the whole. Arguments are those of `chat`. To answer an HTTP request with it, see
-        `gate_mw.responses`.
+        the whole. Arguments are those of `chat`; a route whose `Cache(stream=True)` has the
+        answer replays it. To answer an HTTP request with it, see `gate_mw.responses`.
         """
+        _check_cache_mode(cache)
         request = self._request(messages, max_tokens, temperature, top_p, stop, params)
-        return GateStream(self._call(request, model, max_cost_usd, stream=True))
+        return GateStream(self._call(request, model, max_cost_usd, stream=True, cache=cache))
+
+
+def _check_cache_mode(cache: object) -> None:
+    if cache not in ("use", "bypass", "refresh"):
+        raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")

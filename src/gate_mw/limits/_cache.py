@@ -28,14 +28,16 @@ class Cache:
 
     The key covers the route's models and strategy (or the call's `model=`), every field
     of the request (messages, tools, sampling parameters, output schema) and, with
-    `scope="caller"`, the caller key. Only complete successful answers of `Gate.chat`
-    are stored. A hit costs nothing and keeps the model that answered.
-    `single_flight=True` makes concurrent identical misses in one process wait for the
-    first one's answer instead of each calling upstream.
+    `scope="caller"`, the caller key. Only complete successful answers are stored. A hit
+    costs nothing and keeps the model that answered. `stream=True` also caches streams
+    and replays hits to them in token-sized chunks. `single_flight=True` makes concurrent
+    identical misses of `Gate.chat` in one process wait for the first one's answer
+    instead of each calling upstream.
     """
 
     ttl: float = 3600.0
     scope: Literal["shared", "caller"] = "shared"
+    stream: bool = False
     single_flight: bool = False
 
     def problem(self) -> str | None:

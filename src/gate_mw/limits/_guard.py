@@ -96,7 +96,7 @@ class Guard:
         now = store.clock()
         cache = policy.cache
         all_reads = list(reads)
-        if cache is not None and cache_mode != "bypass" and not stream:
+        if cache is not None and cache_mode != "bypass" and (cache.stream or not stream):
             ticket.cache_mode = cache_mode
             ticket.cache_key = request_key(request, identity, caller if cache.scope == "caller" else None)
             if cache_mode == "use":
