@@ -117,6 +117,9 @@ async def test_a_refusal_answers_402_json_naming_the_budget(fake_upstream: FakeU
     assert body["limit_value"] == 0.05
     assert body["used"] == pytest.approx(0.03004)
     assert body["reset_seconds"] > 0
+    assert (body["budget"], body["limit_usd"]) == ("route:budget", 0.05)
+    assert body["spent_usd"] == pytest.approx(0.03004)
+    assert body["reset_at"].endswith("+00:00")
     assert "retry-after" in response.headers
 
 

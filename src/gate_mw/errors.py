@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import time
+from datetime import UTC, datetime
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +206,7 @@ class LimitError(GateError):
     ) -> None:
         super().__init__(message)
         self.limit, self.limit_value, self.used, self.reset = limit, limit_value, used, reset
+        self.reset_at = time.time() + reset
         self.request_id = request_id
         if status is not None:
             self.status_code = status
@@ -214,9 +217,11 @@ class LimitError(GateError):
         return max(1, int(-(-self.reset // 1)))
 
     def to_dict(self) -> dict[str, Any]:
+        reset_at = datetime.fromtimestamp(self.reset_at, UTC).isoformat(timespec="seconds")
         return {
             **super().to_dict(), "limit": self.limit, "limit_value": self.limit_value,
-            "used": self.used, "reset_seconds": round(self.reset, 3), "request_id": self.request_id,
+            "used": self.used, "reset_seconds": round(self.reset, 3), "reset_at": reset_at,
+            "request_id": self.request_id,
         }
 
 
@@ -226,6 +231,11 @@ class BudgetExceeded(LimitError):
 
     status_code = 402
     error_type = "budget_exceeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body.update(budget=self.limit, limit_usd=self.limit_value, spent_usd=self.used)
+        return body
 
 
 class RateLimited(LimitError):
