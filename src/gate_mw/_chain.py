@@ -134,7 +134,8 @@ class Call:
             )
         except LimitError as refused:
             calls = context.calls_made()
-            calls.record((), None)
+            if not decision.stream:  # a stream records itself when it fails to open
+                calls.record((), None)
             calls.headers.append((b"retry-after", str(refused.retry_after).encode()))
             raise
         if ticket.downgraded:
