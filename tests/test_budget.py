@@ -135,12 +135,10 @@ async def test_reservations_settle_to_the_actual_cost_and_failures_release_all(
         fake_upstream.script("bg-dear", Fault(500))
         with pytest.raises(Exception, match="attempts failed"):
             await answered_by(gateway, None, policy)
-        ticket_key = next(
-            t.check.key for t in gateway.guard._checks(policy, "x", None, 0, 0, gateway.state.clock())
-        )
         # One answered call at $0.03; the failed one reserved $0.12 and gave it all back.
-        await gateway.state.flush()  # settlements are written behind the call
-        assert float(await gateway.state.get(ticket_key)) == pytest.approx(0.03004)
+        await gateway.guard.flush()  # settlements are written behind the call
+        used = await gateway.guard.used(policy, route="background")
+        assert used == {"global:budget": pytest.approx(0.03004)}
 
 
 @STORES
@@ -158,11 +156,9 @@ async def test_a_stream_cut_after_its_first_tokens_settles_to_its_partial_cost(
                 pass
         partial = raised.value.partial
         assert partial.cost_usd
-        (check,) = (t.check for t in gateway.guard._checks(policy, "x", "dave", 0, 0, gateway.state.clock()))
-        assert "month" in check.key
-        assert "Europe/Paris" in check.key
-        await gateway.state.flush()
-        assert float(await gateway.state.get(check.key)) == pytest.approx(partial.cost_usd)
+        await gateway.guard.flush()
+        used = await gateway.guard.used(policy, route="background", caller="dave")
+        assert used == {"caller:budget": pytest.approx(partial.cost_usd)}
 
 
 async def test_overshoot_under_concurrency_is_bounded_by_calls_in_flight(fake_upstream: FakeUpstream) -> None:
@@ -191,3 +187,25 @@ async def test_overshoot_under_concurrency_is_bounded_by_calls_in_flight(fake_up
     assert dear <= 17
     assert spent <= limit
     assert refused > 0
+
+
+@STORES
+async def test_a_call_cancelled_mid_flight_gives_its_reservation_back(
+    fake_upstream: FakeUpstream, kind: str
+) -> None:
+    gateway = budget_gateway(fake_upstream, kind, FakeClock())
+    policy = RoutePolicy(models=("bg-dear",), max_tokens=1000,
+                         budget=Budget(limit_usd=1.0, window="day", per="route", downgrade_at=None))
+    fake_upstream.hold("bg-dear")
+    async with gateway:
+        call = asyncio.create_task(gateway.client(policy, route="/cancel").chat(MESSAGES))
+        assert await fake_upstream.wait_for_in_flight_async("bg-dear", 1)
+        assert await gateway.guard.used(policy, route="/cancel") == {
+            "route:budget": pytest.approx(0.03004)  # reserved while in flight
+        }
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await gateway.guard.flush()
+        assert await gateway.guard.used(policy, route="/cancel") == {"route:budget": pytest.approx(0.0)}
+        fake_upstream.release("bg-dear")

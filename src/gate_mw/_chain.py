@@ -186,6 +186,16 @@ class Call:
             self.writes = Writes()
             await gateway.router.store.write(writes)
 
+    def release_soon(self) -> None:
+        """A cancelled call (the client left) cannot wait on the store: give back what it
+        reserved from a task of its own."""
+        ticket, writes = self.ticket, self.writes
+        if ticket is not None:
+            self.gateway.guard.settle(ticket, writes, None, ok=False, ttl=None)
+        if writes:
+            self.writes = Writes()
+            self.gateway.guard.spawn(self.gateway.router.store.write(writes))
+
     async def run(self) -> ChatResult:
         """Walk the chain until a deployment answers; raise a typed error otherwise."""
         attempts: list[Attempt] = []
@@ -213,6 +223,8 @@ class Call:
                 self.gateway.guard.land(self.ticket, flight[0], None, exc)  # type: ignore[arg-type]
             if isinstance(exc, Exception):
                 await self.settle(None)
+            else:
+                self.release_soon()
             raise
         finally:
             self.context.calls_made().record(tuple(attempts), result)

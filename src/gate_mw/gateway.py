@@ -183,6 +183,7 @@ class Gateway:
         """Close the HTTP pool (when the gateway made it), the providers and the state
         store's connections (a shared store reconnects when used again)."""
         await self.registry.aclose()
+        await self.guard.flush()
         await self.router.store.aclose()
         if self._owns_client and self._http_client is not None:
             await self._http_client.aclose()

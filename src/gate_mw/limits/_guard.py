@@ -4,7 +4,7 @@ response cache, in one store round trip before the call and one after."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._tokens import estimate_messages
@@ -69,6 +69,20 @@ class Guard:
         self.store = store
         self.cache = cache
         self._flights: dict[str, asyncio.Future[ChatResult]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    def spawn(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a store write no caller waits for (held here until it is done)."""
+        task = asyncio.get_running_loop().create_task(write)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def flush(self) -> None:
+        """Wait for writes no caller waited for: released reservations and the store's
+        writes behind calls."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self.store.flush()
 
     # -- before ------------------------------------------------------------------------
 
@@ -123,6 +137,22 @@ class Guard:
                 before = used - taken.check.amount
                 ticket.downgraded = ticket.downgraded or before >= threshold - 1e-12
         return ticket
+
+    async def used(
+        self, policy: RoutePolicy, *, route: str, caller: str | None = None
+    ) -> dict[str, float]:
+        """What each budget and limit of `policy` has taken now (USD, requests, tokens),
+        by label (`caller:budget`, `route:requests`...), reservations in flight included."""
+        now = self.store.clock()
+        taken = self._checks(policy, route, caller, 0.0, 0.0, now)
+        values = await self.store.get_many([t.check.key for t in taken])
+        found: dict[str, float] = {}
+        for item, value in zip(taken, values, strict=True):
+            check, current = item.check, float(value or 0.0)
+            if check.period > 0:  # a GCRA: the time still ahead, in the limit's units
+                current = max(0.0, current - now) * check.limit / check.period
+            found[item.label] = current
+        return found
 
     def deployment_rules(self, policy: RoutePolicy, deployment: Deployment, usage: bool) -> list[Limit]:
         """The limits of one deployment on this route: the route's `per="deployment"`
