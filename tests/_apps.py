@@ -11,7 +11,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from gate_mw import ChatResult, Gateway, GatewayMiddleware, ModelEntry, route_policy
+from gate_mw import ChatResult, Gate, Gateway, GatewayMiddleware, ModelEntry, route_policy
 from gate_mw.fastapi import GateClient
 from gate_mw.testing import FakeUpstream
 
@@ -21,6 +21,7 @@ __all__ = [
     "MESSAGES",
     "SECRET",
     "anthropic_entry",
+    "answer",
     "build_app",
     "make_gateway",
     "openai_entry",
@@ -57,6 +58,18 @@ def anthropic_entry(up: FakeUpstream, name: str, model: str | None = None, **fie
     return ModelEntry(
         name=name, provider="anthropic", model=model or name, api_base=up.anthropic_base, **fields
     )
+
+
+async def answer(gate: Gate, messages: list[dict[str, Any]], *, streamed: bool) -> ChatResult:
+    """The result of `gate.chat`, or of `gate.stream` read to its end (its text checked
+    against the deltas)."""
+    if not streamed:
+        return await gate.chat(messages)
+    stream = gate.stream(messages)
+    text = "".join([delta async for delta in stream])
+    assert stream.result is not None
+    assert stream.result.text == text
+    return stream.result
 
 
 def make_gateway(models: list[ModelEntry], **options: Any) -> Gateway:

@@ -43,7 +43,10 @@ _AttemptFn = Callable[["Deployment", dict[str, Any], list[Attempt]], Awaitable[_
 logger = logging.getLogger("gate_mw")
 
 # Kinds after which this deployment is left at once for the next model.
-_NEXT_MODEL = frozenset({ErrorKind.AUTH, ErrorKind.NOT_FOUND, ErrorKind.CONTEXT_LENGTH})
+_NEXT_MODEL = frozenset({
+    ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.NOT_FOUND, ErrorKind.CONTEXT_LENGTH,
+    ErrorKind.CONTENT_FILTER,
+})
 
 
 class Call:
@@ -319,7 +322,7 @@ class Call:
                     if error.kind in _NEXT_MODEL:
                         if error.kind is ErrorKind.CONTEXT_LENGTH:
                             too_small = window or estimate_messages(self.request.messages)
-                        else:
+                        elif error.kind is not ErrorKind.CONTENT_FILTER:
                             self.gateway.report_misconfigured(deployment, error)
                         break
                     if self.deadline is not None and perf_counter() >= self.deadline:
@@ -374,14 +377,14 @@ class Call:
             attempt_cancelled(span)
             raise
         latency = perf_counter() - started
-        cost = deployment.price.cost(reply.usage) if deployment.price else None
+        cost, source = deployment.cost(reply)
         telemetry.attempt_succeeded(
-            span, deployment, reply, cost, latency, extra=self._metric_attributes()
+            span, deployment, reply, cost, latency, extra=self._metric_attributes(), cost_source=source
         )
         attempts.append(
             Attempt(deployment.alias, deployment.id, provider.system, "ok", latency, status=200)
         )
-        return self._result(deployment, reply, cost, attempts)
+        return self._result(deployment, reply, cost, attempts, source)
 
     def _failed(
         self, deployment: Deployment, span: Any, error: UpstreamError, started: float,
@@ -398,7 +401,7 @@ class Call:
 
     def _result(
         self, deployment: Deployment, reply: ProviderReply, cost: float | None,
-        attempts: list[Attempt],
+        attempts: list[Attempt], cost_source: str | None = None,
     ) -> ChatResult:
         return ChatResult(
             text=reply.text,
@@ -414,4 +417,5 @@ class Call:
             request_id=self.context.request_id,
             response_id=reply.response_id,
             arm=self.context.arm,
+            cost_source=cost_source,
         )

@@ -11,8 +11,8 @@ import httpx
 
 from .config import ModelEntry
 from .errors import ConfigError
-from .pricing import Price, PriceTable
-from .providers import Provider, build_provider
+from .pricing import CostSource, Price, PriceTable
+from .providers import Provider, ProviderReply, build_provider, price_lookup
 
 __all__ = ["Deployment", "ModelRegistry"]
 
@@ -28,6 +28,10 @@ class Deployment:
     price: Price | None
     context_window: int | None
     provider: Provider | None = None
+    #: The table that prices the model that answered, and the provider id it looks up;
+    #: None when the entry sets its own prices or the model is self-hosted.
+    prices: PriceTable | None = None
+    price_provider: str | None = None
     # Metric attributes that never change for this deployment, built once.
     metric_attributes: dict[str, Any] = field(default_factory=dict)
 
@@ -39,19 +43,37 @@ class Deployment:
     def system(self) -> str:
         return self.provider.system if self.provider else self.entry.provider
 
+    def cost(self, reply: ProviderReply) -> tuple[float | None, CostSource | None]:
+        """What `reply` cost and where that figure came from: the upstream's own bill, else
+        the price of the model that answered (`openrouter/auto` names the model it chose),
+        else this deployment's price; None when unknown."""
+        if reply.cost is not None:
+            return reply.cost, "upstream"
+        prices = self.prices
+        if prices is None:
+            price = self.price
+            return (None, None) if price is None else (price.cost(reply.usage), "override")
+        price = prices.price(reply.model, self.price_provider)
+        if price is None and reply.model != self.upstream_model:
+            price = prices.price(self.upstream_model, self.price_provider)
+        return (None, None) if price is None else (price.cost(reply.usage), "price_table")
 
-def _price(entry: ModelEntry, table: PriceTable, label: str) -> Price | None:
+
+def _override(entry: ModelEntry, label: str) -> Price | None:
+    """The entry's own prices, or None when it sets none."""
     given = (entry.input_cost_per_mtok, entry.output_cost_per_mtok)
     if given == (None, None):
-        if entry.cached_input_cost_per_mtok is not None:
+        if entry.cached_input_cost_per_mtok is not None or entry.cache_write_cost_per_mtok is not None:
             raise ConfigError(
-                "a cached price needs input and output prices too", entry=label, field="input_cost_per_mtok"
+                "a cache price needs input and output prices too", entry=label, field="input_cost_per_mtok"
             )
-        return table.price(entry.upstream_model)
+        return None
     if None in given:
         missing = "output_cost_per_mtok" if given[1] is None else "input_cost_per_mtok"
         raise ConfigError("set both input and output prices, or neither", entry=label, field=missing)
-    return Price(given[0] or 0.0, given[1] or 0.0, entry.cached_input_cost_per_mtok)
+    return Price(
+        given[0] or 0.0, given[1] or 0.0, entry.cached_input_cost_per_mtok, entry.cache_write_cost_per_mtok
+    )
 
 
 class ModelRegistry:
@@ -75,12 +97,20 @@ class ModelRegistry:
                     f"deployment id {dep_id!r} is used twice", source=source, entry=label, field="id"
                 )
             try:
-                price = _price(entry, prices, label)
+                price = _override(entry, label)
             except ConfigError as exc:
                 raise exc.located(source) from None
+            looked_up, provider_id = price_lookup(entry.provider)
+            table = prices if price is None and looked_up else None
+            model = entry.upstream_model
             deployment = Deployment(
-                id=dep_id, alias=entry.name, entry=entry, label=label, price=price,
-                context_window=entry.context_window or prices.context_window(entry.upstream_model),
+                id=dep_id, alias=entry.name, entry=entry, label=label,
+                # Resolved once here; a call then costs only arithmetic.
+                price=price if table is None else table.price(model, provider_id),
+                context_window=entry.context_window or (
+                    prices.context_window(model, provider_id) if looked_up else None
+                ),
+                prices=table, price_provider=provider_id,
             )
             self.deployments.append(deployment)
             self.by_id[dep_id] = deployment

@@ -49,7 +49,7 @@ class GateStream:
     """
 
     __slots__ = (
-        "_attempts", "_call", "_cancelling", "_deadline", "_deployment", "_disconnected",
+        "_attempts", "_call", "_cancelling", "_cost_source", "_deadline", "_deployment", "_disconnected",
         "_events", "_expired", "_first", "_idle", "_limited", "_loop", "_parts", "_pending",
         "_reader", "_reading", "_replayed", "_route_span", "_span", "_spent", "_started", "_state",
         "_time", "_timer", "result",
@@ -85,6 +85,7 @@ class GateStream:
         self._spent: ChatResult | None = None
         #: An answer from the response cache, replayed instead of an upstream stream.
         self._replayed: ChatResult | None = None
+        self._cost_source: str | None = None
         self._pending = True
         call.context.calls_made().streaming += 1
 
@@ -354,9 +355,10 @@ class GateStream:
         text = "".join(self._parts)
         usage = end.usage or estimated_usage(self._call.request, text)
         reply = ProviderReply(
-            text, end.finish_reason, end.model or deployment.upstream_model, end.response_id, usage
+            text, end.finish_reason, end.model or deployment.upstream_model, end.response_id, usage,
+            end.cost,
         )
-        cost = deployment.price.cost(usage) if deployment.price else None
+        cost, self._cost_source = deployment.cost(reply)
         latency = perf_counter() - self._started
         self._attempts[-1] = Attempt(
             deployment.alias, deployment.id, deployment.system, outcome, latency,
@@ -369,9 +371,9 @@ class GateStream:
         deployment, span, route_span = self._close()
         reply, cost, latency = self._settle(deployment, end, "ok")
         self._call.gateway.telemetry.attempt_succeeded(
-            span, deployment, reply, cost, latency, extra=self._extra()
+            span, deployment, reply, cost, latency, extra=self._extra(), cost_source=self._cost_source
         )
-        self.result = self._call._result(deployment, reply, cost, self._attempts)
+        self.result = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
         route_span.end()
 
     def _interrupt(self, error: UpstreamError) -> StreamInterrupted:
@@ -379,10 +381,10 @@ class GateStream:
         reply, cost, latency = self._settle(deployment, _NO_END, error.kind.value, error)
         telemetry = self._call.gateway.telemetry
         extra = self._extra()
-        telemetry.record_reply(span, deployment, reply, cost, extra=extra)
+        telemetry.record_reply(span, deployment, reply, cost, extra=extra, cost_source=self._cost_source)
         telemetry.attempt_failed(span, deployment, error, latency, extra=extra)
         span_failed(route_span, error.kind.value, str(error))
-        partial = self._spent = self._call._result(deployment, reply, cost, self._attempts)
+        partial = self._spent = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
         return StreamInterrupted(
             f"the stream from {deployment.alias} failed after {len(self._parts)} chunks: {error}",
             self._attempts, request_id=self.request_id, kind=error.kind, partial=partial,
@@ -392,8 +394,10 @@ class GateStream:
         reason = self._cancel_reason()
         deployment, span, route_span = self._close()
         reply, cost, _ = self._settle(deployment, _NO_END, reason)
-        self._spent = self._call._result(deployment, reply, cost, self._attempts)
-        self._call.gateway.telemetry.record_reply(span, deployment, reply, cost, extra=self._extra())
+        self._spent = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
+        self._call.gateway.telemetry.record_reply(
+            span, deployment, reply, cost, extra=self._extra(), cost_source=self._cost_source
+        )
         attempt_cancelled(span, reason)
         attempt_cancelled(route_span, reason)
 

@@ -20,6 +20,7 @@ __all__ = ["GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "StateOp
 
 ProviderName = Literal[
     "openai", "openrouter", "litellm", "helicone", "portkey", "vllm", "ollama",
+    "azure", "gemini", "mistral", "groq", "deepseek", "xai", "together", "fireworks",
     "anthropic", "simulated",
 ]
 
@@ -54,6 +55,7 @@ class ModelEntry(_Strict):
     model: str | None = Field(None, description="upstream model id; defaults to name")
     id: str | None = Field(None, description="deployment id; defaults to name, or name#n")
     api_base: str | None = None
+    api_version: str | None = Field(None, description="Azure OpenAI's api-version query parameter")
     api_key_env: str | None = Field(None, description="environment variable holding the key")
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, str] = Field(
@@ -62,6 +64,7 @@ class ModelEntry(_Strict):
     input_cost_per_mtok: float | None = Field(None, ge=0)
     output_cost_per_mtok: float | None = Field(None, ge=0)
     cached_input_cost_per_mtok: float | None = Field(None, ge=0)
+    cache_write_cost_per_mtok: float | None = Field(None, ge=0)
     context_window: int | None = Field(None, gt=0)
     max_output_tokens: int | None = Field(None, gt=0)
     tags: frozenset[str] = frozenset()

@@ -36,6 +36,11 @@ class ErrorKind(enum.StrEnum):
     RATE_LIMIT = "rate_limit"
     SERVER = "server_error"
     AUTH = "auth"
+    #: 402: the account behind the deployment is out of credits (OpenRouter).
+    PAYMENT_REQUIRED = "payment_required"
+    #: The upstream's moderation refused the content (OpenRouter 403, Azure `content_filter`);
+    #: another provider may take it, and it says nothing about the deployment's health.
+    CONTENT_FILTER = "content_filter"
     NOT_FOUND = "not_found"
     CONTEXT_LENGTH = "context_length"
     BAD_REQUEST = "bad_request"

@@ -10,13 +10,14 @@ __all__ = ["Attempt", "ChatResult", "Usage"]
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage of one call. `cached_tokens` are part of `input_tokens`,
-    `reasoning_tokens` part of `output_tokens`, as providers report them."""
+    """Token usage of one call. `cached_tokens` (prompt-cache reads) and `cache_write_tokens`
+    are part of `input_tokens`, `reasoning_tokens` part of `output_tokens`."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
     estimated: bool = False
 
     @property
@@ -69,6 +70,9 @@ class ChatResult:
     request_id: str
     response_id: str | None = None
     arm: str | None = None
+    #: Where `cost_usd` came from: "upstream" (its bill), "price_table", "override" or
+    #: "cache" (a cache hit costs nothing).
+    cost_source: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
     #: Served from the response cache: no upstream call, no cost.
     cached: bool = False

@@ -162,19 +162,20 @@ class Telemetry:
 
     def attempt_succeeded(
         self, span: Span, deployment: Deployment, reply: ProviderReply, cost: float | None,
-        duration: float, *, extra: Mapping[str, Any] | None = None,
+        duration: float, *, extra: Mapping[str, Any] | None = None, cost_source: str | None = None,
     ) -> None:
-        attributes = self.record_reply(span, deployment, reply, cost, extra=extra)
+        attributes = self.record_reply(span, deployment, reply, cost, extra=extra, cost_source=cost_source)
         span.end()
         self.duration.record(duration, attributes)
 
     def record_reply(
         self, span: Span, deployment: Deployment, reply: ProviderReply, cost: float | None,
-        *, extra: Mapping[str, Any] | None = None,
+        *, extra: Mapping[str, Any] | None = None, cost_source: str | None = None,
     ) -> dict[str, Any]:
         """Put what a reply (or the part of a stream received) used and cost on `span` and
         into the token and cost metrics; returns the metric attributes. `extra` adds
-        per-call metric attributes (the experiment arm)."""
+        per-call metric attributes (the experiment arm); `cost_source` says where the cost
+        came from ("upstream", "price_table" or "override")."""
         usage = reply.usage
         if span.is_recording():
             reported: dict[str, Any] = {
@@ -186,12 +187,15 @@ class Telemetry:
             # Each attribute costs the SDK ~10k instructions: zero counts are left out.
             if usage.cached_tokens:
                 reported["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+            if usage.cache_write_tokens:
+                reported["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_write_tokens
             if usage.reasoning_tokens:
                 reported["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
             if reply.response_id:
                 reported["gen_ai.response.id"] = reply.response_id
             if cost is not None:
                 reported["gen_ai.usage.cost"] = cost
+                reported["gate.cost.source"] = cost_source or "price_table"
             if usage.estimated:
                 reported["gate.usage.estimated"] = True
             if self.capture_content:

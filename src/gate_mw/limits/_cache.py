@@ -87,7 +87,7 @@ def from_entry(entry: dict[str, Any], *, request_id: str, latency_s: float, arm:
         provider=entry["provider"], provider_model=entry["provider_model"],
         finish_reason=entry["finish_reason"], usage=Usage(*entry["usage"]), cost_usd=0.0,
         latency_s=latency_s, attempts=(), request_id=request_id, response_id=entry["response_id"],
-        arm=arm, cached=True,
+        arm=arm, cached=True, cost_source="cache",
     )
 
 

@@ -1,10 +1,12 @@
-"""Providers: OpenAI-compatible, Anthropic Messages, and the simulated default."""
+"""Providers: OpenAI-compatible, Anthropic Messages, and the simulated default; presets for
+the vendors and proxies that speak one of them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -15,36 +17,85 @@ from .anthropic import ANTHROPIC_VERSION, AnthropicProvider
 from .openai import OpenAIProvider
 from .simulated import SimulatedProvider
 
-__all__ = ["ChatRequest", "Provider", "ProviderReply", "build_provider"]
+__all__ = ["ChatRequest", "Provider", "ProviderReply", "build_provider", "price_lookup"]
+
+#: Azure OpenAI's api-version when the entry sets none: the latest GA data-plane version.
+AZURE_API_VERSION = "2024-10-21"
 
 
 @dataclass(frozen=True, slots=True)
 class _Preset:
+    """A vendor or proxy reached through one of the two wire formats: no code of its own."""
+
     api: Literal["openai", "anthropic"]
-    base_url: str
+    base_url: str | None  # None: the entry must give its api_base
     key_env: str | None
-    system: str
+    system: str  # gen_ai.provider.name
     key_required: bool = True
     key_header: str = "authorization"
     key_format: str = "Bearer {}"
+    #: The genai-prices provider id (None: found from the model id); `priced=False` for
+    #: self-hosted models, which have no list price.
+    prices: str | None = None
+    priced: bool = True
+    body: Mapping[str, Any] = field(default_factory=dict)  # sent with every request
+    omit: frozenset[str] = frozenset()  # fields the vendor refuses
+    azure: bool = False  # the model is a deployment in the path; api-version in the query
 
 
 _PRESETS: dict[str, _Preset] = {
-    "openai": _Preset("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "openai"),
-    "openrouter": _Preset("openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "openrouter"),
-    "litellm": _Preset("openai", "http://localhost:4000/v1", "LITELLM_API_KEY", "litellm", False),
-    "helicone": _Preset("openai", "https://oai.helicone.ai/v1", "OPENAI_API_KEY", "openai"),
+    "openai": _Preset("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "openai", prices="openai"),
+    # usage.include makes OpenRouter report what it billed (usage.cost).
+    "openrouter": _Preset(
+        "openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "openrouter",
+        prices="openrouter", body={"usage": {"include": True}},
+    ),
+    "litellm": _Preset(
+        "openai", "http://localhost:4000/v1", "LITELLM_API_KEY", "litellm", False, prices="litellm"
+    ),
+    "helicone": _Preset("openai", "https://oai.helicone.ai/v1", "OPENAI_API_KEY", "openai", prices="openai"),
     "portkey": _Preset(
         "openai", "https://api.portkey.ai/v1", "PORTKEY_API_KEY", "portkey",
         key_header="x-portkey-api-key", key_format="{}",
     ),
-    "vllm": _Preset("openai", "http://localhost:8000/v1", None, "vllm", False),
-    "ollama": _Preset("openai", "http://localhost:11434/v1", None, "ollama", False),
+    "vllm": _Preset("openai", "http://localhost:8000/v1", None, "vllm", False, priced=False),
+    "ollama": _Preset("openai", "http://localhost:11434/v1", None, "ollama", False, priced=False),
+    "azure": _Preset(
+        "openai", None, "AZURE_OPENAI_API_KEY", "azure.ai.openai", key_header="api-key",
+        prices="azure", azure=True, key_format="{}",
+    ),
+    "gemini": _Preset(
+        "openai", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY",
+        "gcp.gemini", prices="google",
+    ),
+    # Mistral refuses stream_options (422) and sends usage in a stream's last chunk anyway.
+    "mistral": _Preset(
+        "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", "mistral_ai", prices="mistral",
+        omit=frozenset({"stream_options"}),
+    ),
+    "groq": _Preset("openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY", "groq", prices="groq"),
+    "deepseek": _Preset(
+        "openai", "https://api.deepseek.com", "DEEPSEEK_API_KEY", "deepseek", prices="deepseek"
+    ),
+    "xai": _Preset("openai", "https://api.x.ai/v1", "XAI_API_KEY", "x_ai", prices="x-ai"),
+    "together": _Preset(
+        "openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY", "together", prices="together"
+    ),
+    "fireworks": _Preset(
+        "openai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY", "fireworks",
+        prices="fireworks",
+    ),
     "anthropic": _Preset(
         "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", "anthropic",
-        key_header="x-api-key", key_format="{}",
+        key_header="x-api-key", prices="anthropic", key_format="{}",
     ),
 }
+
+
+def price_lookup(provider: str) -> tuple[bool, str | None]:
+    """Whether models of `provider` have list prices, and its genai-prices provider id."""
+    preset = _PRESETS.get(provider)
+    return (True, None) if preset is None else (preset.priced, preset.prices)
 
 
 def _env_value(env: Mapping[str, str], name: str, field: str, entry: str) -> str:
@@ -76,6 +127,17 @@ def build_provider(
         headers[header] = _env_value(env, variable, f"secret_headers.{header}", label)
         secrets.append(headers[header])
     base_url = entry.api_base or preset.base_url
+    if base_url is None:
+        raise ConfigError(
+            f"provider {entry.provider} needs api_base (e.g. https://NAME.openai.azure.com)",
+            entry=label, field="api_base",
+        )
+    query = ""
+    if preset.azure:
+        base_url = f"{base_url.rstrip('/')}/openai/deployments/{quote(entry.upstream_model, safe='')}"
+        query = "?" + urlencode({"api-version": entry.api_version or AZURE_API_VERSION})
+    elif entry.api_version is not None:
+        raise ConfigError("api_version is for provider azure only", entry=label, field="api_version")
     if preset.api == "anthropic":
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         return AnthropicProvider(
@@ -84,5 +146,5 @@ def build_provider(
         )
     return OpenAIProvider(
         system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-        client=client,
+        client=client, query=query, body=preset.body, omit=preset.omit,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -11,7 +12,8 @@ from .._tokens import estimate_messages, estimate_text
 from ..results import Usage
 
 __all__ = [
-    "ChatRequest", "Provider", "ProviderReply", "StreamEnd", "StreamEvent", "estimated_usage",
+    "ChatRequest", "Provider", "ProviderReply", "StreamEnd", "StreamEvent", "billed_cost",
+    "estimated_usage",
 ]
 
 
@@ -36,17 +38,20 @@ class ProviderReply:
     model: str
     response_id: str | None
     usage: Usage
+    #: What the upstream said it billed, in USD (OpenRouter, LiteLLM), when it said so.
+    cost: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """The last event of a stream: how it finished, and the usage the provider reported
-    (`None` when it sent none)."""
+    """The last event of a stream: how it finished, and the usage (and billed cost) the
+    provider reported (`None` when it sent none)."""
 
     finish_reason: str | None
     model: str | None
     response_id: str | None
     usage: Usage | None
+    cost: float | None = None
 
 
 #: What `Provider.stream` yields: each text delta as a plain, non-empty `str` (no wrapper
@@ -57,6 +62,21 @@ StreamEvent: TypeAlias = str | StreamEnd
 def estimated_usage(request: ChatRequest, text: str) -> Usage:
     """Usage estimated from the prompt and the answer, flagged as such; never zero."""
     return Usage(estimate_messages(request.messages), estimate_text(text), estimated=True)
+
+
+def billed_cost(value: Any, *, free: bool = True) -> float | None:
+    """A cost an upstream reported (a number or numeric string, USD), or None when it is
+    missing or not a finite, non-negative number. `free=False` takes 0 as unknown: LiteLLM
+    reports 0 for models it has no price for."""
+    if isinstance(value, Mapping):  # a `usage` object: OpenRouter puts the bill in `cost`
+        value = value.get("cost")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        cost = float(value)
+    except ValueError:
+        return None
+    return cost if math.isfinite(cost) and (cost > 0 or (free and cost == 0)) else None
 
 
 class Provider(abc.ABC):

@@ -21,6 +21,15 @@ _CONTEXT_LENGTH = re.compile(
     r"|input is too long|reduce the length",
     re.IGNORECASE,
 )
+# A proxy asked for a model it does not serve (LiteLLM: "Invalid model name passed in
+# model=..."; OpenRouter: "... is not a valid model ID"; OpenAI: "The model `x` does not exist").
+_UNKNOWN_MODEL = re.compile(
+    r"invalid model|not a valid model|no such model|unknown model|model_not_found"
+    r"|model\b[^.]{0,80}?\b(does not exist|not found)",
+    re.IGNORECASE,
+)
+_MODERATION = re.compile(r"moderation|flagged|content[ _-]?(policy|filter|management)", re.IGNORECASE)
+_FILTER_CODES = frozenset({"content_filter", "content_policy_violation", "moderation_blocked"})
 _MAX_MESSAGE = 300
 
 
@@ -29,9 +38,13 @@ def _kind_for_status(status: int, message: str, code: str | None) -> ErrorKind:
         code == "context_length_exceeded" or status == 413 or _CONTEXT_LENGTH.search(message)
     ):
         return ErrorKind.CONTEXT_LENGTH
+    if status in (400, 403) and (code in _FILTER_CODES or (status == 403 and _MODERATION.search(message))):
+        return ErrorKind.CONTENT_FILTER
+    if status == 402:
+        return ErrorKind.PAYMENT_REQUIRED
     if status in (401, 403):
         return ErrorKind.AUTH
-    if status == 404:
+    if status == 404 or (status == 400 and (code == "model_not_found" or _UNKNOWN_MODEL.search(message))):
         return ErrorKind.NOT_FOUND
     if status == 408:
         return ErrorKind.TIMEOUT
@@ -42,13 +55,19 @@ def _kind_for_status(status: int, message: str, code: str | None) -> ErrorKind:
     return ErrorKind.BAD_REQUEST
 
 
+# LiteLLM's proxy passes the upstream's headers on with this prefix.
+_RETRY_AFTER_MS = ("retry-after-ms", "llm_provider-retry-after-ms")
+_RETRY_AFTER = ("retry-after", "llm_provider-retry-after")
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    if (millis := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
+    for name in _RETRY_AFTER_MS:
+        if (millis := headers.get(name)) is not None:
+            try:
+                return max(0.0, float(millis) / 1000)
+            except ValueError:
+                pass
+    value = next((found for name in _RETRY_AFTER if (found := headers.get(name)) is not None), None)
     if value is None:
         return None
     try:
@@ -109,8 +128,17 @@ def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> Ups
 
 
 def error_from_event(body: Any, secrets: Iterable[str] = ()) -> UpstreamError:
-    """The error an upstream sent as an event inside a stream, where no HTTP status says
-    what went wrong: a rate limit by its code, anything else a server error."""
+    """The error an upstream sent inside a stream after answering 200: Anthropic's `error`
+    event, or OpenRouter's chunk with an `error` object and `finish_reason: "error"`.
+
+    A numeric code (OpenRouter's) is read as an HTTP status; a rate limit is known by its
+    code; anything else is a server error, never the caller's fault, since the request was
+    accepted."""
     message, code = _message_and_code(body)
-    kind = ErrorKind.RATE_LIMIT if code and "rate_limit" in code else ErrorKind.SERVER
-    return UpstreamError(kind, redact(message, secrets)[:_MAX_MESSAGE] or "error event in the stream")
+    if code is not None and code.isascii() and code.isdigit() and 400 <= int(code) <= 599:
+        kind = _kind_for_status(int(code), message, code)
+        kind = ErrorKind.SERVER if kind is ErrorKind.BAD_REQUEST else kind
+    else:
+        kind = ErrorKind.RATE_LIMIT if code and "rate_limit" in code else ErrorKind.SERVER
+    text = redact(message, secrets)[:_MAX_MESSAGE] or "the upstream ended the stream with an error"
+    return UpstreamError(kind, text)

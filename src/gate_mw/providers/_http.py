@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._base import Provider
+from ._base import Provider, billed_cost
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
 
@@ -17,14 +17,24 @@ __all__ = ["HTTPProvider"]
 
 
 class HTTPProvider(Provider):
-    """POSTs JSON to `{base_url}{path}`; maps every failure to an `UpstreamError`."""
+    """POSTs JSON to `{base_url}{path}{query}`; maps every failure to an `UpstreamError`.
+
+    `body` holds fields every request of this deployment carries unless the request sets
+    them (OpenRouter's `usage: {include: true}`); `omit` names fields the upstream refuses,
+    left out of every request (Mistral answers 422 to `stream_options`); `query` is a query
+    string such as Azure's `?api-version=...`.
+    """
 
     def __init__(
         self, *, system: str, base_url: str, headers: Mapping[str, str],
         secrets: tuple[str, ...], client: Callable[[], httpx.AsyncClient],
+        query: str = "", body: Mapping[str, Any] | None = None, omit: frozenset[str] = frozenset(),
     ) -> None:
         self.system = system
         self._base_url = base_url.rstrip("/")
+        self._query = query
+        self._body = dict(body or {})
+        self._omit = omit
         self._headers = dict(headers)
         self._secrets = secrets
         self._client = client
@@ -35,19 +45,30 @@ class HTTPProvider(Provider):
     def __repr__(self) -> str:  # never the headers: they hold the key
         return f"<{type(self).__name__} {self._base_url}>"
 
+    def _request(self, path: str, payload: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+        if self._body:
+            payload = {**self._body, **payload}
+        if self._omit:
+            payload = {key: value for key, value in payload.items() if key not in self._omit}
+        return self._base_url + path + self._query, payload
+
     async def _post(self, path: str, payload: Mapping[str, Any]) -> Any:
+        return (await self._post_billed(path, payload))[0]
+
+    async def _post_billed(self, path: str, payload: Mapping[str, Any]) -> tuple[Any, float | None]:
+        """The reply's JSON, and the cost a LiteLLM proxy reported in its header."""
+        url, payload = self._request(path, payload)
         try:
-            response = await self._client().post(
-                self._base_url + path, json=payload, headers=self._headers
-            )
+            response = await self._client().post(url, json=payload, headers=self._headers)
         except (httpx.HTTPError, OSError) as exc:
             raise error_from_exception(exc, self._secrets) from None
         if response.status_code >= 400:
             raise error_from_response(response, self._secrets)
         try:
-            return response.json()
+            body = response.json()
         except ValueError as exc:
             raise error_from_exception(exc) from None
+        return body, billed_cost(response.headers.get("x-litellm-response-cost"), free=False)
 
     @contextlib.asynccontextmanager
     async def _events(self, path: str, payload: Mapping[str, Any]) -> AsyncIterator[SSEDecoder]:
@@ -57,7 +78,8 @@ class HTTPProvider(Provider):
         client gone) closes the upstream connection rather than paying for unread tokens.
         """
         client = self._client()
-        request = client.build_request("POST", self._base_url + path, json=payload, headers=self._headers)
+        url, payload = self._request(path, payload)
+        request = client.build_request("POST", url, json=payload, headers=self._headers)
         try:
             response = await client.send(request, stream=True)
         except (httpx.HTTPError, OSError) as exc:

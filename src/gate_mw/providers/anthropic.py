@@ -66,6 +66,7 @@ def anthropic_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
         input_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
         output_tokens=int(usage.get("output_tokens") or 0),
         cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 

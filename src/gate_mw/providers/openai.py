@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
-from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, estimated_usage
+from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, billed_cost, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
 
@@ -48,7 +48,7 @@ class OpenAIProvider(HTTPProvider):
     """Speaks the OpenAI chat completions API."""
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
-        body = await self._post("/chat/completions", openai_payload(model, request))
+        body, billed = await self._post_billed("/chat/completions", openai_payload(model, request))
         try:
             choice = body["choices"][0]
             text = choice["message"].get("content") or ""
@@ -58,6 +58,7 @@ class OpenAIProvider(HTTPProvider):
                 model=str(body.get("model") or model),
                 response_id=body.get("id"),
                 usage=openai_usage(body.get("usage"), request, text),
+                cost=billed_cost(body.get("usage")) if billed is None else billed,
             )
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise error_from_exception(exc) from None
@@ -69,6 +70,7 @@ class OpenAIProvider(HTTPProvider):
         payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
         finish: str | None = None
         usage: Usage | None = None
+        billed: float | None = None
         head: Any = None  # the first chunk, for the model and id
         ended = False
         async with self._events("/chat/completions", payload) as events:
@@ -80,21 +82,24 @@ class OpenAIProvider(HTTPProvider):
                     chunk = json.loads(data)
                     if head is None:
                         head = chunk
+                    if "error" in chunk:  # OpenRouter's error has choices too
+                        raise error_from_event(chunk, self._secrets)
                     if choices := chunk.get("choices"):
                         choice = choices[0]
                         delta = choice.get("delta")
                         if delta and (text := delta.get("content")):
                             yield text
                         if reason := choice.get("finish_reason"):
+                            if reason == "error":
+                                raise error_from_event(chunk, self._secrets)
                             finish = reason
-                    elif "error" in chunk:
-                        raise error_from_event(chunk, self._secrets)
                     if chunk.get("usage"):
                         usage = openai_usage(chunk["usage"], request, "")
+                        billed = billed_cost(chunk["usage"])
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                     raise error_from_exception(exc) from None
             if not ended and finish is None:
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before its last chunk")
             head = head or {}
-            yield StreamEnd(finish, str(head.get("model") or model), head.get("id"), usage)
+            yield StreamEnd(finish, str(head.get("model") or model), head.get("id"), usage, billed)
 

@@ -25,6 +25,7 @@ State = Literal["closed", "open", "half_open"]
 # The request's own fault says nothing about the deployment's health.
 _NOT_COUNTED = frozenset({
     ErrorKind.BAD_REQUEST, ErrorKind.CONTEXT_LENGTH, ErrorKind.DEADLINE, ErrorKind.COOLDOWN,
+    ErrorKind.CONTENT_FILTER,
 })
 
 

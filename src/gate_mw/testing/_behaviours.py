@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,13 +23,21 @@ def _check_count(name: str, value: int | None) -> None:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
 
 
+def _freeze(owner: object, headers: Mapping[str, str]) -> None:
+    object.__setattr__(owner, "headers", MappingProxyType({k.lower(): v for k, v in headers.items()}))
+
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A successful completion, sent whole or, for ``"stream": true`` requests, as SSE.
 
     ``text=None`` answers with a deterministic text derived from the prompt; token counts left
     as ``None`` are estimated from the prompt and the answer. ``model`` overrides the model
-    echoed back; ``usage=False`` leaves usage out of the reply.
+    echoed back; ``usage=False`` leaves usage out of the reply. ``cost`` is the bill OpenRouter
+    reports in ``usage.cost``; ``headers`` are added to the response (LiteLLM's
+    ``x-litellm-response-cost``). ``cache_write_tokens`` is Anthropic's
+    ``cache_creation_input_tokens``.
     """
 
     text: str | None = None
@@ -37,12 +47,16 @@ class Reply:
     output_tokens: int | None = None
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
     finish_reason: str = "stop"
     model: str | None = None
     usage: bool = True
+    cost: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_delay("latency", self.latency)
+        _freeze(self, self.headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +64,8 @@ class Fault:
     """An HTTP error in the error format of the API that was called.
 
     ``retry_after`` adds a ``Retry-After`` header; ``code`` and ``error_type`` override the
-    ``code``/``type`` fields, which otherwise follow the status.
+    ``code``/``type`` fields, which otherwise follow the status; ``headers`` are added to the
+    response. The class methods script the error shapes of real upstreams.
     """
 
     status: int = 500
@@ -58,8 +73,9 @@ class Fault:
     message: str | None = None
     retry_after: float | None = None
     latency: float = 0.0
-    code: str | None = None
+    code: str | int | None = None
     error_type: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
     # Set by context_length(): the default message then reports the prompt overflowing this.
     context_limit: int | None = None
 
@@ -69,6 +85,7 @@ class Fault:
         _check_delay("latency", self.latency)
         if self.retry_after is not None:
             _check_delay("retry_after", self.retry_after)
+        _freeze(self, self.headers)
 
     @classmethod
     def context_length(cls, limit: int = 128_000) -> Fault:
@@ -85,6 +102,34 @@ class Fault:
         """429 with a ``Retry-After`` header."""
         return cls(429, retry_after=retry_after, code="rate_limit_exceeded")
 
+    @classmethod
+    def out_of_credits(cls) -> Fault:
+        """402, as OpenRouter answers an account without credits (a numeric ``code``)."""
+        message = "Insufficient credits. Add more using https://openrouter.ai/settings/credits"
+        return cls(402, code=402, message=message)
+
+    @classmethod
+    def moderation(cls) -> Fault:
+        """403, as OpenRouter answers input its moderation flagged."""
+        message = "meta-llama/llama-guard requires moderation; your input was flagged for \"violence\""
+        return cls(403, code=403, message=message)
+
+    @classmethod
+    def invalid_model(cls, model: str = "unknown-model") -> Fault:
+        """400, as a LiteLLM proxy answers for a model it does not serve."""
+        message = (
+            f"Invalid model name passed in model={model}. "
+            "Call `/v1/models` to view available models for your key."
+        )
+        return cls(400, code="400", error_type="invalid_request_error", message=message)
+
+    @classmethod
+    def litellm_rate_limited(cls, retry_after: float = 1.0) -> Fault:
+        """429 from a LiteLLM proxy, the upstream's Retry-After passed on as
+        ``llm_provider-retry-after`` (and no plain ``Retry-After``)."""
+        headers = {"llm_provider-retry-after": f"{retry_after:g}", "x-litellm-version": "1.74.0"}
+        return cls(429, code="429", error_type="throttling_error", headers=headers)
+
 
 @dataclass(frozen=True, slots=True)
 class Stream:
@@ -96,7 +141,9 @@ class Stream:
     ``cut_after`` closes the socket mid-body, ``error_after`` sends an error event and ends the
     stream, ``malformed_after`` sends an unparsable event and carries on, ``stall_after`` sends
     nothing more until the client hangs up. ``include_usage=None`` follows the request (OpenAI
-    ``stream_options.include_usage``; always for Anthropic).
+    ``stream_options.include_usage``; always for Anthropic). ``error_style="openrouter"``
+    sends OpenRouter's mid-stream error: a chunk with an ``error`` object and
+    ``finish_reason: "error"``. ``cost`` is OpenRouter's ``usage.cost`` in the last chunk.
 
     A Stream consumed by a non-streaming request is answered as a plain reply with the same text
     and token counts after ``ttft``.
@@ -116,7 +163,10 @@ class Stream:
     output_tokens: int | None = None
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
     finish_reason: str = "stop"
+    error_style: Literal["default", "openrouter"] = "default"
+    cost: float | None = None
 
     def __post_init__(self) -> None:
         if self.text is not None and self.chunks is not None:

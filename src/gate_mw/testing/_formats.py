@@ -23,6 +23,7 @@ __all__ = [
     "error_body",
     "estimate_tokens",
     "fault_body",
+    "openrouter_stream_error",
     "prompt_messages",
     "simulated_text",
     "sse_format",
@@ -103,16 +104,29 @@ class Completion:
     cached_tokens: int
     reasoning_tokens: int
     usage: bool
+    cache_write_tokens: int = 0
+    cost: float | None = None  # OpenRouter's usage.cost
 
 
 def _openai_usage(c: Completion) -> dict[str, Any]:
-    return {
+    usage = {
         "prompt_tokens": c.input_tokens,
         "completion_tokens": c.output_tokens,
         "total_tokens": c.input_tokens + c.output_tokens,
         "prompt_tokens_details": {"cached_tokens": c.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": c.reasoning_tokens},
     }
+    if c.cost is not None:
+        usage["cost"] = c.cost
+    return usage
+
+
+def openrouter_stream_error(c: Completion, message: str) -> bytes:
+    """OpenRouter's mid-stream error: an `error` object in a chunk ending with "error"."""
+    choice = {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
+    error = {"code": "server_error", "message": message}
+    return _data({"id": c.id, "object": "chat.completion.chunk", "created": c.created,
+                  "model": c.model, "provider": "fake", "error": error, "choices": [choice]})
 
 
 def _anthropic_stop(finish_reason: str) -> str:
@@ -153,13 +167,13 @@ def completion_body(api: Api, c: Completion) -> bytes:
                 "input_tokens": c.input_tokens,
                 "output_tokens": c.output_tokens,
                 "cache_read_input_tokens": c.cached_tokens,
-                "cache_creation_input_tokens": 0,
+                "cache_creation_input_tokens": c.cache_write_tokens,
             }
     return _encode(body).encode()
 
 
 def error_body(
-    api: Api, status: int, message: str, *, error_type: str | None = None, code: str | None = None
+    api: Api, status: int, message: str, *, error_type: str | None = None, code: str | int | None = None
 ) -> bytes:
     """An error body in the API's format, with the ``type`` following the status by default."""
     if api == "openai":
@@ -279,7 +293,7 @@ class _AnthropicStream:
                 "input_tokens": c.input_tokens,
                 "output_tokens": 1,
                 "cache_read_input_tokens": c.cached_tokens,
-                "cache_creation_input_tokens": 0,
+                "cache_creation_input_tokens": c.cache_write_tokens,
             }
         return (
             _event("message_start", {"type": "message_start", "message": message})

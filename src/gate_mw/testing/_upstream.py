@@ -23,6 +23,7 @@ from ._formats import (
     error_body,
     estimate_tokens,
     fault_body,
+    openrouter_stream_error,
     prompt_messages,
     simulated_text,
     sse_format,
@@ -36,7 +37,19 @@ __all__ = ["FakeUpstream", "RecordedRequest"]
 
 logger = logging.getLogger("gate_mw.testing")
 
-_ROUTES: dict[str, Api] = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
+# The chat path of every API and preset the fake speaks: OpenAI, Mistral, xAI, Together,
+# LiteLLM (/v1); DeepSeek (no version); OpenRouter (/api/v1); Gemini's OpenAI-compatible
+# endpoint; Groq; Fireworks; Anthropic. Azure's path is matched by _AZURE.
+_ROUTES: dict[str, Api] = {
+    "/v1/chat/completions": "openai",
+    "/chat/completions": "openai",
+    "/api/v1/chat/completions": "openai",
+    "/v1beta/openai/chat/completions": "openai",
+    "/openai/v1/chat/completions": "openai",
+    "/inference/v1/chat/completions": "openai",
+    "/v1/messages": "anthropic",
+}
+_AZURE = re.compile(r"/openai/deployments/([^/]+)/chat/completions")
 _JSON_HEADERS = (("content-type", "application/json"),)
 _SSE_HEADERS = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
 _WORD = re.compile(r"\s*\S+|\s+")
@@ -99,7 +112,9 @@ def _wants_usage(body: Mapping[str, Any]) -> bool:
     return isinstance(options, Mapping) and options.get("include_usage") is True
 
 
-def _authorized(api: Api, headers: Mapping[str, str], key: str) -> bool:
+def _authorized(api: Api, headers: Mapping[str, str], key: str, azure: bool) -> bool:
+    if azure:
+        return headers.get("api-key") == key
     if api == "openai":
         return headers.get("authorization") == f"Bearer {key}"
     return headers.get("x-api-key") == key
@@ -114,9 +129,12 @@ class FakeUpstream:
     ``None`` script, then the model's default, then the ``None`` default. All methods are
     thread-safe.
 
-    ``require_api_key`` answers 401 unless the request carries that key (OpenAI:
-    ``Authorization: Bearer``; Anthropic: ``x-api-key``). ``record=False`` keeps counters but not
-    :attr:`requests`, so long benchmark runs do not grow without bound.
+    ``require_api_key`` answers 401 unless the request carries that key (OpenAI-compatible:
+    ``Authorization: Bearer``; Azure: ``api-key``; Anthropic: ``x-api-key``). Chat is served on
+    each preset's path (``/v1``, ``/api/v1``, ``/v1beta/openai``, ``/openai/v1``,
+    ``/inference/v1``, none); Azure's ``/openai/deployments/{name}/chat/completions`` needs an
+    ``api-version`` query and picks behaviours by the deployment ``name``. ``record=False``
+    keeps counters but not :attr:`requests`, so long benchmark runs do not grow without bound.
     """
 
     def __init__(
@@ -430,6 +448,9 @@ class FakeUpstream:
     async def _handle(self, request: HTTPRequest, conn: HTTPConnection) -> None:
         path, _, query = request.target.partition("?")
         api = _ROUTES.get(path)
+        azure = _AZURE.fullmatch(path)
+        if azure is not None and "api-version=" in query:
+            api = "openai"  # without an api-version Azure answers 404 Resource not found
         if api is None:
             body = error_body("openai", 404, f"Unknown path: {path}", code="not_found")
             conn.respond(404, _JSON_HEADERS, body)
@@ -445,6 +466,8 @@ class FakeUpstream:
             payload, parsed = None, False
         data: dict[str, Any] | None = payload if isinstance(payload, dict) else None
         model = data.get("model") if data is not None else None
+        if azure is not None:
+            model = azure[1]  # Azure serves the deployment in the path, whatever the body says
         record = RecordedRequest(
             method=request.method,
             path=path,
@@ -458,7 +481,7 @@ class FakeUpstream:
             received_at=time.monotonic(),
         )
         key = self._require_api_key
-        authorized = key is None or _authorized(api, request.headers, key)
+        authorized = key is None or _authorized(api, request.headers, key, azure is not None)
         behaviour = self._arrive(record, valid=data is not None and authorized)
         finished = False
 
@@ -531,6 +554,8 @@ class FakeUpstream:
             cached_tokens=behaviour.cached_tokens,
             reasoning_tokens=behaviour.reasoning_tokens,
             usage=usage,
+            cache_write_tokens=behaviour.cache_write_tokens,
+            cost=behaviour.cost,
         )
 
     async def _perform(
@@ -547,7 +572,7 @@ class FakeUpstream:
             conn.close()
         elif isinstance(behaviour, Fault):
             await self._pause(behaviour.latency, model)
-            headers: tuple[tuple[str, str], ...] = _JSON_HEADERS
+            headers: tuple[tuple[str, str], ...] = (*_JSON_HEADERS, *behaviour.headers.items())
             if behaviour.retry_after is not None:
                 headers = (*headers, ("retry-after", _seconds(behaviour.retry_after)))
             tokens = estimate_tokens(prompt_messages(api, data))
@@ -559,13 +584,14 @@ class FakeUpstream:
             usage = behaviour.usage and (not record.stream or api == "anthropic" or _wants_usage(data))
             completion = self._completion(api, data, text, behaviour, usage)
             await self._pause(behaviour.latency, model)
+            extra = tuple(behaviour.headers.items())
             if record.stream:
                 sse = sse_format(api, completion)
                 events = [sse.preamble(), *map(sse.content, _words(text)), sse.finish()]
-                conn.start_chunked(200, _SSE_HEADERS)
+                conn.start_chunked(200, (*_SSE_HEADERS, *extra))
                 conn.end_chunked(b"".join(events))
             else:
-                conn.respond(200, _JSON_HEADERS, completion_body(api, completion))
+                conn.respond(200, (*_JSON_HEADERS, *extra), completion_body(api, completion))
         else:
             await self._stream(behaviour, api, data, record, conn)
 
@@ -592,7 +618,8 @@ class FakeUpstream:
             conn.respond(200, _JSON_HEADERS, completion_body(api, completion))
             return
         usage = wanted if wanted is not None else api == "anthropic" or _wants_usage(data)
-        sse = sse_format(api, self._completion(api, data, text, behaviour, usage))
+        completion = self._completion(api, data, text, behaviour, usage)
+        sse = sse_format(api, completion)
         # Headers go out at once, like a provider that accepted the call and then stalls.
         conn.start_chunked(200, _SSE_HEADERS)
         await self._pause(behaviour.ttft, record.model)
@@ -604,7 +631,12 @@ class FakeUpstream:
                 conn.close()
                 return
             if index == behaviour.error_after:
-                pending.append(sse.error(_STREAM_ERROR[api]))
+                message = _STREAM_ERROR[api]
+                pending.append(
+                    openrouter_stream_error(completion, message)
+                    if behaviour.error_style == "openrouter" and api == "openai"
+                    else sse.error(message)
+                )
                 conn.end_chunked(b"".join(pending))
                 return
             if index == behaviour.stall_after:
