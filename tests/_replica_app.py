@@ -16,6 +16,7 @@ from gate_mw.fastapi import GateClient
 
 MAX_TOKENS = 100
 ROUTE_BUDGET_USD = 0.05
+CALLER_BUDGET_USD = 0.02
 
 
 def _entry(name: str) -> ModelEntry:
@@ -42,11 +43,13 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @app.post("/budget")
-@route_policy(models=["rep-main"], max_tokens=MAX_TOKENS,
-              budget=Budget(limit_usd=ROUTE_BUDGET_USD, per="route", downgrade_at=None))
+@route_policy(models=["rep-main"], max_tokens=MAX_TOKENS, budget=[
+    Budget(limit_usd=ROUTE_BUDGET_USD, per="route", downgrade_at=None),
+    Budget(limit_usd=CALLER_BUDGET_USD, per="caller", downgrade_at=None),
+])
 async def budget(request: Request, gate: GateClient) -> dict[str, Any]:
     result = await gate.chat(_messages(await request.json()))
-    return {"cost": result.cost_usd}
+    return {"cost": result.cost_usd, "caller": request.headers.get("x-gate-caller")}
 
 
 @app.post("/limited")

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _replica_app import MAX_TOKENS, ROUTE_BUDGET_USD
+from _replica_app import CALLER_BUDGET_USD, MAX_TOKENS, ROUTE_BUDGET_USD
 from _stores import REDIS_URL
 from gate_mw._tokens import estimate_messages
 from gate_mw.testing import FakeUpstream, Fault, Reply
@@ -89,26 +89,39 @@ def exact_costs(up: FakeUpstream, text: str) -> float:
     return (prompt * 10.0 + MAX_TOKENS * 30.0) / 1e6
 
 
-async def test_a_route_budget_holds_across_replicas(
+async def test_caller_and_route_budgets_hold_across_replicas(
     replicas: list[str], client: httpx.AsyncClient, fake_upstream: FakeUpstream
 ) -> None:
     cost = exact_costs(fake_upstream, "hello")
+    per_caller = math.floor(CALLER_BUDGET_USD / cost + 1e-9)  # 6 calls
+    per_route = math.floor(ROUTE_BUDGET_USD / cost + 1e-9)  # 16 calls: fewer than 3 callers' 18
     for replica in replicas:  # both serving before the burst
         assert (await client.get(f"{replica}/cooldowns")).status_code == 200
+    callers = ["ann", "ben", "cat"]
     responses = await asyncio.gather(*(
-        client.post(f"{replicas[i % 2]}/budget", json={"text": "hello"}) for i in range(40)
+        client.post(f"{replicas[i % 2]}/budget", json={"text": "hello"},
+                    headers={"x-gate-caller": callers[i % 3]})
+        for i in range(60)
     ))
-    statuses = [r.status_code for r in responses]
-    assert set(statuses) == {200, 402}
-    spent = sum(r.json()["cost"] for r in responses if r.status_code == 200)
-    assert spent <= ROUTE_BUDGET_USD + 1e-9  # estimates are exact here: no overshoot at all
-    assert statuses.count(200) == math.floor(ROUTE_BUDGET_USD / cost + 1e-9)
-    refusal = next(r for r in responses if r.status_code == 402).json()["error"]
-    assert refusal["type"] == "budget_exceeded"
-    assert refusal["limit"] == "route:budget"
-    # One budget, not one per process: each replica now refuses.
+    assert {r.status_code for r in responses} == {200, 402}
+    served = [r.json() for r in responses if r.status_code == 200]
+    spent = sum(answer["cost"] for answer in served)
+    # Estimates are exact here, so not even one call's estimation error of overshoot.
+    assert spent <= ROUTE_BUDGET_USD + 1e-9
+    assert len(served) == per_route
+    for caller in callers:
+        mine = [answer for answer in served if answer["caller"] == caller]
+        assert len(mine) <= per_caller
+        assert sum(answer["cost"] for answer in mine) <= CALLER_BUDGET_USD + 1e-9
+    refusals = {r.json()["error"]["limit"] for r in responses if r.status_code == 402}
+    assert "route:budget" in refusals
+    # One budget, not one per process: each replica now refuses everyone.
     for replica in replicas:
-        assert (await client.post(f"{replica}/budget", json={"text": "hello"})).status_code == 402
+        again = await client.post(
+            f"{replica}/budget", json={"text": "hello"}, headers={"x-gate-caller": "dee"}
+        )
+        assert again.status_code == 402
+        assert again.json()["error"]["limit"] == "route:budget"
 
 
 async def test_an_rpm_limit_holds_across_replicas_with_exact_counts(
