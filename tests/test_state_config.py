@@ -167,3 +167,47 @@ def test_memory_store_keeps_routing_state_when_callers_overflow() -> None:
 
     assert asyncio.run(fill()) == [["open", "r", 1.0, 2.0], 1]
     assert len(store) == 1 + 5
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=50), st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, max_size=4))
+def test_the_cache_key_is_stable_and_covers_every_request_field(text: str, extra: dict[str, object]) -> None:
+    from gate_mw.limits._cache import request_key
+    from gate_mw.providers import ChatRequest
+
+    messages = [{"role": "user", "content": text}]
+    request = ChatRequest(messages=messages, max_tokens=10, extra=extra)
+    same = ChatRequest(
+        messages=[dict(m) for m in messages], max_tokens=10, extra=dict(reversed(extra.items()))
+    )
+    other = ChatRequest(messages=messages, max_tokens=11, extra=extra)
+    route = (("m",), "ordered")
+    key = request_key(request, route, None)
+    assert request_key(same, route, None) == key  # order of keys does not matter
+    assert request_key(other, route, None) != key
+    assert request_key(request, route, "alice") != key  # caller scope
+    assert request_key(request, (("n",), "ordered"), None) != key  # another model
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_a_replayed_stream_gives_back_the_text_exactly_in_small_chunks(text: str) -> None:
+    import asyncio
+
+    from gate_mw._streaming import replay
+
+    async def collect() -> list[object]:
+        return [event async for event in replay(text)]
+
+    events = asyncio.run(collect())
+    chunks = [event for event in events if isinstance(event, str)]
+    assert "".join(chunks) == text
+    assert all(len(chunk.strip()) <= 4 for chunk in chunks)
+    assert not isinstance(events[-1], str)  # then the end
