@@ -12,7 +12,17 @@ import pytest
 from _apps import MESSAGES, make_gateway, openai_entry
 from _stores import make_store
 from conftest import Telemetry
-from gate_mw import Cache, Limit, NoCandidates, RateLimited, RoutePolicy, StateUnavailable, StreamInterrupted
+from gate_mw import (
+    Budget,
+    Cache,
+    ConfigError,
+    Limit,
+    NoCandidates,
+    RateLimited,
+    RoutePolicy,
+    StateUnavailable,
+    StreamInterrupted,
+)
 from gate_mw.state import RedisStore
 from gate_mw.testing import FakeUpstream, Reply, Stream
 
@@ -166,3 +176,21 @@ async def test_single_flight_collapses_concurrent_identical_misses(fake_upstream
     assert fake_upstream.calls("m") == 1
     assert sorted(result.cached for result in results) == [False, True, True, True, True]
     assert len({result.text for result in results}) == 1
+
+
+async def test_gateway_wide_limits_apply_to_every_route(fake_upstream: FakeUpstream) -> None:
+    gateway = make_gateway(
+        [openai_entry(fake_upstream, "m")],
+        limits=[Limit(rpm=3, per="global"), Budget(limit_usd=100, per="caller", window="month")],
+    )
+    async with gateway:
+        for route in ("/a", "/b", "/c"):
+            await gateway.client(RoutePolicy(models=("m",)), route=route, caller="hal").chat(MESSAGES)
+        with pytest.raises(RateLimited) as refused:
+            await gateway.client(RoutePolicy(models=("m",)), route="/d").chat(MESSAGES)
+    assert refused.value.limit == "global:requests"
+
+
+def test_a_bad_gateway_wide_limit_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"limits.*rpm must be positive"):
+        make_gateway([], limits=[Limit(rpm=-1)])

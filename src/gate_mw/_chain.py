@@ -160,7 +160,7 @@ class Call:
         decision = self.decision
         assert decision is not None
         usage = decision.strategy == "usage"
-        if not usage and not self.policy.limits:
+        if not usage and not self.policy.limits and not self.gateway.guard.rules:
             return None
         guard = self.gateway.guard
         found = {d.id: guard.deployment_rules(self.policy, d, usage) for d in self.plan}

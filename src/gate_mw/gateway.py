@@ -19,8 +19,8 @@ from ._routes import iter_endpoints, route_template
 from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
-from .errors import PolicyError, UpstreamError
-from .limits import Guard, ResponseCache
+from .errors import ConfigError, PolicyError, UpstreamError
+from .limits import Budget, Guard, Limit, ResponseCache
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
 from .routing import Breaker, CooldownState
@@ -86,6 +86,7 @@ class Gateway:
         state: StateStore | str | None = None,
         state_options: Mapping[str, Any] | None = None,
         response_cache: ResponseCache | None = None,
+        limits: Sequence[Limit | Budget] = (),
         breaker: Breaker | None = None,
         source: str | None = None,
     ) -> None:
@@ -99,7 +100,14 @@ class Gateway:
         self.router = Router(self.registry, store, breaker or Breaker(), self.rng)
         if response_cache is None:
             response_cache = ResponseCache("memory" if isinstance(store, MemoryStore) else "store")
-        self.guard = Guard(store, response_cache)
+        for rule in limits:
+            if not isinstance(rule, Limit | Budget) or (problem := rule.problem()):
+                raise ConfigError(
+                    "each of limits must be a valid Limit or Budget"
+                    + (f": {problem}" if isinstance(rule, Limit | Budget) else f", not {rule!r}"),
+                    source=source or "Gateway(limits=...)", field="limits",
+                )
+        self.guard = Guard(store, response_cache, limits)
         self.default_policy = self._default_policy(default_policy)
         # Header names in lower-case bytes, as ASGI gives them; read by each RoutingContext.
         self.caller_header = caller_header.lower().encode() if caller_header else None

@@ -65,9 +65,16 @@ class Ticket:
 class Guard:
     """Budgets, rate limits and the cache of one gateway, on its state store."""
 
-    def __init__(self, store: StateStore, cache: ResponseCache) -> None:
+    def __init__(
+        self, store: StateStore, cache: ResponseCache, rules: Sequence[Limit | Budget] = ()
+    ) -> None:
         self.store = store
         self.cache = cache
+        #: Budgets and limits of every route (`Gateway(limits=...)`), before the route's own.
+        self.rules = tuple(rules)
+        self._deployment_rules = tuple(
+            rule for rule in self.rules if isinstance(rule, Limit) and rule.per == "deployment"
+        )
         self._flights: dict[str, asyncio.Future[ChatResult]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -90,7 +97,7 @@ class Guard:
         self, policy: RoutePolicy, route: str, caller: str | None, usd: float, tokens: float, now: float
     ) -> list[_Taken]:
         taken: list[_Taken] = []
-        rules: list[Limit | Budget] = [*policy.limits, *policy.budgets]
+        rules: list[Limit | Budget] = [*self.rules, *policy.limits, *policy.budgets]
         for rule in rules:
             if rule.per == "deployment" or (rule.per == "caller" and caller is None):
                 continue
@@ -118,7 +125,7 @@ class Guard:
                     ticket.cache_entry = self.cache.get(ticket.cache_key)
                 else:
                     all_reads.append(ticket.cache_key)
-        if policy.limits or policy.budgets:
+        if policy.limits or policy.budgets or self.rules:
             ticket.usd, ticket.tokens = _estimate(request, deployments)
             ticket.taken = self._checks(policy, route, caller, ticket.usd, ticket.tokens, now)
         if not ticket.taken and not all_reads:
@@ -157,7 +164,7 @@ class Guard:
     def deployment_rules(self, policy: RoutePolicy, deployment: Deployment, usage: bool) -> list[Limit]:
         """The limits of one deployment on this route: the route's `per="deployment"`
         limits and, for the `usage` strategy, the deployment's own `rpm` and `tpm`."""
-        rules = [rule for rule in policy.limits if rule.per == "deployment"]
+        rules = [*self._deployment_rules, *(rule for rule in policy.limits if rule.per == "deployment")]
         entry = deployment.entry
         if usage and entry.rpm is not None:
             rules.append(Limit(rpm=entry.rpm, per="deployment"))
