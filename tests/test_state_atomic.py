@@ -75,3 +75,19 @@ async def test_the_same_suite_covers_writes_with_values(store: StateStore) -> No
     writes.add("arm:e:a:calls", 2)
     await store.write(writes)
     assert await store.get_many(["cache:{c:w}", "arm:e:a:calls"]) == [{"text": "hi", "n": [1, 2]}, 3]
+
+
+async def test_concurrent_latency_samples_are_all_counted(store: StateStore) -> None:  # noqa: F811
+    from gate_mw.state import Observation
+
+    async def one(seconds: float) -> None:
+        writes = Writes()
+        writes.observe("lat:atom", Observation(seconds, 0.3, 60.0, 600.0))
+        await store.write(writes)
+
+    await asyncio.gather(*(one(0.1 + (i % 3) * 0.1) for i in range(N)))
+    await store.flush()
+    mean, variance, samples, _ = await store.get("lat:atom")
+    assert samples == N  # every sample, none lost to a race
+    assert 0.1 <= mean <= 0.3
+    assert variance >= 0

@@ -303,7 +303,10 @@ class Router:
             result = await attempt()
             settled = True
             if "latency" in figures:
-                await state.observe_latency(deployment.id, perf_counter() - started, stream=stream)
+                if writes is None:
+                    await state.observe_latency(deployment.id, perf_counter() - started, stream=stream)
+                else:  # into the call's one write after it
+                    state.observe_into(writes, deployment.id, perf_counter() - started, stream=stream)
             if writes is None or admission.probe:
                 await health.succeeded(deployment.id, admission)
             else:

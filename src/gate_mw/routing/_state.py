@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from ..state import Observation, ewma
+
 if TYPE_CHECKING:
     from .._registry import Deployment
     from ..state import StateStore, Writes
@@ -88,26 +90,24 @@ class RoutingState:
             memo.update(zip(ids, found, strict=True))
         return found
 
-    async def observe_latency(self, deployment_id: str, seconds: float, *, stream: bool = False) -> None:
+    def _observation(self, deployment_id: str, seconds: float, stream: bool) -> tuple[str, Observation]:
         key = ("ttft:" if stream else "lat:") + deployment_id
+        return key, Observation(seconds, self.alpha, self.half_life, self.latency_ttl)
+
+    async def observe_latency(self, deployment_id: str, seconds: float, *, stream: bool = False) -> None:
+        key, sample = self._observation(deployment_id, seconds, stream)
         store = self.store
         for _ in range(3):  # lost races only lose one sample
             old = await store.get(key)
-            now = store.clock()
-            if old is None:
-                new = LatencyStats(seconds, 0.0, 1, now)
-            else:
-                mean, var, samples, updated = old
-                keep = (1.0 - self.alpha) * 0.5 ** (max(0.0, now - updated) / self.half_life)
-                delta = seconds - mean
-                new = LatencyStats(
-                    mean + (1.0 - keep) * delta,
-                    keep * (var + (1.0 - keep) * delta * delta),
-                    int(samples) + 1,
-                    now,
-                )
+            new = LatencyStats(*ewma(old, sample, store.clock()))
             if await store.compare_and_set(key, old, new, ttl=self.latency_ttl):
                 return
+
+    def observe_into(
+        self, writes: Writes, deployment_id: str, seconds: float, *, stream: bool = False
+    ) -> None:
+        """`observe_latency` as part of a call's one write after it (atomic in the store)."""
+        writes.observe(*self._observation(deployment_id, seconds, stream))
 
     # -- load ----------------------------------------------------------------------------
 

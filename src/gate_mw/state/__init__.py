@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ._memory import MemoryStore
-from ._protocol import CALLER_TAG, Check, StateStore, Verdict, Writes
+from ._protocol import CALLER_TAG, Check, Observation, StateStore, Verdict, Writes, ewma
 from ._redis import RedisStore
 
 __all__ = [
-    "CALLER_TAG", "Check", "MemoryStore", "RedisStore", "StateStore", "Verdict", "Writes", "open_store",
+    "CALLER_TAG", "Check", "MemoryStore", "Observation", "RedisStore", "StateStore", "Verdict",
+    "Writes", "ewma", "open_store",
 ]
 
 

@@ -4,7 +4,7 @@ the keys of one call must share a hash tag (the limits give theirs one per subje
 
 from __future__ import annotations
 
-__all__ = ["ADD", "COMPARE_AND_SET", "RESERVE", "WRITE"]
+__all__ = ["ADD", "COMPARE_AND_SET", "OBSERVE", "RESERVE", "WRITE"]
 
 #: KEYS: n counters, then keys to read. ARGV: now, n, then per counter: limit, amount,
 #: period, ttl. Mirrors `gate_mw.state._memory.take`. Returns {index of the first refusal
@@ -83,5 +83,26 @@ for i = n + 1, #KEYS do
   local b = base + (i - n - 1) * 2
   redis.call('SET', KEYS[i], ARGV[b + 1], 'PX', ARGV[b + 2])
 end
+return 1
+"""
+
+#: KEYS[1]: a figure [mean, variance, samples, updated] (JSON). ARGV: now, ttl in ms, then
+#: per sample: seconds, alpha, half-life. Mirrors `gate_mw.state._protocol.ewma`.
+OBSERVE = """
+local now = tonumber(ARGV[1])
+local raw = redis.call('GET', KEYS[1])
+local f = nil
+if raw then f = cjson.decode(raw) end
+for i = 3, #ARGV, 3 do
+  local x, alpha, half = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if f == nil then
+    f = {x, 0, 1, now}
+  else
+    local keep = (1 - alpha) * 0.5 ^ (math.max(0, now - f[4]) / half)
+    local delta = x - f[1]
+    f = {f[1] + (1 - keep) * delta, keep * (f[2] + (1 - keep) * delta * delta), f[3] + 1, now}
+  end
+end
+redis.call('SET', KEYS[1], string.format('[%.17g,%.17g,%d,%.17g]', f[1], f[2], f[3], f[4]), 'PX', ARGV[2])
 return 1
 """

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._protocol import CALLER_TAG, Check, Verdict, Writes
+from ._protocol import CALLER_TAG, Check, Verdict, Writes, ewma
 
 __all__ = ["MemoryStore", "take"]
 
@@ -152,6 +152,12 @@ class MemoryStore:
             self._add(key, delta, ttl, now, refresh=True)
         for key, (value, ttl) in writes.puts.items():
             self._space(key).write(key, value, None if ttl is None else now + ttl)
+        for key, samples in writes.observations.items():
+            space = self._space(key)
+            figure = space.read(key, now)
+            for sample in samples:
+                figure = ewma(figure, sample, now)
+            space.write(key, figure, now + samples[-1].ttl)
 
     async def flush(self) -> None:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["CALLER_TAG", "Check", "StateStore", "Verdict", "Writes"]
+__all__ = ["CALLER_TAG", "Check", "Observation", "StateStore", "Verdict", "Writes"]
 
 #: Keys holding this hash tag are per caller: a store bounds them apart from routing state.
 CALLER_TAG = "{c:"
@@ -43,16 +43,29 @@ class Verdict(NamedTuple):
     reads: list[Any]
 
 
-class Writes:
-    """Counter additions and values to store, sent together after a call."""
+class Observation(NamedTuple):
+    """One sample for an exponentially weighted mean and variance (`seconds`), whose old
+    weight `1 - alpha` also halves every `half_life` seconds; the figure lives `ttl`."""
 
-    __slots__ = ("adds", "puts")
+    seconds: float
+    alpha: float
+    half_life: float
+    ttl: float
+
+
+class Writes:
+    """Counter additions, values to store and samples to average, sent together after a
+    call."""
+
+    __slots__ = ("adds", "observations", "puts")
 
     def __init__(self) -> None:
         #: key -> (delta, ttl or None); the ttl is (re)applied on every write
         self.adds: dict[str, tuple[float, float | None]] = {}
         #: key -> (value, ttl or None)
         self.puts: dict[str, tuple[Any, float | None]] = {}
+        #: key -> samples, applied in order (see `ewma`)
+        self.observations: dict[str, list[Observation]] = {}
 
     def add(self, key: str, delta: float, ttl: float | None = None) -> None:
         old = self.adds.get(key)
@@ -61,8 +74,22 @@ class Writes:
     def put(self, key: str, value: Any, ttl: float | None = None) -> None:
         self.puts[key] = (value, ttl)
 
+    def observe(self, key: str, observation: Observation) -> None:
+        self.observations.setdefault(key, []).append(observation)
+
     def __bool__(self) -> bool:
-        return bool(self.adds or self.puts)
+        return bool(self.adds or self.puts or self.observations)
+
+
+def ewma(old: Sequence[float] | None, sample: Observation, now: float) -> tuple[float, float, int, float]:
+    """The figure (mean, variance, samples, updated) after `sample`; the Redis store's Lua
+    does the same."""
+    if old is None:
+        return (sample.seconds, 0.0, 1, now)
+    mean, var, samples, updated = old
+    keep = (1.0 - sample.alpha) * 0.5 ** (max(0.0, now - updated) / sample.half_life)
+    delta = sample.seconds - mean
+    return (mean + (1.0 - keep) * delta, keep * (var + (1.0 - keep) * delta * delta), int(samples) + 1, now)
 
 
 class StateStore(Protocol):

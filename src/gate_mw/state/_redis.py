@@ -158,7 +158,7 @@ class RedisStore:
     async def _load_scripts(self) -> None:
         self.round_trips += 1
         pipe = self.client.pipeline(transaction=False)
-        names = ("RESERVE", "ADD", "COMPARE_AND_SET", "WRITE")
+        names = ("RESERVE", "ADD", "COMPARE_AND_SET", "WRITE", "OBSERVE")
         for name in names:
             pipe.script_load(getattr(_lua, name))
         shas = await pipe.execute()
@@ -318,23 +318,37 @@ class RedisStore:
     async def _write(self, writes: Writes) -> None:
         async def remote() -> None:
             self.round_trips += 1
-            if not self.cluster:  # one script call
-                argv: list[Any] = [len(writes.adds)]
-                for delta, ttl in writes.adds.values():
-                    argv += [repr(float(delta)), _ms(self.max_ttl if ttl is None else ttl), "1"]
-                for value, ttl in writes.puts.values():
-                    argv += [_dump(value), _ms(self.max_ttl if ttl is None else ttl)]
-                keys = [self._k(key) for key in (*writes.adds, *writes.puts)]
-                await self.client.evalsha(self._shas["WRITE"], len(keys), *keys, *argv)
+            if not self.cluster and not writes.observations:  # one script call
+                await self.client.evalsha(*self._write_args(writes))
                 return
             pipe = self.client.pipeline(transaction=False)
-            for key, (delta, ttl) in writes.adds.items():
-                self._add(pipe, key, delta, ttl, refresh=True)
-            for key, (value, ttl) in writes.puts.items():
-                pipe.set(self._k(key), _dump(value), px=_ms(self.max_ttl if ttl is None else ttl))
+            if not self.cluster:
+                if writes.adds or writes.puts:
+                    pipe.evalsha(*self._write_args(writes))
+            else:
+                for key, (delta, ttl) in writes.adds.items():
+                    self._add(pipe, key, delta, ttl, refresh=True)
+                for key, (value, ttl) in writes.puts.items():
+                    pipe.set(self._k(key), _dump(value), px=_ms(self.max_ttl if ttl is None else ttl))
+            now = repr(self.clock())
+            for key, samples in writes.observations.items():
+                argv: list[Any] = [now, _ms(samples[-1].ttl)]
+                for sample in samples:
+                    argv += [repr(sample.seconds), repr(sample.alpha), repr(sample.half_life)]
+                pipe.evalsha(self._shas["OBSERVE"], 1, self._k(key), *argv)
             await pipe.execute()
 
         await self._run(remote, lambda: self.local.write(writes))
+
+    def _write_args(self, writes: Writes) -> list[Any]:
+        """EVALSHA arguments of the WRITE script: every addition and store of `writes`."""
+        argv: list[Any] = [len(writes.adds)]
+        for delta, ttl in writes.adds.values():
+            argv += [repr(float(delta)), _ms(self.max_ttl if ttl is None else ttl), "1"]
+        for value, ttl in writes.puts.values():
+            argv += [_dump(value), _ms(self.max_ttl if ttl is None else ttl)]
+        keys = [self._k(key) for key in (*writes.adds, *writes.puts)]
+        return [self._shas["WRITE"], len(keys), *keys, *argv]
 
     async def ping(self) -> bool:
         """Whether Redis answers now (within the timeout)."""
