@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._tokens import estimate_messages
 from ..errors import BudgetExceeded, RateLimited
+from ..routing._request import DEFAULT_OUTPUT_TOKENS
 from ..state import Check, Writes
 from ._budget import Budget
 from ._cache import ResponseCache, from_entry, request_key, to_entry
@@ -27,13 +28,12 @@ __all__ = ["Guard", "Ticket"]
 
 _MINUTE = 60.0
 _MARGIN = 60.0  # calendar counters outlive their window by this much (clock skew)
-_DEFAULT_OUTPUT = 4096
 
 
 class _Taken(NamedTuple):
     """One check of a call and what it means."""
 
-    label: str  # e.g. "caller:rpm", "route:budget"
+    label: str  # e.g. "caller:requests", "route:budget"
     kind: str  # requests, tokens, usd
     rule: Limit | Budget
     check: Check
@@ -304,7 +304,7 @@ def _estimate(request: ChatRequest, deployments: Sequence[Deployment]) -> tuple[
         bound = request.max_tokens or deployment.entry.max_output_tokens
         tokens = max(tokens, float(prompt + (bound or 0)))
         if deployment.price is not None:
-            usd = max(usd, deployment.price.estimate(prompt, bound or _DEFAULT_OUTPUT))
+            usd = max(usd, deployment.price.estimate(prompt, bound or DEFAULT_OUTPUT_TOKENS))
     return usd, tokens
 
 
