@@ -215,6 +215,7 @@ class Guard:
     # -- cache ---------------------------------------------------------------------------
 
     def hit(self, ticket: Ticket, *, request_id: str, latency_s: float, arm: str | None) -> ChatResult | None:
+        """The cached answer the call found, as this request's result (cost 0), if any."""
         entry = ticket.cache_entry
         if entry is None:
             return None
@@ -225,6 +226,7 @@ class Guard:
         return None if ticket.cache_key is None else self._flights.get(ticket.cache_key)
 
     def lead(self, ticket: Ticket) -> asyncio.Future[ChatResult] | None:
+        """Single flight: this call goes upstream; identical calls follow its future."""
         if ticket.cache_key is None:
             return None
         future: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
@@ -233,6 +235,7 @@ class Guard:
 
     def land(self, ticket: Ticket, future: asyncio.Future[ChatResult], result: ChatResult | None,
              error: BaseException | None) -> None:
+        """Single flight: the leading call ended; hand its answer (or error) to followers."""
         assert ticket.cache_key is not None
         if self._flights.get(ticket.cache_key) is future:
             del self._flights[ticket.cache_key]
