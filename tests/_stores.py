@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from gate_mw.state import MemoryStore, RedisStore, StateStore
 
-__all__ = ["REDIS_URL", "make_store", "store"]
+__all__ = ["REDIS_URL", "make_store", "redis_cluster", "store"]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -28,9 +32,71 @@ def make_store(kind: str, clock: Callable[[], float] | None = None, **options: o
     return made
 
 
-@pytest.fixture(params=["memory", "redis", "redis-cluster-path"])
+def _cluster_port() -> int:
+    # A Cluster node also listens on its port + 10000, so ports above 55535 cannot be used.
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < 55_000:
+            return port
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A throwaway three-node Redis Cluster on loopback (host and port of one node)."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.fail("redis-server and redis-cli are needed (scripts/ensure-redis installs them)")
+    root: Path = tmp_path_factory.mktemp("cluster")
+    nodes: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    try:
+        for index in range(3):
+            port = _cluster_port()
+            folder = root / str(index)
+            folder.mkdir()
+            node = subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", str(folder / "nodes.conf"), "--save", "", "--appendonly", "no",
+                 "--dir", str(folder)],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+            nodes.append(node)
+            ports.append(port)
+            assert node.stdout is not None
+            for line in node.stdout:  # its own word that it accepts connections
+                if b"Ready to accept connections" in line:
+                    break
+        # --cluster create assigns the slots and waits for the nodes to agree.
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )
+        yield "127.0.0.1", ports[0]
+    finally:
+        for node in nodes:
+            node.kill()
+            node.wait()
+            if node.stdout is not None:
+                node.stdout.close()
+
+
+@pytest.fixture(params=["memory", "redis", "redis-cluster-path", "redis-cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
-    """One suite, two stores."""
-    made = make_store(request.param)
+    """One suite, every store: memory, Redis, the Cluster code on one Redis, a real Cluster."""
+    if request.param == "redis-cluster":
+        from redis.asyncio.cluster import RedisCluster
+
+        host, port = request.getfixturevalue("redis_cluster")
+        made: StateStore = RedisStore(
+            client=RedisCluster(host=host, port=port), prefix=f"test:{uuid.uuid4().hex[:12]}:",
+            timeout=2.0,
+        )
+    else:
+        made = make_store(request.param)
     yield made
     await made.aclose()
+    if request.param == "redis-cluster":
+        assert isinstance(made, RedisStore)
+        await made.client.aclose()

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from _stores import store  # noqa: F401 (fixture)
+from _stores import redis_cluster, store  # noqa: F401 (fixtures)
 from gate_mw.state import Check, StateStore, Writes
 
 pytestmark = pytest.mark.anyio

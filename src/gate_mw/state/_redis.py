@@ -157,11 +157,14 @@ class RedisStore:
 
     async def _load_scripts(self) -> None:
         self.round_trips += 1
-        pipe = self.client.pipeline(transaction=False)
         names = ("RESERVE", "ADD", "COMPARE_AND_SET", "WRITE", "OBSERVE")
-        for name in names:
-            pipe.script_load(getattr(_lua, name))
-        shas = await pipe.execute()
+        if self.cluster:  # SCRIPT LOAD goes to every primary; a Cluster pipeline cannot send it
+            shas = [await self.client.script_load(getattr(_lua, name)) for name in names]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.script_load(getattr(_lua, name))
+            shas = await pipe.execute()
         self._shas = {
             name: sha if isinstance(sha, str) else sha.decode()
             for name, sha in zip(names, shas, strict=True)
@@ -182,8 +185,8 @@ class RedisStore:
                 raw = [await self.client.get(self._k(keys[0]))]
             elif not self.cluster:
                 raw = await self.client.mget([self._k(key) for key in keys])
-            else:  # keys in many slots: one GET each, pipelined
-                pipe = self.client.pipeline(transaction=False)
+            else:  # keys in many slots: one GET each, sent together
+                pipe = self._batch()
                 for key in keys:
                     pipe.get(self._k(key))
                 raw = await pipe.execute()
@@ -212,7 +215,10 @@ class RedisStore:
 
         return await self._run(remote, lambda: self.local.compare_and_set(key, expected, value, ttl=ttl))
 
-    def _add(self, pipe: Any, key: str, delta: float, ttl: float | None, *, refresh: bool) -> None:
+    def _batch(self) -> _Batch:
+        return _Batch(self.client, self.cluster)
+
+    def _add(self, pipe: _Batch, key: str, delta: float, ttl: float | None, *, refresh: bool) -> None:
         # A counter without a TTL of its own (in flight, consecutive failures) lives
         # max_ttl past its last change.
         refresh = refresh or ttl is None
@@ -227,7 +233,7 @@ class RedisStore:
 
         async def remote() -> list[float]:
             self.round_trips += 1
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self._batch()
             for key, delta in deltas.items():
                 self._add(pipe, key, delta, ttl, refresh=False)
             return [float(value) for value in await pipe.execute()]
@@ -254,7 +260,7 @@ class RedisStore:
                 refused = int(refusal) - 1 if refusal else None
                 return Verdict(refused is None, tuple(float(v) for v in values), refused,
                                [_load(raw) for raw in found])
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self._batch()
             for members in groups.values():
                 keys = [self._k(checks[i].key) for i in members]
                 pipe.evalsha(self._shas["RESERVE"], len(members), *keys,
@@ -282,7 +288,7 @@ class RedisStore:
 
     async def _give_back(self, checks: Sequence[Check]) -> None:
         self.round_trips += 1
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._batch()
         for check in checks:
             delta = -check.amount * check.period / check.limit if check.period > 0 else -check.amount
             self._add(pipe, check.key, delta, check.period or check.ttl, refresh=False)
@@ -321,7 +327,7 @@ class RedisStore:
             if not self.cluster and not writes.observations:  # one script call
                 await self.client.evalsha(*self._write_args(writes))
                 return
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self._batch()
             if not self.cluster:
                 if writes.adds or writes.puts:
                     pipe.evalsha(*self._write_args(writes))
@@ -363,6 +369,38 @@ class RedisStore:
         # Our own pool is closed with the client; a client given to us is the caller's.
         if self.url is not None:
             await self.client.aclose(close_connection_pool=True)
+
+
+class _Batch:
+    """Commands sent together: a pipeline on a single Redis, or (a Cluster pipeline cannot
+    carry scripts) concurrent calls to the nodes holding their keys; either way one round
+    trip of waiting."""
+
+    __slots__ = ("calls", "client", "cluster")
+
+    def __init__(self, client: Any, cluster: bool) -> None:
+        self.client, self.cluster = client, cluster
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def evalsha(self, *args: Any) -> None:
+        self.calls.append(("evalsha", args, {}))
+
+    def get(self, key: str) -> None:
+        self.calls.append(("get", (key,), {}))
+
+    def set(self, key: str, value: str, *, px: int) -> None:
+        self.calls.append(("set", (key, value), {"px": px}))
+
+    async def execute(self) -> list[Any]:
+        if self.cluster:
+            client = self.client
+            return list(await asyncio.gather(
+                *(getattr(client, name)(*args, **kwargs) for name, args, kwargs in self.calls)
+            ))
+        pipe = self.client.pipeline(transaction=False)
+        for name, args, kwargs in self.calls:
+            getattr(pipe, name)(*args, **kwargs)
+        return list(await pipe.execute())
 
 
 def _reserve_argv(now: str, checks: Sequence[Check]) -> list[str]:
