@@ -24,7 +24,8 @@ def make_store(kind: str, clock: Callable[[], float] | None = None, **options: o
     if kind == "memory":
         return MemoryStore(**extra)  # type: ignore[arg-type]
     options.setdefault("prefix", f"test:{uuid.uuid4().hex[:12]}:")
-    options.setdefault("timeout", 2.0)  # a contended machine; fault tests set their own
+    # A contended machine, and hundreds of calls at once; fault tests set their own.
+    options.setdefault("timeout", 10.0)
     made = RedisStore(REDIS_URL, **extra, **options)  # type: ignore[arg-type]
     # "redis-cluster-path": the Cluster code (a script per hash tag, pipelined, refusals
     # given back) run against the single Redis, which accepts it too.
@@ -91,7 +92,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
         host, port = request.getfixturevalue("redis_cluster")
         made: StateStore = RedisStore(
             client=RedisCluster(host=host, port=port), prefix=f"test:{uuid.uuid4().hex[:12]}:",
-            timeout=2.0,
+            # Hundreds of concurrent calls open a connection each to every node first.
+            timeout=10.0,
         )
     else:
         made = make_store(request.param)

@@ -52,7 +52,8 @@ class RedisStore:
     `max_ttl` seconds after their last write. `timeout` bounds every call; `on_error`
     is "open" (route on local state) or "closed" (raise `StateUnavailable`, a 503);
     after a failure Redis is tried again after `retry_interval` seconds. At most
-    `max_connections` connections are open; further calls wait for one. With
+    `max_connections` connections are open and `concurrency` operations run at once;
+    further calls wait (within the timeout). With
     `write_behind`, what a call learnt is written without delaying its answer (`flush()`
     waits for those writes).
     """
@@ -61,7 +62,7 @@ class RedisStore:
         self, url: str | None = None, *, client: Redis | None = None, prefix: str = "gate:",
         timeout: float = 0.25, on_error: Literal["open", "closed"] = "open",
         retry_interval: float = 1.0, max_ttl: float = 7 * _DAY, max_connections: int = 64,
-        write_behind: bool = True,
+        write_behind: bool = True, concurrency: int = 32,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if (url is None) == (client is None):
@@ -103,6 +104,10 @@ class RedisStore:
         self.write_behind = write_behind
         self.max_pending = 1024  # writes behind calls; beyond, a call waits for its own
         self._pending: set[asyncio.Task[None]] = set()
+        # Operations in flight at once: each takes a connection per node it touches, and a
+        # Cluster client fails (rather than waits) past its connections per node.
+        self._slots = asyncio.Semaphore(concurrency)
+        self._loading = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r}, on_error={self.on_error!r})"
@@ -122,7 +127,7 @@ class RedisStore:
         if self._down_since is not None and time.monotonic() < self._retry_at:
             return await self._fallback(local)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout), self._slots:
                 if not self._shas:
                     await self._load_scripts()
                 try:
@@ -156,6 +161,14 @@ class RedisStore:
         return await local()
 
     async def _load_scripts(self) -> None:
+        # Once, however many calls arrive at the start: the first also sets up a Cluster
+        # client, which concurrent first commands would race to do.
+        shas = dict(self._shas)
+        async with self._loading:
+            if self._shas == shas:
+                await self._load_scripts_now()
+
+    async def _load_scripts_now(self) -> None:
         self.round_trips += 1
         names = ("RESERVE", "ADD", "COMPARE_AND_SET", "WRITE", "OBSERVE")
         if self.cluster:  # SCRIPT LOAD goes to every primary; a Cluster pipeline cannot send it
