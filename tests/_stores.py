@@ -83,22 +83,10 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
                 node.stdout.close()
 
 
-@pytest.fixture(params=["memory", "redis", "redis-cluster-path", "redis-cluster"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster-path"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
-    """One suite, every store: memory, Redis, the Cluster code on one Redis, a real Cluster."""
-    if request.param == "redis-cluster":
-        from redis.asyncio.cluster import RedisCluster
-
-        host, port = request.getfixturevalue("redis_cluster")
-        made: StateStore = RedisStore(
-            client=RedisCluster(host=host, port=port), prefix=f"test:{uuid.uuid4().hex[:12]}:",
-            # Hundreds of concurrent calls open a connection each to every node first.
-            timeout=10.0,
-        )
-    else:
-        made = make_store(request.param)
+    """One suite, every store: memory, Redis, and the Cluster code path run on one Redis
+    (a real Cluster: tests/test_state_cluster.py)."""
+    made = make_store(request.param)
     yield made
     await made.aclose()
-    if request.param == "redis-cluster":
-        assert isinstance(made, RedisStore)
-        await made.client.aclose()

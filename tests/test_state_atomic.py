@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from _stores import redis_cluster, store  # noqa: F401 (fixtures)
+from _stores import store  # noqa: F401 (fixture)
 from gate_mw.state import Check, StateStore, Writes
 
 pytestmark = pytest.mark.anyio

@@ -122,7 +122,7 @@ class RedisStore:
     # -- failure handling --------------------------------------------------------------
 
     async def _run(self, remote: Callable[[], Awaitable[_T]], local: Callable[[], Awaitable[_T]]) -> _T:
-        from redis.exceptions import NoScriptError, RedisError
+        from redis.exceptions import NoScriptError
 
         if self._down_since is not None and time.monotonic() < self._retry_at:
             return await self._fallback(local)
@@ -135,7 +135,9 @@ class RedisStore:
                 except NoScriptError:  # Redis restarted or flushed its scripts
                     await self._load_scripts()
                     result = await remote()
-        except (RedisError, OSError, TimeoutError) as exc:
+        # Any failure of the client counts as an outage (not only RedisError: redis-py's
+        # asyncio Cluster client can fail with AttributeError on a connection it is opening).
+        except Exception as exc:
             if self._down_since is None:
                 self._down_since = time.monotonic()
                 logger.error(
