@@ -26,10 +26,16 @@ def config_path(env: Mapping[str, str]) -> Path:
     return SIMULATED_CONFIG
 
 
-def load_gateway(env: Mapping[str, str] = os.environ, *, service_name: str) -> Gateway:
-    """The gateway for `env`, exporting spans over OTLP when an endpoint is configured."""
-    if endpoint := env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from gate_mw.otel import configure_otlp  # needs the `otlp` extra
+#: Any of these set: telemetry is exported as the OTEL_* variables say (see docs/observability.md).
+TELEMETRY_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER",
+)
 
-        configure_otlp(env.get("OTEL_SERVICE_NAME") or service_name, endpoint=endpoint)
+
+def load_gateway(env: Mapping[str, str] = os.environ, *, service_name: str) -> Gateway:
+    """The gateway for `env`, exporting telemetry when an OTel exporter is configured."""
+    if any(env.get(name) for name in TELEMETRY_VARIABLES):
+        from gate_mw.telemetry import configure
+
+        configure(service_name)  # reads the OTEL_* variables from os.environ
     return Gateway.from_file(config_path(env), env=env, seed=SEED)

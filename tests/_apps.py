@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -26,6 +30,9 @@ __all__ = [
     "make_gateway",
     "openai_entry",
     "serve",
+    "serve_http",
+    "serve_loopback",
+    "serve_thread",
 ]
 
 # Distinctive keys, so a leak into a body, header, span or log line is easy to spot.
@@ -142,3 +149,52 @@ async def startup_error(app: Any) -> BaseException:
             error = error.exceptions[0]
         return error
     raise AssertionError("the app started")
+
+
+@contextlib.contextmanager
+def serve_thread(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn, lifespan on, on a free 127.0.0.1 port in a thread of its
+    own (its own event loop), and yield its base URL: one server for many tests."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=[sock]),), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_http(app: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port and yield its base URL; on exit,
+    wait for the server to finish its requests and shut down."""
+    # Listening before uvicorn starts: a client may connect at once and wait in the backlog
+    # until the lifespan has started, so nothing polls for readiness.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    config = uvicorn.Config(
+        app, lifespan="on", ws="none", http="h11", log_config=None, log_level="warning",
+        timeout_graceful_shutdown=5,  # a request that never ends fails the test, not hangs it
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_loopback(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """`serve_http`, yielding a client for the server."""
+    async with serve_http(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        yield client

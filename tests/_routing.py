@@ -9,7 +9,7 @@ from typing import Any
 from _apps import openai_entry
 from gate_mw import ModelEntry, PriceTable, RoutePolicy
 from gate_mw._registry import Deployment, ModelRegistry
-from gate_mw._tokens import estimate_messages
+from gate_mw.chat._tokens import estimate_messages
 from gate_mw.routing import RequestInfo
 from gate_mw.testing import FakeUpstream
 

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -24,11 +26,16 @@ def anyio_backend() -> str:
 
 @dataclass
 class Telemetry:
-    """An SDK tracer and meter provider with in-memory exporters, for asserting on spans."""
+    """SDK tracer, meter and logger providers with in-memory exporters, for asserting on
+    spans, metrics and log events."""
 
     config: TelemetryConfig
     exporter: InMemorySpanExporter
     reader: InMemoryMetricReader
+    logs: InMemoryLogRecordExporter
+
+    def events(self, name: str) -> list[ReadableLogRecord]:
+        return [r for r in self.logs.get_finished_logs() if r.log_record.event_name == name]
 
     def spans(self, name_prefix: str = "") -> list[ReadableSpan]:
         return [s for s in self.exporter.get_finished_spans() if s.name.startswith(name_prefix)]
@@ -55,9 +62,14 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
+    logs = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     capture = bool(getattr(request, "param", False))
-    yield Telemetry(
-        TelemetryConfig(tracer_provider, meter_provider, capture_content=capture), exporter, reader
+    config = TelemetryConfig(
+        tracer_provider, meter_provider, capture_content=capture, logger_provider=logger_provider
     )
+    yield Telemetry(config, exporter, reader, logs)
     tracer_provider.shutdown()
     meter_provider.shutdown()
+    logger_provider.shutdown()

@@ -183,3 +183,20 @@ async def test_demo_serves_the_app_over_http_and_reports_each_request() -> None:
     assert table[3].split() == ["fell", "back:", "claude-sonnet", "server_error", "503", "x2"]
     total = sum(o.cost_usd or 0.0 for o in outcomes)
     assert f"cost USD {total:.6f}" in table[-1]
+
+
+async def test_the_example_is_an_openai_compatible_proxy_at_v1(simulated: httpx.AsyncClient) -> None:
+    models = (await simulated.get("/v1/models")).json()
+    assert [m["id"] for m in models["data"]] == [
+        "reliable", "fast", "claude-sonnet", "gpt-4o", "gemini-pro", "gpt-4o-mini",
+    ]
+    response = await simulated.post(
+        "/v1/chat/completions", json={"model": "reliable", "messages": [{"role": "user", "content": "Hi"}]}
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    # claude-sonnet fails its first two calls: the policy falls back, and only the headers say so.
+    assert body["model"] == "reliable"
+    assert body["choices"][0]["message"]["content"].startswith("[gpt-4o]")
+    assert (response.headers["x-gate-model"], response.headers["x-gate-attempts"]) == ("gpt-4o", "3")

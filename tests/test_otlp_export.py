@@ -1,185 +1,251 @@
-"""Spans leave the process over real OTLP/HTTP: a protobuf receiver on 127.0.0.1 decodes them."""
+"""`gate_mw.telemetry.configure()` over real OTLP: HTTP and gRPC receivers on 127.0.0.1
+decode what arrives with `opentelemetry-proto`."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from gate_mw import Gateway, ModelEntry, TelemetryConfig
+from _otlp import Receiver, attributes, running_receiver
+from gate_mw import Gateway, ModelEntry
 from gate_mw._optional import MissingDependency
-from gate_mw.otel import configure_otlp
-from gate_mw.testing import FakeUpstream, Reply
+from gate_mw.errors import ConfigError
+from gate_mw.telemetry import configure
+from gate_mw.testing import FakeUpstream, Fault, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-otlp-123456"
 
 
-class Receiver:
-    """A minimal OTLP/HTTP trace receiver: stores each decoded POST /v1/traces."""
-
-    def __init__(self) -> None:
-        self.exports: list[ExportTraceServiceRequest] = []
-        self.raw: list[bytes] = []
-        self.paths: list[str] = []
-        self.received = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.paths.append(self.path)
-                receiver.raw.append(body)
-                receiver.exports.append(ExportTraceServiceRequest.FromString(body))
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-                receiver.received.set()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def spans(self) -> list[tuple[dict[str, Any], Span]]:
-        """(resource attributes, span) for every span received."""
-        return [
-            (_attributes(resource_spans.resource.attributes), span)
-            for export in self.exports
-            for resource_spans in export.resource_spans
-            for scope_spans in resource_spans.scope_spans
-            for span in scope_spans.spans
-        ]
-
-
-def _value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return tuple(_value(item) for item in value.array_value.values)
-    return getattr(value, kind) if kind else None
-
-
-def _attributes(pairs: Any) -> dict[str, Any]:
-    return {pair.key: _value(pair.value) for pair in pairs if isinstance(pair, KeyValue)}
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    yield from running_receiver()
+
+
+def _entry(up: FakeUpstream, name: str) -> ModelEntry:
+    return ModelEntry(name=name, provider="openai", api_base=up.openai_base, api_key_env="K")
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.mark.anyio
-async def test_chat_span_arrives_on_the_wire(receiver: Receiver, fake_upstream: FakeUpstream) -> None:
+async def test_one_call_exports_spans_metrics_and_log_events(
+    receiver: Receiver, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_upstream.set_default("gpt-4o-mini", Fault(500))
     fake_upstream.set_default("gpt-4o", Reply("hello", input_tokens=12, output_tokens=3))
-    provider = configure_otlp("gate-mw-test", endpoint=receiver.url + "/", set_global=False)
-    entry = ModelEntry(name="gpt-4o", provider="openai", api_base=fake_upstream.openai_base, api_key_env="K")
+    _env(monkeypatch, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_SERVICE_NAME="gate-mw-test")
+    handle = configure(set_global=False, flush_on_sigterm=False)
     try:
         async with Gateway(
-            [entry], env={"K": KEY}, telemetry=TelemetryConfig(tracer_provider=provider)
+            [_entry(fake_upstream, "gpt-4o-mini"), _entry(fake_upstream, "gpt-4o")],
+            env={"K": KEY}, telemetry=handle.config,
         ) as gateway:
-            result = await gateway.client(route="otlp-test").chat([{"role": "user", "content": "hi"}])
-        assert provider.force_flush()
+            result = await gateway.client(route="otlp-test").chat(
+                [{"role": "user", "content": "hi"}], model=["gpt-4o-mini", "gpt-4o"]
+            )
+        assert handle.force_flush()
     finally:
-        provider.shutdown()
+        handle.shutdown()
 
-    assert receiver.paths == ["/v1/traces"] * len(receiver.paths)
+    assert set(receiver.paths) == {"/v1/traces", "/v1/metrics", "/v1/logs"}
     spans = {span.name: (resource, span) for resource, span in receiver.spans()}
     resource, chat = spans["chat gpt-4o"]
     _, route = spans["gate.route otlp-test"]
     assert resource["service.name"] == "gate-mw-test"
     assert chat.kind == Span.SpanKind.SPAN_KIND_CLIENT
     assert (chat.trace_id, chat.parent_span_id) == (route.trace_id, route.span_id)
-    attributes = _attributes(chat.attributes)
-    assert attributes["gen_ai.operation.name"] == "chat"
-    assert attributes["gen_ai.provider.name"] == "openai"
-    assert attributes["gen_ai.request.model"] == "gpt-4o"
-    assert attributes["gen_ai.response.model"] == result.provider_model
-    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (12, 3)
-    assert attributes["gen_ai.usage.cost"] == pytest.approx(result.cost_usd)
-    assert attributes["server.address"] == "127.0.0.1"
-    assert attributes["server.port"] == fake_upstream.port
-    assert "gen_ai.input.messages" not in attributes  # capture_content is off
+    chat_attributes = attributes(chat.attributes)
+    assert chat_attributes["gen_ai.response.model"] == result.provider_model
+    assert chat_attributes["gen_ai.usage.cost"] == pytest.approx(result.cost_usd)
+    metrics = {metric.name: metric for metric in receiver.metrics()}
+    assert metrics["gen_ai.client.operation.duration"].unit == "s"
+    assert metrics["gen_ai.client.token.usage"].unit == "{token}"
+    # The failed attempts (the call and its retry) each logged the exception event in their span.
+    events = [r for r in receiver.logs() if r.event_name == "gen_ai.client.operation.exception"]
+    failed = [s for _, s in receiver.spans() if s.name == "chat gpt-4o-mini"]
+    assert len(failed) == 2
+    assert {(e.trace_id, e.span_id) for e in events} == {(s.trace_id, s.span_id) for s in failed}
     assert not any(KEY.encode() in body for body in receiver.raw)
 
 
-def test_endpoint_and_service_name_come_from_the_environment(
+def test_signal_specific_variables_are_honoured(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
-    provider = configure_otlp(set_global=False)
+    _env(
+        monkeypatch,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",  # nothing listens: must not be used
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.url + "/v1/traces",
+        OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+        OTEL_RESOURCE_ATTRIBUTES="service.name=from-env,deployment.environment=test",
+    )
+    handle = configure("overridden", set_global=False, flush_on_sigterm=False)
     try:
-        provider.get_tracer("t").start_span("probe").end()
-        assert provider.force_flush()
+        assert (handle.meter_provider, handle.logger_provider) == (None, None)
+        assert handle.tracer_provider is not None
+        handle.tracer_provider.get_tracer("t").start_span("probe").end()
+        assert handle.force_flush()
     finally:
-        provider.shutdown()
-
+        handle.shutdown()
     ((resource, span),) = receiver.spans()
     assert (span.name, resource["service.name"]) == ("probe", "from-env")
-    assert receiver.paths == ["/v1/traces"]
+    assert resource["deployment.environment"] == "test"
+
+
+def test_the_sampler_comes_from_the_environment(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _env(
+        monkeypatch, OTEL_TRACES_SAMPLER="always_off", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+    )
+    handle = configure(set_global=False, flush_on_sigterm=False)
+    try:
+        assert handle.tracer_provider is not None
+        handle.tracer_provider.get_tracer("t").start_span("sampled-out").end()
+        assert handle.force_flush()
+    finally:
+        handle.shutdown()
+    assert receiver.spans() == []
+
+
+class _GrpcTraces:
+    def __init__(self) -> None:
+        self.exports: list[ExportTraceServiceRequest] = []
+
+    def export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
+        self.exports.append(request)
+        return ExportTraceServiceResponse()
+
+
+def test_grpc_is_used_when_the_protocol_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    traces = _GrpcTraces()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.unary_unary_rpc_method_handler(
+        traces.export, request_deserializer=ExportTraceServiceRequest.FromString,
+        response_serializer=ExportTraceServiceResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}
+    )])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    _env(
+        monkeypatch, OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_EXPORTER_OTLP_INSECURE="true",
+        OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+    )
+    handle = configure("grpc-test", set_global=False, flush_on_sigterm=False)
+    try:
+        assert handle.tracer_provider is not None
+        handle.tracer_provider.get_tracer("t").start_span("over-grpc").end()
+        assert handle.force_flush()
+    finally:
+        handle.shutdown()
+        server.stop(None)
+    names = [
+        s.name for e in traces.exports for rs in e.resource_spans for ss in rs.scope_spans for s in ss.spans
+    ]
+    assert names == ["over-grpc"]
+
+
+def test_console_exporter_and_disabled_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    _env(monkeypatch)
+    handle = configure(exporter="console", set_global=False, flush_on_sigterm=False)
+    assert handle.tracer_provider is not None
+    assert handle.meter_provider is not None
+    handle.shutdown()
+    _env(monkeypatch, OTEL_SDK_DISABLED="true")
+    off = configure(set_global=False, flush_on_sigterm=False)
+    assert (off.tracer_provider, off.meter_provider, off.logger_provider) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json'"),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER: 'zipkin'"),
+    ],
+)
+def test_unsupported_settings_fail_naming_the_variable(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _env(monkeypatch, **env)
+    with pytest.raises(ConfigError, match=message):
+        configure(set_global=False, flush_on_sigterm=False)
 
 
 def test_missing_exporter_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
-
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", None)
+    _env(monkeypatch, OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
     with pytest.raises(MissingDependency, match=r"pip install 'gate_mw\[otlp\]'"):
-        configure_otlp(set_global=False)
+        configure(set_global=False, flush_on_sigterm=False)
 
 
-_EXAMPLE_CALL = """
-import asyncio, httpx
-from asgi_lifespan import LifespanManager
+_APP_PROVIDER = """
+import logging, sys
 from opentelemetry import trace
-from examples.fastapi_app.app import app
-
-async def main():
-    async with LifespanManager(app) as manager, httpx.AsyncClient(
-        transport=httpx.ASGITransport(manager.app), base_url="http://example"
-    ) as client:
-        response = await client.post("/classify", json={"text": "t", "labels": ["a", "b"]})
-        assert response.status_code == 200, response.text
-
-asyncio.run(main())
-trace.get_tracer_provider().shutdown()
+from opentelemetry.sdk.trace import TracerProvider
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+mine = TracerProvider()
+trace.set_tracer_provider(mine)
+from gate_mw.telemetry import configure
+handle = configure()
+assert trace.get_tracer_provider() is mine and handle.tracer_provider is None
+print("kept:", ",".join(handle.kept))
 """
 
 
-def test_example_app_exports_when_the_endpoint_is_set(receiver: Receiver) -> None:
-    env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("OTEL_", "OPENROUTER_", "GATE_"))
-    }
-    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    # A process of its own: the example sets the global tracer provider, once per process.
+def test_an_application_provider_is_left_alone_and_that_is_logged() -> None:
+    # A process of its own: a global provider can be set once per process.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
     done = subprocess.run(
-        [sys.executable, "-c", _EXAMPLE_CALL], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", _APP_PROVIDER], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        check=False, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "already set providers for traces; leaving them alone" in done.stdout
+    assert "kept: traces" in done.stdout
+
+
+_SIGTERM_SCRIPT = """
+import os, signal
+from gate_mw.telemetry import configure
+handle = configure("sigterm-test")
+handle.tracer_provider.get_tracer("t").start_span("before-sigterm").end()
+os.kill(os.getpid(), signal.SIGTERM)  # no server, no lifespan: only the handler flushes
+raise SystemExit("not reached: SIGTERM still ends the process")
+"""
+
+
+def test_sigterm_flushes_then_ends_the_process_as_before(receiver: Receiver) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="600000",
+        OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=60, check=False,
     )
-
-    assert done.returncode == 0, done.stderr
-    names = {span.name: resource for resource, span in receiver.spans()}
-    assert names["chat gpt-4o-mini"]["service.name"] == "gate-mw-example"
-    assert "gate.route /classify" in names
+    assert done.returncode == -15, done.stderr  # the default action, after the flush
+    assert [span.name for _, span in receiver.spans()] == ["before-sigterm"]

@@ -18,7 +18,7 @@ import pytest
 
 from _replica_app import CALLER_BUDGET_USD, MAX_TOKENS, ROUTE_BUDGET_USD
 from _stores import REDIS_URL
-from gate_mw._tokens import estimate_messages
+from gate_mw.chat._tokens import estimate_messages
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 pytestmark = pytest.mark.anyio

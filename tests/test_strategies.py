@@ -17,7 +17,7 @@ from _routing import FakeClock, chi_square_ok, deployments, priced, request_info
 from conftest import Telemetry
 from gate_mw import Gateway, NoCandidates, PolicyError, RoutePolicy, route_policy
 from gate_mw._registry import Deployment
-from gate_mw._tokens import estimate_messages
+from gate_mw.chat._tokens import estimate_messages
 from gate_mw.routing import (
     CostStrategy,
     LatencyStrategy,

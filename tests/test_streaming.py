@@ -24,7 +24,7 @@ from gate_mw import (
     Simulation,
     StreamInterrupted,
 )
-from gate_mw._tokens import estimate_text
+from gate_mw.chat._tokens import estimate_text
 from gate_mw.testing import FakeUpstream, Fault, Stream
 
 pytestmark = pytest.mark.anyio

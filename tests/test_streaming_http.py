@@ -3,22 +3,18 @@ SSE formats, fallback unseen by the client, errors, headers and client disconnec
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
+from _apps import serve_loopback as _serve
 from conftest import Telemetry
 from gate_mw import Gateway, GatewayMiddleware, ModelEntry, route_policy
 from gate_mw.fastapi import GateClient
@@ -74,32 +70,6 @@ def _app(up: FakeUpstream, telemetry: Telemetry) -> FastAPI:
         return StreamingResponse(body(), media_type="text/plain")
 
     return app
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Serve `app` with uvicorn on a free loopback port; yield a client for it.
-
-    The socket listens before uvicorn starts, so connections made at once wait in its
-    backlog: nothing to poll for.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="on", ws="none", http="h11", log_config=None, log_level="warning",
-        timeout_graceful_shutdown=5,  # a request that never ends fails the test, not hangs it
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
 
 
 def _attributes(span: ReadableSpan) -> dict[str, Any]:

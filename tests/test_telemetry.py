@@ -161,10 +161,17 @@ async def test_prompt_text_is_recorded_with_capture_content(
     fake_upstream: FakeUpstream, telemetry: Telemetry
 ) -> None:
     span = await _answered_span(fake_upstream, telemetry)
-    assert json.loads(span.attributes["gen_ai.input.messages"]) == MESSAGES
-    assert json.loads(span.attributes["gen_ai.output.messages"]) == [
-        {"role": "assistant", "content": "The answer is Paris."}
+    # The GenAI JSON schema: system instructions apart, messages as {role, parts}.
+    assert json.loads(span.attributes["gen_ai.system_instructions"]) == [
+        {"type": "text", "content": "Be brief."}
     ]
+    assert json.loads(span.attributes["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "What is the capital of France?"}]}
+    ]
+    assert json.loads(span.attributes["gen_ai.output.messages"]) == [{
+        "role": "assistant", "parts": [{"type": "text", "content": "The answer is Paris."}],
+        "finish_reason": "stop",
+    }]
 
 
 def _points(telemetry: Telemetry, name: str, **attributes: Any) -> list[Any]:
@@ -227,7 +234,7 @@ async def test_a_failed_call_ends_its_route_span_with_the_error(
 async def test_cost_counter_sums_per_series_and_overflows_past_the_limit(
     fake_upstream: FakeUpstream, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gate_mw.telemetry._MAX_SERIES", 1)
+    monkeypatch.setattr("gate_mw.telemetry._spans._MAX_SERIES", 1)
     up = fake_upstream
     for model in ("gpt-4o", "gpt-4o-mini"):
         up.set_default(model, Reply(input_tokens=1000, output_tokens=100))

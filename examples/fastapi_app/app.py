@@ -5,9 +5,15 @@ Run it from the repository root::
     uvicorn examples.fastapi_app.app:app
     curl -s localhost:8000/summarise -H 'content-type: application/json' -d '{"text": "..."}'
 
+It is also an OpenAI- and Anthropic-compatible proxy at /v1 (docs/proxy.md)::
+
+    curl -s localhost:8000/v1/chat/completions -d '{"model": "reliable", "messages": [...]}'
+
 Models come from `gateway.yaml` (the simulated provider: no keys, no network), or from
 `gateway.openrouter.yaml` when OPENROUTER_API_KEY is set, or from the file named by
-GATE_CONFIG. With OTEL_EXPORTER_OTLP_ENDPOINT set, spans go to that OTLP/HTTP endpoint.
+GATE_CONFIG. With OTEL_EXPORTER_OTLP_ENDPOINT set, traces, metrics and logs go there over
+OTLP (OTEL_EXPORTER_OTLP_PROTOCOL picks HTTP or gRPC). With GATE_INSPECT_KEY set, the
+dashboard is at /gate/?key=<that key>.
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from examples import _config
-from gate_mw import ChatResult, Gateway, GatewayMiddleware, route_policy
+from gate_mw import ChatResult, Experiment, Gateway, GatewayMiddleware, route_policy
 from gate_mw.fastapi import GateClient
+from gate_mw.proxy.fastapi import openai_router
+from gate_mw.responses import sse_response
 
 __all__ = ["app", "create_app", "gateway", "load_gateway", "router"]
 
@@ -109,6 +118,24 @@ async def ask(body: AskIn, gate: GateClient) -> Answer:
     return Answer(**_fields(result))
 
 
+@router.post("/stream")
+@route_policy(models=["gpt-4o", "gemini-pro"], ttft=10, deadline=30)
+async def stream(body: AskIn, gate: GateClient) -> StreamingResponse:
+    """The answer as OpenAI-compatible server-sent events."""
+    return sse_response(gate.stream([{"role": "user", "content": body.question}], max_tokens=300))
+
+
+@router.post("/draft")
+@route_policy(
+    models=["gpt-4o-mini"], timeout=10,
+    experiment=Experiment("draft-model", arms={"mini": "gpt-4o-mini", "4o": "gpt-4o"}),
+)
+async def draft(body: AskIn, gate: GateClient) -> Answer:
+    """An A/B test: each caller (x-gate-caller) always gets the same arm."""
+    result = await gate.chat([{"role": "user", "content": body.question}], max_tokens=100)
+    return Answer(**_fields(result))
+
+
 @router.get("/health")
 async def health() -> dict[str, str]:
     """Makes no model call, so the middleware adds no `x-gate-*` headers."""
@@ -120,12 +147,16 @@ def load_gateway(env: Mapping[str, str] = os.environ) -> Gateway:
     return _config.load_gateway(env, service_name=SERVICE_NAME)
 
 
-def create_app(gateway: Gateway) -> FastAPI:
+def create_app(gateway: Gateway, inspect_key: str | None = None) -> FastAPI:
     app = FastAPI(title="gate_mw example", lifespan=gateway.lifespan)
     app.add_middleware(GatewayMiddleware, gateway=gateway)
     app.include_router(router)
+    # Any service, in any language, can call the same models and policies at /v1.
+    app.include_router(openai_router(gateway), prefix="/v1")
+    if inspect_key:  # opt-in: reports, experiments, cooldowns and the dashboard
+        app.mount("/gate", gateway.inspector(key=inspect_key))
     return app
 
 
 gateway = load_gateway()
-app = create_app(gateway)
+app = create_app(gateway, os.environ.get("GATE_INSPECT_KEY"))

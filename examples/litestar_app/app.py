@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Litestar, get, post
+from litestar import Litestar, asgi, get, post
 from litestar.logging import LoggingConfig
 from litestar.params import JSONBody
 
@@ -127,15 +127,24 @@ def load_gateway(env: Mapping[str, str] = os.environ) -> Gateway:
     return _config.load_gateway(env, service_name=SERVICE_NAME)
 
 
-def create_app(gateway: Gateway) -> Litestar:
+def create_app(gateway: Gateway, inspect_key: str | None = None) -> Litestar:
     # The plugin adds the middleware, the `gate` dependency, the gate error handler and
     # the gateway's lifespan (startup checks every route's policy). Leaving the root logger
     # alone keeps httpx's per-request INFO lines out of the demo's output.
+    handlers: list[Any] = list(route_handlers)
+    if inspect_key:  # opt-in: reports, experiments, cooldowns and the dashboard at /gate/
+        inspector = gateway.inspector(key=inspect_key)
+
+        @asgi("/gate", is_mount=True, copy_scope=True)
+        async def inspect(scope: Any, receive: Any, send: Any) -> None:  # plain ASGI
+            await inspector(scope, receive, send)
+
+        handlers.append(inspect)
     return Litestar(
-        route_handlers, plugins=[GatePlugin(gateway)],
+        handlers, plugins=[GatePlugin(gateway)],
         logging_config=LoggingConfig(configure_root_logger=False),
     )
 
 
 gateway = load_gateway()
-app = create_app(gateway)
+app = create_app(gateway, os.environ.get("GATE_INSPECT_KEY"))

@@ -14,7 +14,7 @@ from ._context import RoutingContext, current_context
 from ._streaming import GateStream
 from ._version import __version__
 from .client import Gate
-from .config import GatewayConfig, ModelEntry, Simulation
+from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits
 from .errors import (
     AllAttemptsFailed,
     BudgetExceeded,
@@ -75,6 +75,7 @@ __all__ = [
     "StateUnavailable",
     "StreamInterrupted",
     "TelemetryConfig",
+    "UpstreamLimits",
     "Usage",
     "UpstreamError",
     "__version__",

@@ -11,7 +11,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._backoff import retry_delay
-from ._tokens import estimate_messages
+from .chat._tokens import estimate_messages
 from .errors import (
     AllAttemptsFailed,
     DeadlineExceeded,
@@ -25,15 +25,17 @@ from .results import Attempt, ChatResult
 from .routing._health import UNREAD, Health
 from .routing._router import Decision
 from .state import Writes
-from .telemetry import attempt_cancelled
+from .telemetry._spans import attempt_cancelled
 
 if TYPE_CHECKING:
     from ._context import RoutingContext
     from ._registry import Deployment
+    from .chat._model import ToolCall
     from .gateway import Gateway
     from .limits import CacheMode, Limit, Ticket
     from .policy import RoutePolicy
     from .providers import ChatRequest, ProviderReply
+    from .routing._health import Admission
 
 __all__ = ["Call"]
 
@@ -45,16 +47,18 @@ logger = logging.getLogger("gate_mw")
 # Kinds after which this deployment is left at once for the next model.
 _NEXT_MODEL = frozenset({
     ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.NOT_FOUND, ErrorKind.CONTEXT_LENGTH,
-    ErrorKind.CONTENT_FILTER,
+    ErrorKind.CONTENT_FILTER, ErrorKind.UNSUPPORTED,
 })
+# Of those, the ones that say nothing about the deployment's configuration.
+_NOT_MISCONFIGURED = frozenset({ErrorKind.CONTENT_FILTER, ErrorKind.UNSUPPORTED})
 
 
 class Call:
     """One `Gate.chat`: the chain of deployments and everything learnt while walking it."""
 
     __slots__ = (
-        "_routing", "cache_mode", "context", "deadline", "decision", "gateway", "plan", "policy",
-        "request", "route", "started", "ticket", "writes",
+        "_routing", "admission", "cache_mode", "context", "deadline", "decision", "gateway", "plan",
+        "policy", "request", "route", "started", "ticket", "writes",
     )
 
     def __init__(
@@ -80,6 +84,9 @@ class Call:
         self.ticket: Ticket | None = None
         #: What the call learnt for shared state, sent in one round trip when it ends.
         self.writes = Writes()
+        #: The breaker's admission of the attempt in progress; a stream reports its outcome
+        #: against it when it ends.
+        self.admission: Admission | None = None
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - perf_counter()
@@ -185,6 +192,12 @@ class Call:
         if ticket is not None:
             cache = self.policy.cache
             gateway.guard.settle(ticket, writes, result, ok=ok, ttl=cache.ttl if cache else None)
+        # Report counters go with the rest when they share the store (on Redis).
+        shared = gateway.insights.counters.store is gateway.router.store
+        await gateway.insights.record(
+            self.route, self.context.caller, self.decision, result, ok=ok,
+            latency_s=perf_counter() - self.started, writes=writes if shared else None,
+        )
         if writes:
             self.writes = Writes()
             await gateway.router.store.write(writes)
@@ -304,6 +317,7 @@ class Call:
                 }
                 if fallback_reason is not None:
                     routing["gate.fallback.reason"] = fallback_reason
+                self.admission = admission
                 try:
                     return await router.attempt(
                         deployment, admission, stream, partial(attempt, deployment, routing, attempts),
@@ -322,7 +336,7 @@ class Call:
                     if error.kind in _NEXT_MODEL:
                         if error.kind is ErrorKind.CONTEXT_LENGTH:
                             too_small = window or estimate_messages(self.request.messages)
-                        elif error.kind is not ErrorKind.CONTENT_FILTER:
+                        elif error.kind not in _NOT_MISCONFIGURED:
                             self.gateway.report_misconfigured(deployment, error)
                         break
                     if self.deadline is not None and perf_counter() >= self.deadline:
@@ -360,6 +374,7 @@ class Call:
         timeout = self._timeout(deployment)
         span = telemetry.start_attempt(deployment, self.request, routing)
         started = perf_counter()
+        token = telemetry.activate(span)  # its context goes upstream as `traceparent`
         try:
             if timeout is None:  # no limit: spare the timer
                 reply = await provider.chat(deployment.upstream_model, self.request)
@@ -376,6 +391,13 @@ class Call:
         except BaseException:
             attempt_cancelled(span)
             raise
+        finally:
+            telemetry.deactivate(token)
+        try:
+            parsed = self.parse(reply.text, reply.tool_calls)
+        except UpstreamError as error:
+            self._failed(deployment, span, error, started, attempts)
+            raise
         latency = perf_counter() - started
         cost, source = deployment.cost(reply)
         telemetry.attempt_succeeded(
@@ -384,13 +406,22 @@ class Call:
         attempts.append(
             Attempt(deployment.alias, deployment.id, provider.system, "ok", latency, status=200)
         )
-        return self._result(deployment, reply, cost, attempts, source)
+        return self._result(deployment, reply, cost, attempts, source, parsed)
+
+    def parse(self, text: str, tool_calls: Sequence[ToolCall]) -> Any:
+        """The answer validated against the call's `output=` (None without one, or when
+        the model called tools instead); `UpstreamError(invalid_output)` if it fails."""
+        output = self.request.output
+        if output is None or tool_calls:
+            return None
+        return output.parse(text)
 
     def _failed(
         self, deployment: Deployment, span: Any, error: UpstreamError, started: float,
         attempts: list[Attempt],
     ) -> None:
         latency = perf_counter() - started
+        logger.info("gate_mw: attempt on %s failed: %s", deployment.id, error.detail)
         self.gateway.telemetry.attempt_failed(
             span, deployment, error, latency, extra=self._metric_attributes()
         )
@@ -401,7 +432,7 @@ class Call:
 
     def _result(
         self, deployment: Deployment, reply: ProviderReply, cost: float | None,
-        attempts: list[Attempt], cost_source: str | None = None,
+        attempts: list[Attempt], cost_source: str | None = None, parsed: Any = None,
     ) -> ChatResult:
         return ChatResult(
             text=reply.text,
@@ -418,4 +449,8 @@ class Call:
             response_id=reply.response_id,
             arm=self.context.arm,
             cost_source=cost_source,
+            raw=reply.raw,
+            tool_calls=reply.tool_calls,
+            parsed=parsed,
+            choices=reply.choices,
         )

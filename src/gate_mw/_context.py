@@ -4,6 +4,7 @@ gateway did for it (read back by the middleware for the response headers)."""
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import random
 from collections.abc import Callable, MutableMapping
 from time import perf_counter
@@ -24,6 +25,19 @@ CallerResolver = Callable[[MutableMapping[str, Any]], "str | None"]
 _current: contextvars.ContextVar[RoutingContext | None] = contextvars.ContextVar(
     "gate_mw_context", default=None
 )
+
+
+#: Caller keys longer than this are kept as a hash: state per caller stays small whatever
+#: a client puts in its caller header.
+MAX_CALLER_CHARS = 128
+
+
+def caller_key(caller: str | None) -> str | None:
+    """`caller` as routing state keeps it: as is when short, else `#` and a hash of it."""
+    if caller is None or (len(caller) <= MAX_CALLER_CHARS and caller.isprintable()):
+        return caller
+    digest = hashlib.blake2b(caller.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return "#" + digest
 
 
 # Request ids need to be unique, not unguessable: the module's generator (reseeded in each
@@ -74,18 +88,19 @@ class RoutingContext:
 
     @property
     def caller(self) -> str | None:
-        """The user/tenant key: set explicitly, or from the resolver or caller header."""
+        """The user/tenant key: set explicitly, or from the resolver or caller header;
+        hashed when longer than `MAX_CALLER_CHARS` (see `caller_key`)."""
         if self._caller is None:
             gateway = self.gateway
             if gateway.caller_resolver is not None:
-                self._caller = gateway.caller_resolver(self.scope)
+                self._caller = caller_key(gateway.caller_resolver(self.scope))
             elif gateway.caller_header is not None:
-                self._caller = _header(self.scope, gateway.caller_header)
+                self._caller = caller_key(_header(self.scope, gateway.caller_header))
         return self._caller
 
     @caller.setter
     def caller(self, value: str | None) -> None:
-        self._caller = value
+        self._caller = caller_key(value)
 
     def header(self, name: bytes) -> str | None:
         """A header of the incoming request; `name` in lower case."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from urllib.parse import quote
 
 __all__ = ["redact"]
 
@@ -14,9 +16,18 @@ _KEY_PATTERNS = re.compile(
 )
 
 
+def _forms(secret: str) -> set[str]:
+    """The ways `secret` may appear in text an upstream sends back: as is, JSON-escaped
+    and URL-encoded."""
+    return {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote(secret)} - {""}
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with the given secrets and anything shaped like an API key replaced."""
+    """`text` with the given secrets (in any of their encoded forms) and anything shaped
+    like an API key replaced. Redact before cutting text short: a cut can split a secret."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, _REDACTED)
+            # Longest first, so a form that contains another is replaced whole.
+            for form in sorted(_forms(secret), key=len, reverse=True):
+                text = text.replace(form, _REDACTED)
     return _KEY_PATTERNS.sub(_REDACTED, text)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from .config import ModelEntry
+from .config import ModelEntry, UpstreamLimits
 from .errors import ConfigError
 from .pricing import CostSource, Price, PriceTable
 from .providers import Provider, ProviderReply, build_provider, price_lookup
@@ -133,13 +133,16 @@ class ModelRegistry:
             )
         return found
 
-    def build_providers(self, env: Mapping[str, str], client: Callable[[], httpx.AsyncClient]) -> None:
+    def build_providers(
+        self, env: Mapping[str, str], client: Callable[[], httpx.AsyncClient],
+        limits: UpstreamLimits | None = None,
+    ) -> None:
         """Create every provider, reading API keys from `env`; fails naming the entry."""
         for deployment in self.deployments:
             try:
                 deployment.provider = build_provider(
                     deployment.entry, deployment_id=deployment.id, label=deployment.label,
-                    env=env, client=client,
+                    env=env, client=client, limits=limits,
                 )
             except ConfigError as exc:
                 raise exc.located(self.source) from None

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from .chat._model import StreamDone, TextDelta, ToolCallDelta
 from .errors import ErrorKind, StreamInterrupted, UpstreamError
 from .providers._base import ProviderReply, StreamEnd, StreamEvent, estimated_usage
 from .providers._errors import error_from_exception
 from .results import Attempt, ChatResult
-from .telemetry import attempt_cancelled, span_failed
+from .telemetry._spans import attempt_cancelled, error_type_of, span_failed
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from ._chain import Call
     from ._registry import Deployment
+    from .routing._health import Admission
 
 __all__ = ["GateStream", "replay"]
 
@@ -49,10 +51,11 @@ class GateStream:
     """
 
     __slots__ = (
-        "_attempts", "_call", "_cancelling", "_cost_source", "_deadline", "_deployment", "_disconnected",
-        "_events", "_expired", "_first", "_idle", "_limited", "_loop", "_parts", "_pending",
-        "_reader", "_reading", "_replayed", "_route_span", "_span", "_spent", "_started", "_state",
-        "_time", "_timer", "result",
+        "_admission", "_attempts", "_call", "_cancelling", "_chunk_attributes", "_cost_source",
+        "_deadline", "_deployment", "_disconnected", "_error", "_events", "_expired", "_first",
+        "_idle", "_last_chunk", "_limited", "_loop", "_parts", "_pending", "_reader", "_reading",
+        "_replayed", "_route_span", "_span", "_spent", "_started", "_state", "_time", "_timer",
+        "_ttfc", "result",
     )
 
     def __init__(self, call: Call) -> None:
@@ -66,6 +69,11 @@ class GateStream:
         self._span: Span | None = None
         self._route_span: Span | None = None
         self._started = 0.0  # perf_counter when the committed attempt began
+        self._admission: Admission | None = None  # the committed attempt's, for its outcome
+        self._ttfc = 0.0
+        self._error: UpstreamError | None = None  # why the committed stream failed, if it did
+        self._last_chunk = 0.0  # perf_counter when the last chunk arrived
+        self._chunk_attributes: Mapping[str, Any] = {}
         self._disconnected = False
         # After the commit point, idle and total limits are kept by one timer that is
         # re-armed only when it fires: nothing is scheduled per chunk.
@@ -145,6 +153,7 @@ class GateStream:
             if not isinstance(exc, Exception):
                 attempt_cancelled(route_span, self._cancel_reason())
                 raise
+            route_span.set_attribute("error.type", error_type_of(exc))
             route_span.end()  # use_span recorded the error
             await call.settle(None)
             raise
@@ -175,6 +184,25 @@ class GateStream:
         return self
 
     async def __anext__(self) -> str:
+        event = await self._step()
+        while type(event) is not str:  # tool-call pieces: kept for the result, not text
+            event = await self._step()
+        return event
+
+    async def events(self) -> AsyncIterator[TextDelta | ToolCallDelta | StreamDone]:
+        """Every event of the stream, typed: `TextDelta`s and `ToolCallDelta`s as they
+        come, then one `StreamDone` with the result (tool calls assembled, `parsed`
+        validated). Raises as iterating for text does."""
+        while True:
+            try:
+                event = await self._step()
+            except StopAsyncIteration:
+                break
+            yield TextDelta(event) if isinstance(event, str) else event
+        if self.result is not None:  # None: closed before its end
+            yield StreamDone(self.result)
+
+    async def _step(self) -> str | ToolCallDelta:
         event = self._first
         if event is not None:
             self._first = None
@@ -203,17 +231,37 @@ class GateStream:
             self._reading = None
         elif self._state == _NEW:
             await self.open()
-            return await self.__anext__()
+            return await self._step()
         else:
             raise StopAsyncIteration
         if type(event) is str:
+            if self._parts and self._replayed is None:  # a chunk after the first: time since the one before
+                now = perf_counter()
+                self._call.gateway.telemetry.next_chunk(now - self._last_chunk, self._chunk_attributes)
+                self._last_chunk = now
             self._parts.append(event)
             return event
-        assert isinstance(event, StreamEnd)
-        if self._replayed is None:
-            self._complete(event)
-        else:
+        if type(event) is ToolCallDelta:
+            return event
+        sent: object = event  # what the provider sent, whatever its annotation says
+        if not isinstance(sent, StreamEnd):  # a provider breaking its contract
+            if isinstance(sent, str):
+                self._parts.append(str(sent))
+                return str(sent)
+            broken = UpstreamError(ErrorKind.PROTOCOL, f"the provider sent a {type(sent).__name__}")
+            interrupted = self._interrupt(broken)
+            await self._finish()
+            raise interrupted
+        if self._replayed is not None:
             self.result = self._replayed
+            await self._finish()
+            raise StopAsyncIteration
+        try:
+            self._complete(sent)
+        except UpstreamError as error:  # the answer did not fit the call's output=
+            interrupted = self._interrupt(error, sent)
+            await self._finish()
+            raise interrupted from None
         await self._finish()
         raise StopAsyncIteration
 
@@ -244,10 +292,12 @@ class GateStream:
         span = telemetry.start_attempt(deployment, call.request, routing, stream=True)
         started = perf_counter()
         events = provider.stream(deployment.upstream_model, call.request)
+        token = telemetry.activate(span)  # the request goes out on the first read
         try:
             async with asyncio.timeout(limit):
                 first = await anext(events)
         except BaseException as exc:
+            telemetry.deactivate(token)
             await events.aclose()
             if isinstance(exc, TimeoutError):
                 error: UpstreamError | None = UpstreamError(
@@ -260,11 +310,15 @@ class GateStream:
                 raise
             call._failed(deployment, span, error, started, attempts)
             raise error from None
+        telemetry.deactivate(token)
         ttfc = perf_counter() - started
+        self._last_chunk = started + ttfc
+        self._chunk_attributes = telemetry.chunk_attributes(deployment, self._extra())
         telemetry.first_chunk(span, deployment, ttfc, extra=self._extra())
         attempts.append(Attempt(deployment.alias, deployment.id, provider.system, "ok", ttfc, status=200))
         self._deployment, self._span, self._events = deployment, span, events
-        self._started, self._first = started, first
+        self._started, self._first, self._ttfc = started, first, ttfc
+        self._admission = call.admission
         loop = self._loop = asyncio.get_running_loop()
         self._time = loop.time
         self._idle = call.policy.idle_timeout  # the policy may be an experiment arm's
@@ -356,7 +410,7 @@ class GateStream:
         usage = end.usage or estimated_usage(self._call.request, text)
         reply = ProviderReply(
             text, end.finish_reason, end.model or deployment.upstream_model, end.response_id, usage,
-            end.cost,
+            end.cost, tool_calls=end.tool_calls,
         )
         cost, self._cost_source = deployment.cost(reply)
         latency = perf_counter() - self._started
@@ -368,17 +422,21 @@ class GateStream:
         return reply, cost, latency
 
     def _complete(self, end: StreamEnd) -> None:
+        parsed = self._call.parse("".join(self._parts), end.tool_calls)  # before closing: may raise
         deployment, span, route_span = self._close()
         reply, cost, latency = self._settle(deployment, end, "ok")
         self._call.gateway.telemetry.attempt_succeeded(
             span, deployment, reply, cost, latency, extra=self._extra(), cost_source=self._cost_source
         )
-        self.result = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
+        self.result = self._call._result(
+            deployment, reply, cost, self._attempts, self._cost_source, parsed
+        )
         route_span.end()
 
-    def _interrupt(self, error: UpstreamError) -> StreamInterrupted:
+    def _interrupt(self, error: UpstreamError, end: StreamEnd = _NO_END) -> StreamInterrupted:
+        self._error = error
         deployment, span, route_span = self._close()
-        reply, cost, latency = self._settle(deployment, _NO_END, error.kind.value, error)
+        reply, cost, latency = self._settle(deployment, end, error.kind.value, error)
         telemetry = self._call.gateway.telemetry
         extra = self._extra()
         telemetry.record_reply(span, deployment, reply, cost, extra=extra, cost_source=self._cost_source)
@@ -409,7 +467,21 @@ class GateStream:
             try:
                 await events.aclose()
             finally:
-                await self._call.settle(self.result or self._spent, ok=self.result is not None)
+                try:
+                    await self._report()
+                finally:
+                    await self._call.settle(self.result or self._spent, ok=self.result is not None)
+
+    async def _report(self) -> None:
+        """Tell the breaker and latency window how the committed stream ended: a cut after
+        the first token is a failure; a consumer leaving early says nothing of the model."""
+        deployment, admission = self._deployment, self._admission
+        if deployment is None or admission is None:
+            return
+        await self._call.gateway.router.stream_ended(
+            deployment.id, admission, self._ttfc, self._error,
+            abandoned=self.result is None and self._error is None,
+        )
 
 
 async def replay(text: str) -> AsyncGenerator[StreamEvent, None]:

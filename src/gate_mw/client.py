@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ._chain import Call
 from ._streaming import GateStream
-from .errors import PolicyError
+from .chat._model import ChatOptions, check_params
+from .chat._output import Output
+from .chat._shapes import shape_problem
+from .chat._validate import validate_request
+from .errors import PolicyError, RequestRejected
 from .providers import ChatRequest
 
 if TYPE_CHECKING:
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Gate", "Message"]
 
 Message = Mapping[str, Any]
+_NO_BODY: Mapping[str, Any] = MappingProxyType({})
 
 
 class Gate:
@@ -39,22 +45,42 @@ class Gate:
     def request_id(self) -> str:
         return self.context.request_id
 
-    def _request(
-        self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None,
-        top_p: float | None, stop: Sequence[str] | None, params: dict[str, Any],
-    ) -> ChatRequest:
-        if not messages:
-            raise ValueError("messages must not be empty")
-        cap = self.policy.max_tokens
+    def _request(self, function: str, messages: Sequence[Message], options: ChatOptions) -> ChatRequest:
+        extra = check_params(options, function) if options else _NO_BODY
+        # A caller's mistake is refused here, as a 4xx, before it can reach an upstream
+        # and count against a model; what goes on are checked copies.
+        checked, valid = validate_request(messages, options, request_id=self.context.request_id)
+        if extra:
+            extra = {name: valid[name] for name in extra}
+        options = valid  # type: ignore[assignment]
+        max_tokens, cap = options.get("max_tokens"), self.policy.max_tokens
         if max_tokens is None or (cap is not None and max_tokens > cap):
             max_tokens = cap
+        temperature, stop, output = options.get("temperature"), options.get("stop"), options.get("output")
+        tools, tool_choice = options.get("tools"), options.get("tool_choice")
+        response_format = options.get("response_format")
+        if (tools or tool_choice or response_format) and (
+            problem := shape_problem(tools, tool_choice, response_format)
+        ):
+            raise RequestRejected(problem, (), request_id=self.request_id, status=400)
         return ChatRequest(
-            messages=messages,
+            messages=checked,
             max_tokens=max_tokens,
             temperature=self.policy.temperature if temperature is None else temperature,
-            top_p=top_p,
-            stop=stop,
-            extra=params,
+            top_p=options.get("top_p"),
+            stop=(stop,) if isinstance(stop, str) else stop,
+            extra=extra,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=options.get("parallel_tool_calls"),
+            response_format=response_format,
+            output=None if output is None else Output.of(output),
+            n=options.get("n"),
+            seed=options.get("seed"),
+            user=options.get("user"),
+            metadata=options.get("metadata"),
+            extra_body=options.get("extra_body") or _NO_BODY,
+            raw=options.get("raw", False),
         )
 
     def _chain(self, model: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -70,26 +96,32 @@ class Gate:
         messages: Sequence[Message],
         *,
         model: str | Sequence[str] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: Sequence[str] | None = None,
         max_cost_usd: float | None = None,
         cache: CacheMode = "use",
-        **params: Any,
+        **options: Unpack[ChatOptions],
     ) -> ChatResult:
         """Answer `messages` with the first model that succeeds, in the order the route's
         strategy chose.
 
-        `model` replaces the policy's chain (and strategy) for this call; `max_cost_usd`
-        the policy's cost limit. `max_tokens` is capped by the policy's. `cache` is "use",
-        "bypass" (neither read nor write the route's cache) or "refresh" (call upstream and
-        store anew). Other keyword arguments are passed to the provider as they are. Raises
-        `AllAttemptsFailed`, `DeadlineExceeded`, `RequestRejected`, `NoCandidates`,
-        `BudgetExceeded` or `RateLimited`.
+        Messages, `tools`, `tool_choice` and `response_format` are in OpenAI's chat format,
+        translated for each provider; `result.message` and `result.tool_calls` come back
+        the same whichever answered. `output=` (a pydantic model, any type pydantic
+        validates, or a JSON schema) asks for structured output and puts the validated
+        object in `result.parsed`; an answer that does not validate fails that attempt
+        (`invalid_output`) and the chain goes on. `model` replaces the policy's chain (and
+        strategy) for this call; `max_cost_usd` the policy's cost limit. `max_tokens` is
+        capped by the policy's. The keywords are `chat.ChatOptions`: other OpenAI
+        parameters (such as `frequency_penalty`) are passed on where the provider takes
+        them; any other keyword raises `TypeError` before anything is sent
+        (provider-specific fields go in `extra_body=`). `raw=True` keeps the provider's
+        JSON in `result.raw`. `cache` is "use", "bypass" (neither read nor write the route's
+        cache) or "refresh" (call upstream and store anew). Raises `AllAttemptsFailed`,
+        `DeadlineExceeded`, `RequestRejected`, `NoCandidates`, `BudgetExceeded` or
+        `RateLimited`; `RequestRejected` (400) at once, before any upstream is called, for
+        messages or options no upstream could take (see `gate_mw.chat._validate`).
         """
         _check_cache_mode(cache)
-        request = self._request(messages, max_tokens, temperature, top_p, stop, params)
+        request = self._request("chat", messages, options)
         gateway = self.gateway
         await gateway.start()
         return await self._call(request, model, max_cost_usd, stream=False, cache=cache).run()
@@ -98,6 +130,12 @@ class Gate:
         self, request: ChatRequest, model: str | Sequence[str] | None, max_cost_usd: float | None,
         *, stream: bool, cache: CacheMode = "use",
     ) -> Call:
+        if self.context.scope.get("method") == "HEAD":
+            # A HEAD answer has no body: a model call for it would be paid and thrown away.
+            raise RequestRejected(
+                "a HEAD request does not call models: send GET for the answer", (),
+                request_id=self.context.request_id, status=405,
+            )
         if max_cost_usd is not None and not max_cost_usd > 0:
             raise PolicyError("max_cost_usd must be positive", route=self.route, field="max_cost_usd")
         models = None if model is None else self._chain(model)
@@ -111,15 +149,12 @@ class Gate:
         messages: Sequence[Message],
         *,
         model: str | Sequence[str] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: Sequence[str] | None = None,
         max_cost_usd: float | None = None,
         cache: CacheMode = "use",
-        **params: Any,
+        **options: Unpack[ChatOptions],
     ) -> GateStream:
-        """Stream the answer to `messages`: iterate the result for text deltas.
+        """Stream the answer to `messages`: iterate the result for text deltas, or its
+        `events()` for text and tool-call deltas.
 
         Nothing is sent until the stream is opened (`async with`, `open()` or the first
         iteration). Models fall back until one sends its first token; after that a
@@ -129,7 +164,7 @@ class Gate:
         answer replays it. To answer an HTTP request with it, see `gate_mw.responses`.
         """
         _check_cache_mode(cache)
-        request = self._request(messages, max_tokens, temperature, top_p, stop, params)
+        request = self._request("stream", messages, options)
         return GateStream(self._call(request, model, max_cost_usd, stream=True, cache=cache))
 
 

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._headers import header_name_problem, header_text_problem
 from .errors import ConfigError
 
-__all__ = ["GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "StateOptions", "load_config"]
+__all__ = [
+    "GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "StateOptions", "UpstreamLimits",
+    "load_config",
+]
 
 ProviderName = Literal[
     "openai", "openrouter", "litellm", "helicone", "portkey", "vllm", "ollama",
@@ -25,9 +30,44 @@ ProviderName = Literal[
 ]
 
 
+# Set while a config model is being validated, so that the models inside it leave their
+# errors to the outermost one.
+_validating: ContextVar[bool] = ContextVar("gate_mw_config_validating", default=False)
+
+
 class _Strict(BaseModel):
     # Inputs stay out of validation errors: a refused header value may be a key.
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    if not TYPE_CHECKING:  # type checkers keep the fields' signature
+
+        def __init__(self, **data: Any) -> None:
+            # Made in Python: a ConfigError naming the class, the entry's name if it has
+            # one, and the field; never pydantic's error. Made while validating something
+            # bigger (a file), pydantic's error goes on, to be named with its whole path.
+            if _validating.get():
+                super().__init__(**data)
+                return
+            token = _validating.set(True)
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                name = data.get("name")
+                entry = type(self).__name__ + (f"({name})" if isinstance(name, str) else "")
+                first = exc.errors()[0]
+                field = ".".join(str(part) for part in first["loc"]) or None
+                message = first["msg"].removeprefix("Value error, ")
+                raise ConfigError(message, entry=entry, field=field) from None
+            finally:
+                _validating.reset(token)
+
+        @classmethod
+        def model_validate(cls, obj: Any, **options: Any) -> Any:
+            token = _validating.set(True)
+            try:
+                return super().model_validate(obj, **options)
+            finally:
+                _validating.reset(token)
 
 
 class Simulation(_Strict):
@@ -61,6 +101,11 @@ class ModelEntry(_Strict):
     secret_headers: dict[str, str] = Field(
         default_factory=dict, description="header name -> environment variable holding its value"
     )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="request body fields for this deployment only, e.g. OpenRouter's provider; "
+        "the call's own arguments and extra_body take precedence",
+    )
     input_cost_per_mtok: float | None = Field(None, ge=0)
     output_cost_per_mtok: float | None = Field(None, ge=0)
     cached_input_cost_per_mtok: float | None = Field(None, ge=0)
@@ -79,15 +124,50 @@ class ModelEntry(_Strict):
     def upstream_model(self) -> str:
         return self.model or self.name
 
+    @field_validator("name")
+    @classmethod
+    def _header_safe_name(cls, name: str) -> str:
+        # The alias answers in the x-gate-model response header.
+        if problem := header_text_problem(name, "the model name"):
+            raise ValueError(problem)
+        return name
+
     @field_validator("headers")
     @classmethod
     def _no_auth_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if problem := header_name_problem(name) or header_text_problem(value, f"header {name}"):
+                raise ValueError(problem)
         secret = {"authorization", "x-api-key", "api-key"} & {name.lower() for name in headers}
         if secret:
             raise ValueError(
                 f"{sorted(secret)[0]} must not be a plain header; name the variable in api_key_env"
             )
         return headers
+
+    @field_validator("secret_headers")
+    @classmethod
+    def _secret_header_names(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if problem := header_name_problem(name):
+                raise ValueError(problem)
+        return headers
+
+
+class UpstreamLimits(_Strict):
+    """How much of an upstream's reply is read, so a hostile or broken upstream cannot grow
+    memory or CPU without bound. Past a limit the attempt fails (and falls back) as a
+    protocol error; an error body is cut at its limit instead."""
+
+    max_body_bytes: int = Field(
+        32 * 2**20, gt=0, description="most bytes of a non-streamed reply (decoded)"
+    )
+    max_error_body_bytes: int = Field(
+        64 * 2**10, gt=0, description="bytes of an error reply read for its message; the rest is dropped"
+    )
+    max_sse_line_bytes: int = Field(
+        4 * 2**20, gt=0, description="longest line of a streamed (SSE) reply"
+    )
 
 
 class StateOptions(_Strict):
@@ -118,6 +198,19 @@ class GatewayConfig(_Strict):
     request_id_header: str = "x-request-id"
     capture_content: bool = False
     max_connections: int = Field(1024, gt=0)
+    policies: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named policies: what a proxy request's model may name"
+    )
+    breaker: dict[str, Any] | None = Field(None, description="the fields of a Breaker")
+    proxy: dict[str, Any] | None = Field(None, description="gate_mw.proxy settings: keys, master key")
+    upstream_limits: UpstreamLimits = Field(default_factory=UpstreamLimits)
+
+    @field_validator("caller_header", "request_id_header")
+    @classmethod
+    def _header_name(cls, name: str | None) -> str | None:
+        if name is not None and (problem := header_name_problem(name)):
+            raise ValueError(problem)
+        return name
 
 
 def _field_path(loc: Sequence[int | str]) -> tuple[str | None, str | None]:
@@ -137,7 +230,7 @@ def config_error(exc: ValidationError, source: str, data: Mapping[str, Any]) -> 
         index = int(first["loc"][1])
         if index < len(models) and isinstance(models[index], Mapping) and "name" in models[index]:
             entry = f"{entry} ({models[index]['name']})"
-    return ConfigError(first["msg"], source=source, entry=entry, field=field)
+    return ConfigError(first["msg"].removeprefix("Value error, "), source=source, entry=entry, field=field)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -145,16 +238,26 @@ def load_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", source=source) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}", source=source) from None
+    except RecursionError:
+        raise ConfigError("nested too deeply", source=source) from None
     if not isinstance(data, Mapping):
         raise ConfigError("the top level must be a mapping with a 'models' list", source=source)
+    if "model_list" in data:  # a LiteLLM proxy config.yaml, mapped field by field
+        from .proxy._litellm import from_litellm
+
+        data = from_litellm(data, source)
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
         raise config_error(exc, source, data) from None
+    except RecursionError:
+        raise ConfigError("nested too deeply", source=source) from None

@@ -47,6 +47,8 @@ class ErrorKind(enum.StrEnum):
     PROTOCOL = "protocol"
     DEADLINE = "deadline"
     COOLDOWN = "cooldown"
+    INVALID_OUTPUT = "invalid_output"
+    UNSUPPORTED = "unsupported"
 
     @property
     def retryable(self) -> bool:
@@ -55,7 +57,8 @@ class ErrorKind(enum.StrEnum):
 
 
 _RETRYABLE = frozenset(
-    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.RATE_LIMIT, ErrorKind.SERVER, ErrorKind.PROTOCOL}
+    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.RATE_LIMIT, ErrorKind.SERVER, ErrorKind.PROTOCOL,
+     ErrorKind.INVALID_OUTPUT}
 )
 
 
@@ -100,20 +103,26 @@ class PolicyError(GateError, ValueError):
     def __init__(self, message: str, *, route: str, field: str | None = None) -> None:
         where = f"route {route}" + (f", field {field}" if field else "")
         super().__init__(f"{where}: {message}")
-        self.route, self.field = route, field
+        self.detail, self.route, self.field = message, route, field
 
 
 class UpstreamError(GateError):
-    """One upstream attempt failed. Messages are redacted before they get here."""
+    """One upstream attempt failed. Messages are redacted before they get here.
+
+    The message is short and safe to show the end user (it goes into error bodies);
+    `detail` may say more (the upstream's address, the start of a non-JSON body) and goes
+    only to logs and spans.
+    """
 
     error_type = "upstream_error"
 
     def __init__(
         self, kind: ErrorKind, message: str, *, status: int | None = None,
-        retry_after: float | None = None,
+        retry_after: float | None = None, detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind, self.status, self.retry_after = kind, status, retry_after
+        self.detail = message if detail is None else detail
 
 
 class _AttemptsError(GateError):

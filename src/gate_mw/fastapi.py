@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from ._binding import gate_for_scope
 from ._optional import require
@@ -17,8 +17,9 @@ from fastapi import Depends  # noqa: E402 - after the guard, for its clear messa
 __all__ = ["GateClient", "get_gate"]
 
 
-def get_gate(request: Request) -> Gate:
-    """The `Gate` of this request, bound to its route's policy."""
+def get_gate(request: HTTPConnection) -> Gate:
+    """The `Gate` of this request, bound to its route's policy. (Typed as the connection so
+    that a websocket handler asking for one is told why it cannot have one.)"""
     return gate_for_scope(request.scope)
 
 

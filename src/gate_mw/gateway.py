@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import random
 from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
 
 from ._context import CallerResolver, RoutingContext
+from ._headers import header_name_problem
 from ._registry import Deployment, ModelRegistry
 from ._routes import iter_endpoints, route_template
 from ._transport import default_http_client
 from .client import Gate
-from .config import GatewayConfig, ModelEntry, Simulation, config_error, load_config
+from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
 from .errors import ConfigError, PolicyError, UpstreamError
+from .insights import ExperimentStats, Insights, Report
 from .limits import Budget, Guard, Limit, ResponseCache
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
@@ -28,6 +31,9 @@ from .routing._experiments import Experiments
 from .routing._router import Router
 from .state import MemoryStore, StateStore, open_store
 from .telemetry import Telemetry, TelemetryConfig
+
+if TYPE_CHECKING:
+    from .insights._router import Authorize, InspectionApp
 
 __all__ = ["Gateway"]
 
@@ -73,6 +79,7 @@ class Gateway:
         models: Sequence[ModelEntry | Mapping[str, Any]] = (),
         *,
         default_policy: RoutePolicy | Mapping[str, Any] | None = None,
+        policies: Mapping[str, RoutePolicy | Mapping[str, Any]] | None = None,
         caller_header: str | None = "x-gate-caller",
         caller_resolver: CallerResolver | None = None,
         request_id_header: str = "x-request-id",
@@ -89,7 +96,11 @@ class Gateway:
         limits: Sequence[Limit | Budget] = (),
         breaker: Breaker | None = None,
         source: str | None = None,
+        upstream_limits: UpstreamLimits | None = None,
     ) -> None:
+        for field, header in (("caller_header", caller_header), ("request_id_header", request_id_header)):
+            if header is not None and (problem := header_name_problem(header)):
+                raise ConfigError(problem, source=source, field=field)
         entries = _entries(models, source) or SIMULATED_MODELS
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
@@ -98,6 +109,12 @@ class Gateway:
         # in this process, or shared by every replica (a redis:// URL).
         store = open_store(state, **(state_options or {}))
         self.router = Router(self.registry, store, breaker or Breaker(), self.rng)
+        # Report counters go to a shared store when there is one; in memory, to a store of
+        # their own, so that they never push routing state (cooldowns) out of its bound.
+        self.insights = Insights(
+            MemoryStore(max_keys=200_000) if state is None else store,
+            self.router.experiments,
+        )
         if response_cache is None:
             response_cache = ResponseCache("memory" if isinstance(store, MemoryStore) else "store")
         for rule in limits:
@@ -109,6 +126,12 @@ class Gateway:
                 )
         self.guard = Guard(store, response_cache, limits)
         self.default_policy = self._default_policy(default_policy)
+        #: Named policies, which a proxy request's `model` may name as it names an alias.
+        self.policies = {
+            name: self._named_policy(name, policy) for name, policy in (policies or {}).items()
+        }
+        #: The file this gateway was loaded from, when it was (its `proxy` settings among it).
+        self.config: GatewayConfig | None = None
         # Header names in lower-case bytes, as ASGI gives them; read by each RoutingContext.
         self.caller_header = caller_header.lower().encode() if caller_header else None
         self.caller_resolver = caller_resolver
@@ -118,7 +141,10 @@ class Gateway:
         self._transport = transport
         self._max_connections = max_connections
         self._env = env
+        self.upstream_limits = upstream_limits or UpstreamLimits()
         self._started = False
+        # The event loop the gateway's own HTTP pool belongs to, once made.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._policies: dict[int, tuple[Any, RoutePolicy, str]] = {}
         self._reported: set[str] = set()
 
@@ -132,19 +158,42 @@ class Gateway:
             "request_id_header": config.request_id_header,
             "max_connections": config.max_connections,
             "telemetry": TelemetryConfig(capture_content=config.capture_content),
+            "upstream_limits": config.upstream_limits,
+            "policies": config.policies,
             "state": config.state,
             "state_options": config.state_options.model_dump(),
         }
-        return cls(config.models, source=str(path), **{**settings, **options})
+        if config.breaker is not None:
+            try:
+                settings["breaker"] = Breaker(**config.breaker)
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, source=str(path), field="breaker") from None
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(str(exc), source=str(path), field="breaker") from None
+        gateway = cls(config.models, source=str(path), **{**settings, **options})
+        gateway.config = config
+        return gateway
 
     def _default_policy(self, policy: RoutePolicy | Mapping[str, Any] | None) -> RoutePolicy:
         if policy is None:
             return RoutePolicy(models=tuple(self.registry.aliases))
         if not isinstance(policy, RoutePolicy):
+            if not isinstance(policy, Mapping):
+                raise PolicyError("give a RoutePolicy or a mapping of its fields", route=_DEFAULT_ROUTE)
             policy = make_policy(_DEFAULT_ROUTE, dict(policy))
         if not policy.models:
             policy = policy.model_copy(update={"models": tuple(self.registry.aliases)})
         return self.validate_policy(policy, _DEFAULT_ROUTE)
+
+    def _named_policy(self, name: str, policy: RoutePolicy | Mapping[str, Any]) -> RoutePolicy:
+        route = f"policies.{name}"
+        try:
+            if not isinstance(policy, RoutePolicy):
+                policy = make_policy(route, {"name": name, **policy})
+            return self.validate_policy(policy, route)
+        except PolicyError as exc:  # a policy of the file: name the file too
+            detail = str(exc).split(": ", 1)[-1]
+            raise ConfigError(detail, source=self.registry.source, entry=route, field=exc.field) from None
 
     def validate_policy(self, policy: RoutePolicy, route: str) -> RoutePolicy:
         """`policy` with defaults filled in, checked against this gateway's models."""
@@ -165,11 +214,55 @@ class Gateway:
         """The circuit breaker of every deployment: state, reason, since, until."""
         return await self.router.cooldowns()
 
+    async def report(
+        self, window: str = "day", by: Sequence[str] = ("caller", "route", "model")
+    ) -> Report:
+        """Spend, calls, tokens, errors and latency percentiles per group over the last
+        `window` ("hour", "day" or "week"), from the state store (shared by replicas)."""
+        return await self.insights.report(window, by)
+
+    async def experiment_stats(self, name: str, control: str | None = None) -> ExperimentStats:
+        """Per-arm calls, error rate, mean cost and latency with 95 % intervals, and each
+        arm against `control` (default: the first arm) with a verdict in plain words."""
+        return await self.insights.experiment(name, control)
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """Each route budget seen so far, with what is spent or reserved in its current
+        window (per caller for a caller budget, from the callers seen in reports)."""
+        found: list[dict[str, Any]] = []
+        groups = await self.insights.counters.groups()
+        routes = {(label, policy) for _, policy, label in self._policies.values() if policy.budgets}
+        for label, policy in sorted(routes, key=lambda item: item[0]):
+            callers = sorted({caller for caller, route, _ in groups if route == label and caller})
+            for budget in policy.budgets:
+                window = budget.window
+                base = {
+                    "route": label, "per": budget.per, "limit_usd": budget.limit_usd,
+                    "window": window if isinstance(window, str) else f"{window:g} s",
+                    "downgrade_at_usd": budget.threshold_usd,
+                }
+                single = RoutePolicy(budget=budget)
+                for caller in callers if budget.per == "caller" else [None]:
+                    used = await self.guard.used(single, route=label, caller=caller)
+                    found.append({**base, "caller": caller, "spent_usd": used.get(f"{budget.per}:budget")})
+                if budget.per == "caller" and not callers:
+                    found.append({**base, "caller": None, "spent_usd": None})
+        return found
+
+    def inspector(self, *, key: str | None = None, authorize: Authorize | None = None) -> InspectionApp:
+        """The inspection app (JSON and the dashboard page), to mount in the application:
+        `app.mount("/gate", gateway.inspector(key=os.environ["GATE_INSPECT_KEY"]))`.
+        It needs `key` or `authorize` (a check on the Starlette `Request`)."""
+        from .insights._router import InspectionApp
+
+        return InspectionApp(self.insights, self.cooldowns, self.budgets, key=key, authorize=authorize)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
         if self._http_client is None:
             self._http_client = default_http_client(self._max_connections, self._transport)
+            self._loop = asyncio.get_running_loop()
         return self._http_client
 
     async def start(self, app: Any = None) -> None:
@@ -178,9 +271,27 @@ class Gateway:
             for endpoint in iter_endpoints(app):
                 if policy_of(endpoint) is not None:
                     self._resolve(endpoint, None)
-        if not self._started:
-            self.registry.build_providers(os.environ if self._env is None else self._env, self._client)
-            self._started = True
+        if self._started:
+            if self._loop is not None and self._loop is not asyncio.get_running_loop():
+                self._moved_loop()
+            return
+        self.registry.build_providers(
+            os.environ if self._env is None else self._env, self._client, self.upstream_limits
+        )
+        self._started = True
+
+    def _moved_loop(self) -> None:
+        """A call on another event loop than the one the HTTP pool was made on: a gateway
+        used without its lifespan by a server or test client that runs requests in new
+        loops. A pool cannot move between loops: fail at once, before any upstream is
+        called, and say what to do."""
+        raise ConfigError(
+            "this Gateway was started on another event loop, and its HTTP pool cannot move "
+            "between loops: open it with the app's lifespan (FastAPI(lifespan=gateway.lifespan), "
+            "Starlette(lifespan=gateway.lifespan), Litestar's GatePlugin; with Starlette's "
+            "TestClient, `with TestClient(app)`), or `async with gateway:` in the loop that "
+            "makes the calls"
+        )
 
     @property
     def state(self) -> StateStore:
@@ -188,8 +299,11 @@ class Gateway:
         return self.router.store
 
     async def aclose(self) -> None:
-        """Close the HTTP pool (when the gateway made it), the providers and the state
-        store's connections (a shared store reconnects when used again)."""
+        """Close the HTTP pool (when the gateway made it) and the providers, flush the
+        telemetry buffered so far (bounded: a stopping server does not hang on it), and
+        close the state store's connections (a shared store reconnects when used again)."""
+        # In a thread: an exporter waiting on a slow collector must not stall the loop.
+        await asyncio.to_thread(self.telemetry.flush)
         await self.registry.aclose()
         await self.guard.flush()
         await self.router.store.aclose()
@@ -197,6 +311,7 @@ class Gateway:
             await self._http_client.aclose()
             self._http_client = None
         self._started = False
+        self._loop = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -268,3 +383,4 @@ class Gateway:
             deployment.id, deployment.system, deployment.upstream_model,
             error.status or error.kind.value, error,
         )
+

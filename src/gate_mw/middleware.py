@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._context import SCOPE_KEY, RoutingContext, activate, deactivate
 from .errors import GateError
+from .telemetry._propagation import continue_trace, end_continued
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -50,6 +51,8 @@ class GatewayMiddleware:
         scope[SCOPE_KEY] = context
         responder = _Responder(context, send)
         token = activate(context)
+        # An incoming traceparent is continued here when no server instrumentation did.
+        trace_token = continue_trace(scope)
         try:
             await self.app(scope, receive, responder.send_with_headers)
         except GateError as exc:
@@ -57,6 +60,7 @@ class GatewayMiddleware:
                 raise
             await responder.send_error(exc)
         finally:
+            end_continued(trace_token)
             deactivate(token)
             # The scope and its context refer to each other: part them, so that the
             # request's objects are freed now rather than by the cycle collector.

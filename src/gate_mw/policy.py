@@ -7,7 +7,7 @@ above or below the framework's route decorator.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._headers import header_name_problem
 from .errors import PolicyError
 from .limits._budget import Budget
 from .limits._cache import Cache
@@ -98,6 +99,18 @@ class RoutePolicy(BaseModel):
         budget = self.budget
         return () if budget is None else (budget,) if isinstance(budget, Budget) else budget
 
+    if not TYPE_CHECKING:  # type checkers keep the fields' signature
+
+        def __init__(self, **data: Any) -> None:
+            # Made in Python: a PolicyError naming the field, never pydantic's error.
+            # (`make_policy` and `@route_policy` name the route as well.)
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise _policy_error(exc, "RoutePolicy(...)") from None
+            except RecursionError:
+                raise PolicyError("nested too deeply", route="RoutePolicy(...)") from None
+
     @field_validator("strategy", mode="before")
     @classmethod
     def _strategy(cls, value: Any) -> Any:
@@ -133,13 +146,20 @@ class RoutePolicy(BaseModel):
         if isinstance(value, Mapping):
             try:
                 value = kind(**value)
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise ValueError(str(exc)) from None
         if value is not None and not isinstance(value, kind):
             raise ValueError(f"expected {kind.__name__} or a mapping of its fields")
         if value is not None and (problem := value.problem()):
             raise ValueError(problem)
         return value
+
+    @field_validator("task_header")
+    @classmethod
+    def _task_header(cls, name: str | None) -> str | None:
+        if name is not None and (problem := header_name_problem(name)):
+            raise ValueError(problem)
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> RoutePolicy:
@@ -169,10 +189,12 @@ def _policy_error(exc: ValidationError, route: str) -> PolicyError:
 
 def make_policy(route: str, fields: dict[str, Any]) -> RoutePolicy:
     """Validate policy fields, naming the route and field on error."""
+    if not isinstance(fields, Mapping) or not all(isinstance(key, str) for key in fields):
+        raise PolicyError("policy fields must be a mapping of field names", route=route)
     try:
         return RoutePolicy(**fields)
-    except ValidationError as exc:
-        raise _policy_error(exc, route) from None
+    except PolicyError as exc:
+        raise PolicyError(exc.detail, route=route, field=exc.field) from None
 
 
 def route_policy(policy: RoutePolicy | None = None, /, **fields: Any) -> Callable[[_T], _T]:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .chat._model import Choice, ToolCall, assistant_message
+
 __all__ = ["Attempt", "ChatResult", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Token usage of one call. `cached_tokens` (prompt-cache reads) and `cache_write_tokens`
-    are part of `input_tokens`, `reasoning_tokens` part of `output_tokens`."""
+    (prompt written to the cache, Anthropic's `cache_creation_input_tokens`) are part of
+    `input_tokens`, `reasoning_tokens` part of `output_tokens`, as OpenAI counts them."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -55,7 +58,10 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class ChatResult:
-    """The answer of `Gate.chat`: text, who answered, what it cost, how it got there."""
+    """The answer of `Gate.chat`: text and tool calls, who answered, what it cost, how it
+    got there. `message` is the assistant turn to append to the history; `parsed` the
+    validated object when the call gave `output=`; `choices` every answer when it asked
+    for `n > 1`; `raw` the provider's JSON when it asked for `raw=True`."""
 
     text: str
     model: str
@@ -74,8 +80,16 @@ class ChatResult:
     #: "cache" (a cache hit costs nothing).
     cost_source: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
+    tool_calls: tuple[ToolCall, ...] = ()
+    parsed: Any = None
+    choices: tuple[Choice, ...] = ()
     #: Served from the response cache: no upstream call, no cost.
     cached: bool = False
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message (text and tool calls) in OpenAI's format."""
+        return assistant_message(self.text, self.tool_calls)
 
     @property
     def fallbacks(self) -> int:

@@ -9,16 +9,12 @@ Litestar alternately above and below `@get`/`@post`, the two placements users wr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi import Request as FastAPIRequest
 from litestar import Litestar, Router, get, post
@@ -32,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from _apps import MESSAGES, anthropic_entry, make_gateway, openai_entry, serve
+from _apps import MESSAGES, anthropic_entry, make_gateway, openai_entry, serve, serve_http
 from gate_mw import (
     Backoff,
     ChatResult,
@@ -305,24 +301,3 @@ _FACTORIES: dict[Framework, AppFactory] = {
 def build(framework: Framework, gateway: Gateway, routes: Sequence[RouteSpec] = ROUTES) -> Any:
     """The spec's app in `framework`."""
     return _FACTORIES[framework](gateway, routes)
-
-
-@contextlib.asynccontextmanager
-async def serve_http(app: Any) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free 127.0.0.1 port and yield its base URL; on exit,
-    wait for the server to finish its requests and shut down."""
-    # Listening before uvicorn starts: a client may connect at once and wait in the backlog
-    # until the lifespan has started, so nothing polls for readiness.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    # A bounded shutdown: a request that never ends fails its test instead of hanging it.
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()

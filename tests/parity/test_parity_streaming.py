@@ -11,7 +11,7 @@ import pytest
 from _parity_apps import BACKUP, PRIMARY, Framework, Telemetry, build, serve_http
 
 from gate_mw import Gateway
-from gate_mw.testing import FakeUpstream, Fault, Stream
+from gate_mw.testing import FakeUpstream, Fault, Reply, Stream, ToolUse
 
 pytestmark = pytest.mark.anyio
 
@@ -119,3 +119,25 @@ async def test_a_client_leaving_mid_stream_closes_the_upstream_call(
     # The server has shut down: every span is ended.
     [attempt] = telemetry.spans("chat ")
     assert (attempt.attributes or {})["error.type"] == "client_disconnect"
+
+
+async def test_sse_forwards_tool_call_chunks(client: httpx.AsyncClient, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(PRIMARY, Reply("Checking.", tool_calls=[
+        ToolUse("get_weather", {"city": "Paris"}, id="c1"), ToolUse("get_time", {}, id="c2"),
+    ]))
+    response = await client.post("/stream", json={})
+    assert response.status_code == 200
+    events = chunks(response.text)
+    calls: dict[int, dict[str, str]] = {}
+    for event in events:
+        for choice in event["choices"]:
+            for piece in choice["delta"].get("tool_calls", ()):
+                call = calls.setdefault(piece["index"], {"id": "", "name": "", "arguments": ""})
+                call["id"] += piece.get("id", "")
+                call["name"] += piece["function"].get("name", "")
+                call["arguments"] += piece["function"]["arguments"]
+    assert [(c["id"], c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())] == [
+        ("c1", "get_weather", {"city": "Paris"}), ("c2", "get_time", {}),
+    ]
+    finishes = [choice["finish_reason"] for event in events for choice in event["choices"]]
+    assert [reason for reason in finishes if reason] == ["tool_calls"]

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._tokens import estimate_messages
+from ..chat._tokens import estimate_messages
 from ..errors import BudgetExceeded, RateLimited
 from ..routing._request import DEFAULT_OUTPUT_TOKENS
 from ..state import Check, Writes

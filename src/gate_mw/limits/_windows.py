@@ -28,8 +28,8 @@ def window_problem(window: object, timezone: str) -> str | None:
     if isinstance(window, str):
         if window not in CALENDAR:
             return f"window must be day, week, month or seconds, got {window!r}"
-    elif isinstance(window, bool) or not isinstance(window, int | float) or not window > 0:
-        return f"window must be day, week, month or positive seconds, got {window!r}"
+    elif isinstance(window, bool) or not isinstance(window, int | float) or not window >= 1:
+        return f"window must be day, week, month or at least 1 second, got {window!r}"
     try:
         _zone(timezone)
     except (ZoneInfoNotFoundError, ValueError):

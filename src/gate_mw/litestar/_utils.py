@@ -7,7 +7,10 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.di import NamedDependency
-from litestar.enums import MediaType
+from litestar.enums import MediaType, ScopeType
+from litestar.exceptions import WebSocketException
+from litestar.status_codes import WS_1011_INTERNAL_ERROR
+from litestar.types import Scope
 
 from .._binding import gate_for_scope
 from .._context import SCOPE_KEY, RoutingContext
@@ -24,9 +27,18 @@ ErrorHandler = Callable[["Request[Any, Any, Any]", GateError], "Response[bytes]"
 GateClient = NamedDependency[Gate]
 
 
-def provide_gate(request: Request[Any, Any, Any]) -> Gate:
-    """The `Gate` of this request, bound to its route handler's policy."""
-    return gate_for_scope(request.scope)
+def provide_gate(scope: Scope) -> Gate:
+    """The `Gate` of this request, bound to its route handler's policy. (Takes the scope,
+    which Litestar gives HTTP and websocket handlers alike, so that a websocket handler
+    asking for one is told why it cannot have one.)"""
+    try:
+        return gate_for_scope(scope)
+    except RuntimeError as exc:
+        if scope["type"] == ScopeType.WEBSOCKET:
+            # Litestar closes a failed websocket with a bare "Internal Server Error":
+            # give the reason, which only the developer's own handler can cause.
+            raise WebSocketException(detail=str(exc), code=WS_1011_INTERNAL_ERROR) from None
+        raise
 
 
 def error_handler(gateway: Gateway) -> ErrorHandler:

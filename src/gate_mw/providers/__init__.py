@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from ..config import ModelEntry
+from ..config import ModelEntry, UpstreamLimits
 from ..errors import ConfigError
 from ._base import ChatRequest, Provider, ProviderReply
 from .anthropic import ANTHROPIC_VERSION, AnthropicProvider
@@ -98,16 +98,25 @@ def price_lookup(provider: str) -> tuple[bool, str | None]:
     return (True, None) if preset is None else (preset.priced, preset.prices)
 
 
-def _env_value(env: Mapping[str, str], name: str, field: str, entry: str) -> str:
+def _env_value(env: Mapping[str, str], name: str, field: str, entry: str, *, key: bool) -> str:
+    """The value of `name`; a key has no whitespace at all, a header value none around it,
+    and neither anything but printable ASCII. Refused at startup, naming the variable,
+    rather than by the HTTP client at the first call."""
     value = env.get(name)
     if not value:
         raise ConfigError(f"environment variable {name} is not set", entry=entry, field=field)
+    if not value.isascii() or not value.isprintable() or value != value.strip() or (key and " " in value):
+        what = "an API key" if key else "a header value"
+        raise ConfigError(
+            f"environment variable {name} holds whitespace or non-ASCII characters, which "
+            f"{what} cannot have", entry=entry, field=field,
+        )
     return value
 
 
 def build_provider(
     entry: ModelEntry, *, deployment_id: str, label: str, env: Mapping[str, str],
-    client: Callable[[], httpx.AsyncClient],
+    client: Callable[[], httpx.AsyncClient], limits: UpstreamLimits | None = None,
 ) -> Provider:
     """The provider for one entry, with its key read from `env` now (at startup).
 
@@ -120,11 +129,11 @@ def build_provider(
     secrets: list[str] = []
     key_env = entry.api_key_env or preset.key_env
     if key_env and (entry.api_key_env or preset.key_required or env.get(key_env)):
-        key = _env_value(env, key_env, "api_key_env", label)
+        key = _env_value(env, key_env, "api_key_env", label, key=True)
         headers[preset.key_header] = preset.key_format.format(key)
         secrets.append(key)
     for header, variable in entry.secret_headers.items():
-        headers[header] = _env_value(env, variable, f"secret_headers.{header}", label)
+        headers[header] = _env_value(env, variable, f"secret_headers.{header}", label, key=False)
         secrets.append(headers[header])
     base_url = entry.api_base or preset.base_url
     if base_url is None:
@@ -142,9 +151,10 @@ def build_provider(
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         return AnthropicProvider(
             system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-            client=client,
+            client=client, body=entry.params, limits=limits,
         )
     return OpenAIProvider(
         system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
-        client=client, query=query, body=preset.body, omit=preset.omit,
+        client=client, query=query, body={**preset.body, **entry.params}, omit=preset.omit,
+        limits=limits,
     )

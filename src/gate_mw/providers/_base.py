@@ -8,7 +8,9 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from .._tokens import estimate_messages, estimate_text
+from ..chat._model import Choice, ToolCall, ToolCallDelta
+from ..chat._output import Output
+from ..chat._tokens import estimate_messages, estimate_text
 from ..results import Usage
 
 __all__ = [
@@ -17,9 +19,16 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+# ChatRequest and ProviderReply are made on every call: plain slotted classes, since a
+# frozen dataclass pays an object.__setattr__ per field (several microseconds for these).
+# Neither is mutated after it is made.
+@dataclass(slots=True)
 class ChatRequest:
-    """What the caller asked for, independent of any provider's wire format."""
+    """What the caller asked for, in OpenAI's chat format; each provider translates it.
+
+    `extra` holds the other OpenAI parameters (`chat.OPENAI_PARAMS`), which providers that
+    do not take them drop; `extra_body` is merged into every provider's body as given.
+    """
 
     messages: Sequence[Mapping[str, Any]]
     max_tokens: int | None = None
@@ -27,9 +36,27 @@ class ChatRequest:
     top_p: float | None = None
     stop: Sequence[str] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: Mapping[str, Any] | None = None
+    output: Output | None = None
+    n: int | None = None
+    seed: int | None = None
+    user: str | None = None
+    metadata: Mapping[str, str] | None = None
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+    raw: bool = False
+
+    @property
+    def format(self) -> Mapping[str, Any] | None:
+        """The response format to ask for: the caller's, else `output`'s."""
+        if self.response_format is not None:
+            return self.response_format
+        return None if self.output is None else self.output.response_format
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProviderReply:
     """A provider's answer, normalised."""
 
@@ -40,6 +67,11 @@ class ProviderReply:
     usage: Usage
     #: What the upstream said it billed, in USD (OpenRouter, LiteLLM), when it said so.
     cost: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: Every choice, when the call asked for `n > 1`.
+    choices: tuple[Choice, ...] = ()
+    #: The provider's JSON, when the call asked for it (`raw=True`).
+    raw: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +84,13 @@ class StreamEnd:
     response_id: str | None
     usage: Usage | None
     cost: float | None = None
+    #: The tool calls assembled from the stream's pieces.
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 #: What `Provider.stream` yields: each text delta as a plain, non-empty `str` (no wrapper
-#: object per chunk), then one `StreamEnd`.
-StreamEvent: TypeAlias = str | StreamEnd
+#: object per chunk), each piece of a tool call as a `ToolCallDelta`, then one `StreamEnd`.
+StreamEvent: TypeAlias = str | ToolCallDelta | StreamEnd
 
 
 def estimated_usage(request: ChatRequest, text: str) -> Usage:
@@ -106,7 +140,12 @@ class Provider(abc.ABC):
         reply = await self.chat(model, request)
         if reply.text:
             yield reply.text
-        yield StreamEnd(reply.finish_reason, reply.model, reply.response_id, reply.usage)
+        for index, call in enumerate(reply.tool_calls):
+            yield ToolCallDelta(index, call.id, call.name, call.arguments)
+        yield StreamEnd(
+            reply.finish_reason, reply.model, reply.response_id, reply.usage, reply.cost,
+            tool_calls=reply.tool_calls,
+        )
 
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing of their own
         """Release resources the provider holds itself."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -10,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .._redact import redact
 from ..errors import ErrorKind, UpstreamError
@@ -31,6 +35,19 @@ _UNKNOWN_MODEL = re.compile(
 _MODERATION = re.compile(r"moderation|flagged|content[ _-]?(policy|filter|management)", re.IGNORECASE)
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation", "moderation_blocked"})
 _MAX_MESSAGE = 300
+# URLs, IPv4 and bracketed IPv6 addresses (with a port or not), and localhost:port: an
+# upstream's message may name its own or its backends' addresses, which end users must
+# not see.
+_ADDRESS = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+|\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b"
+    r"|\[[0-9a-f:.]+\](?::\d{1,5})?|\blocalhost:\d{1,5}\b",
+    re.IGNORECASE,
+)
+
+
+def client_safe(message: str) -> str:
+    """`message` with network addresses replaced, fit for an end user's error body."""
+    return _ADDRESS.sub("[address]", message)
 
 
 def _kind_for_status(status: int, message: str, code: str | None) -> ErrorKind:
@@ -60,21 +77,33 @@ _RETRY_AFTER_MS = ("retry-after-ms", "llm_provider-retry-after-ms")
 _RETRY_AFTER = ("retry-after", "llm_provider-retry-after")
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    for name in _RETRY_AFTER_MS:
-        if (millis := headers.get(name)) is not None:
-            try:
-                return max(0.0, float(millis) / 1000)
-            except ValueError:
-                pass
-    value = next((found for name in _RETRY_AFTER if (found := headers.get(name)) is not None), None)
-    if value is None:
-        return None
+def _seconds(value: str) -> float | None:
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The upstream's Retry-After (or retry-after-ms), in seconds; None when absent or
+    unparseable (then ignored: backoff applies as if it had not been sent)."""
+    for name in _RETRY_AFTER_MS:
+        if (millis := headers.get(name)) is not None and (ms := _seconds(millis)) is not None:
+            return ms / 1000
+    value = next((found for name in _RETRY_AFTER if (found := headers.get(name)) is not None), None)
+    if not value:
+        return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read as such
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def _message_and_code(body: Any) -> tuple[str, str | None]:
@@ -89,42 +118,55 @@ def _message_and_code(body: Any) -> tuple[str, str | None]:
 
 def error_from_status(
     status: int, message: str, *, code: str | None = None, retry_after: float | None = None,
-    secrets: Iterable[str] = (),
+    secrets: Iterable[str] = (), detail: str | None = None,
 ) -> UpstreamError:
-    """An `UpstreamError` for an HTTP status, with a redacted, bounded message."""
-    text = redact(message, secrets)[:_MAX_MESSAGE] or f"HTTP {status}"
+    """An `UpstreamError` for an HTTP status, with a redacted, bounded message free of
+    network addresses; `detail` (default: the message) keeps them, for logs and spans."""
+    kept = redact(message if detail is None else detail, secrets)[:_MAX_MESSAGE]
+    text = client_safe(redact(message, secrets))[:_MAX_MESSAGE] or f"HTTP {status}"
     return UpstreamError(
-        _kind_for_status(status, message, code), text, status=status, retry_after=retry_after
+        _kind_for_status(status, detail or message, code), text, status=status,
+        retry_after=retry_after, detail=kept or text,
     )
 
 
-def error_from_response(response: httpx.Response, secrets: Iterable[str] = ()) -> UpstreamError:
-    """The error an upstream reported in a non-2xx response."""
+def error_from_response(
+    response: httpx.Response, secrets: Iterable[str] = (), *, body: bytes | None = None
+) -> UpstreamError:
+    """The error an upstream reported in a non-2xx response (`body`: its bytes as read,
+    when the response was streamed). A body that is not the API's JSON error (an HTML page
+    from a proxy, say) is kept for logs and spans only: the message says just the status."""
+    raw = response.content if body is None else body
     try:
-        body = response.json()
+        parsed = json.loads(raw)
     except ValueError:
-        body = None
-    message, code = _message_and_code(body)
+        parsed = None
+    message, code = _message_and_code(parsed)
+    detail = None
     if not message:
-        message = response.text[:_MAX_MESSAGE] if body is None else ""
+        detail = raw.decode("utf-8", "replace").strip() if raw else None
+        message = f"HTTP {response.status_code}" + (" (not a JSON error body)" if detail else "")
     return error_from_status(
         response.status_code, message, code=code, retry_after=_retry_after(response.headers),
-        secrets=secrets,
+        secrets=secrets, detail=detail,
     )
 
 
 def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> UpstreamError:
-    """The error for a transport failure or a malformed reply."""
+    """The error for a transport failure or a malformed reply. Its message names only the
+    kind of failure; the upstream's address and the like stay in the detail."""
     if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, aiohttp.ClientError):
         # httpx-aiohttp maps every aiohttp connection error (refused, reset, dropped) to
         # httpx.ConnectTimeout: judge by the aiohttp error underneath instead.
         exc = exc.__cause__
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
-    if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, OSError)):
-        detail = redact(str(exc), secrets)[:_MAX_MESSAGE]
-        return UpstreamError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {detail}".rstrip(": "))
-    return UpstreamError(ErrorKind.PROTOCOL, f"malformed reply: {type(exc).__name__}")
+    name = type(exc).__name__
+    if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, HttpProcessingError, OSError)):
+        detail = redact(f"{name}: {exc}", secrets)[:_MAX_MESSAGE]
+        message = f"connection to the upstream failed ({name})"
+        return UpstreamError(ErrorKind.CONNECTION, message, detail=detail)
+    return UpstreamError(ErrorKind.PROTOCOL, f"malformed reply: {name}")
 
 
 def error_from_event(body: Any, secrets: Iterable[str] = ()) -> UpstreamError:
@@ -140,5 +182,6 @@ def error_from_event(body: Any, secrets: Iterable[str] = ()) -> UpstreamError:
         kind = ErrorKind.SERVER if kind is ErrorKind.BAD_REQUEST else kind
     else:
         kind = ErrorKind.RATE_LIMIT if code and "rate_limit" in code else ErrorKind.SERVER
-    text = redact(message, secrets)[:_MAX_MESSAGE] or "the upstream ended the stream with an error"
-    return UpstreamError(kind, text)
+    redacted = redact(message, secrets)
+    text = client_safe(redacted)[:_MAX_MESSAGE] or "the upstream ended the stream with an error"
+    return UpstreamError(kind, text, detail=redacted[:_MAX_MESSAGE] or text)

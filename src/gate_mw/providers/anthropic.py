@@ -1,73 +1,42 @@
-"""The Anthropic Messages API."""
+"""The Anthropic Messages API, spoken from OpenAI's chat format (see `_anthropic_wire`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-from .._tokens import content_text
+from ..chat._model import ToolCall, ToolCallDelta
 from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
+from ._anthropic_wire import anthropic_payload, finish_reason, forced_tool, reply_content
 from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
+from ._parse import optional_str, reply_text, token_count
 
-__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "anthropic_payload"]
 
 ANTHROPIC_VERSION = "2023-06-01"
-# Anthropic requires max_tokens; this is used when neither the call nor the policy sets it.
-DEFAULT_MAX_TOKENS = 1024
-_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
-
-
-def finish_reason(stop_reason: Any) -> str | None:
-    return None if stop_reason is None else _FINISH.get(str(stop_reason), str(stop_reason))
-
-
-def split_system(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """Anthropic takes the system prompt apart from the turns."""
-    system: list[str] = []
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        if message.get("role") == "system":
-            system.append(content_text(message.get("content")))
-        else:
-            turns.append({"role": message.get("role", "user"), "content": message.get("content", "")})
-    return "\n\n".join(system), turns
-
-
-def anthropic_payload(model: str, request: ChatRequest) -> dict[str, Any]:
-    system, turns = split_system(request.messages)
-    payload: dict[str, Any] = {
-        "model": model,
-        "messages": turns,
-        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-    }
-    if system:
-        payload["system"] = system
-    if request.temperature is not None:
-        payload["temperature"] = request.temperature
-    if request.top_p is not None:
-        payload["top_p"] = request.top_p
-    if request.stop:
-        payload["stop_sequences"] = list(request.stop)
-    payload.update(request.extra)
-    return payload
 
 
 def anthropic_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage with cache reads and writes counted into input, as OpenAI counts them."""
     if not isinstance(usage, Mapping):
         return estimated_usage(request, text)
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
-    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
+    cache_read = token_count(usage, "cache_read_input_tokens")
+    cache_write = token_count(usage, "cache_creation_input_tokens")
     return Usage(
-        input_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
-        output_tokens=int(usage.get("output_tokens") or 0),
+        input_tokens=token_count(usage, "input_tokens") + cache_read + cache_write,
+        output_tokens=token_count(usage, "output_tokens"),
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
+
+
+def _forced_name(request: ChatRequest) -> str | None:
+    forced = forced_tool(request)
+    return None if forced is None else forced[0]
 
 
 class AnthropicProvider(HTTPProvider):
@@ -75,16 +44,17 @@ class AnthropicProvider(HTTPProvider):
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
         body = await self._post("/v1/messages", anthropic_payload(model, request))
+        forced = _forced_name(request)
         try:
-            text = "".join(
-                block.get("text", "") for block in body["content"] if block.get("type") == "text"
-            )
+            text, tool_calls = reply_content(body["content"], forced)
             return ProviderReply(
                 text=text,
-                finish_reason=finish_reason(body.get("stop_reason")),
-                model=str(body.get("model") or model),
-                response_id=body.get("id"),
+                finish_reason=finish_reason(body.get("stop_reason"), forced is not None),
+                model=optional_str(body.get("model")) or model,
+                response_id=optional_str(body.get("id")),
                 usage=anthropic_usage(body.get("usage"), request, text),
+                tool_calls=tool_calls,
+                raw=body if request.raw else None,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise error_from_exception(exc) from None
@@ -92,10 +62,14 @@ class AnthropicProvider(HTTPProvider):
     async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         payload = anthropic_payload(model, request)
         payload["stream"] = True
+        forced = _forced_name(request)
         message: Any = {}
         usage: dict[str, Any] = {}  # message_start's, updated by message_delta's totals
         stop_reason: Any = None
         ended = False
+        # Tool-use blocks by content-block index: [tool call index, id, name, input pieces];
+        # None for the forced tool, whose input streams as the answer's text.
+        tools: dict[int, list[Any] | None] = {}
         async with self._events("/v1/messages", payload) as events:
             async for data in events:
                 try:
@@ -103,8 +77,25 @@ class AnthropicProvider(HTTPProvider):
                     kind = event["type"]
                     if kind == "content_block_delta":
                         delta = event["delta"]
-                        if delta.get("type") == "text_delta" and (text := delta.get("text")):
-                            yield text
+                        if delta.get("type") == "text_delta":
+                            if text := reply_text(delta.get("text"), "text_delta"):
+                                yield text
+                        elif delta.get("type") == "input_json_delta" and (piece := delta.get("partial_json")):
+                            call = tools[event["index"]]
+                            if call is None:
+                                yield piece
+                            else:
+                                call[3].append(piece)
+                                yield ToolCallDelta(call[0], None, None, piece)
+                    elif kind == "content_block_start":
+                        block = event["content_block"]
+                        if block.get("type") == "tool_use":
+                            if block["name"] == forced:
+                                tools[event["index"]] = None
+                            else:
+                                count = sum(call is not None for call in tools.values())
+                                tools[event["index"]] = [count, str(block["id"]), str(block["name"]), []]
+                                yield ToolCallDelta(count, str(block["id"]), str(block["name"]), "")
                     elif kind == "message_start":
                         message = event["message"]
                         usage.update(message.get("usage") or {})
@@ -121,8 +112,12 @@ class AnthropicProvider(HTTPProvider):
             if not ended and stop_reason is None:
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before message_stop")
             yield StreamEnd(
-                finish_reason(stop_reason),
-                str(message.get("model") or model),
-                message.get("id"),
+                finish_reason(stop_reason, forced is not None),
+                optional_str(message.get("model")) or model,
+                optional_str(message.get("id")),
                 anthropic_usage(usage, request, "") if usage else None,
+                tool_calls=tuple(
+                    ToolCall(call[1], call[2], "".join(call[3]) or "{}")
+                    for call in tools.values() if call is not None
+                ),
             )

@@ -4,29 +4,66 @@ Portkey, vLLM, Ollama and anything else that speaks `/chat/completions`."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import AsyncGenerator, Mapping
+from functools import lru_cache
 from typing import Any
 
+from ..chat._model import Choice, ToolCall, ToolCallDelta
 from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
 from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, billed_cost, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
+from ._parse import optional_str, reply_text, token_count
 
-__all__ = ["OpenAIProvider"]
+__all__ = ["OpenAIProvider", "openai_payload"]
+
+logger = logging.getLogger("gate_mw")
+
+# OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...) take `max_completion_tokens` and
+# refuse `max_tokens`, `temperature` and `top_p`. Bare ids only: routers such as OpenRouter
+# (`openai/o3`) take `max_tokens` and translate it themselves.
+_REASONING = re.compile(r"(o\d|gpt-5)(\b|-|$)")
+
+
+@lru_cache(maxsize=1024)
+def _reasoning(model: str) -> bool:
+    return _REASONING.match(model) is not None
 
 
 def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
+    """The request body for `/chat/completions`."""
     payload: dict[str, Any] = {"model": model, "messages": list(request.messages)}
+    reasoning = _reasoning(model)
     if request.max_tokens is not None:
-        payload["max_tokens"] = request.max_tokens
-    if request.temperature is not None:
-        payload["temperature"] = request.temperature
-    if request.top_p is not None:
-        payload["top_p"] = request.top_p
+        payload["max_completion_tokens" if reasoning else "max_tokens"] = request.max_tokens
+    if request.temperature is not None or request.top_p is not None:
+        if reasoning:
+            logger.debug("gate_mw: %s takes no temperature or top_p; dropped", model)
+        else:
+            if request.temperature is not None:
+                payload["temperature"] = request.temperature
+            if request.top_p is not None:
+                payload["top_p"] = request.top_p
     if request.stop:
         payload["stop"] = list(request.stop)
-    payload.update(request.extra)
+    if request.tools is not None:
+        payload["tools"] = list(request.tools)
+    if request.tool_choice is not None:
+        payload["tool_choice"] = request.tool_choice
+    if request.parallel_tool_calls is not None:
+        payload["parallel_tool_calls"] = request.parallel_tool_calls
+    if (response_format := request.format) is not None:
+        payload["response_format"] = response_format
+    for name in ("n", "seed", "user", "metadata"):
+        if (value := getattr(request, name)) is not None:
+            payload[name] = value
+    if request.extra:
+        payload.update(request.extra)
+    if request.extra_body:
+        payload.update(request.extra_body)
     return payload
 
 
@@ -36,31 +73,92 @@ def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
         return estimated_usage(request, text)
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
+    # Cache writes, where a router passes them on: OpenRouter in the details, LiteLLM with
+    # Anthropic's name; both count them in prompt_tokens.
     return Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        input_tokens=token_count(usage, "prompt_tokens"),
+        output_tokens=token_count(usage, "completion_tokens"),
+        cached_tokens=token_count(prompt_details, "cached_tokens"),
+        reasoning_tokens=token_count(completion_details, "reasoning_tokens"),
+        cache_write_tokens=(
+            token_count(prompt_details, "cache_write_tokens")
+            or token_count(usage, "cache_creation_input_tokens")
+        ),
     )
+
+
+def _tool_calls(calls: Any) -> tuple[ToolCall, ...]:
+    if not calls:
+        return ()
+    return tuple(
+        ToolCall(str(call["id"]), str(call["function"]["name"]), call["function"].get("arguments") or "")
+        for call in calls
+    )
+
+
+def _choice(choice: Mapping[str, Any]) -> Choice:
+    message = choice["message"]
+    content = message.get("content")
+    return Choice(
+        int(choice.get("index") or 0),
+        reply_text(content),
+        optional_str(choice.get("finish_reason")),
+        _tool_calls(message.get("tool_calls")),
+    )
+
+
+class _ToolCalls:
+    """Tool calls assembled from streamed `delta.tool_calls` pieces, by index."""
+
+    __slots__ = ("_calls",)
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[Any]] = {}  # index -> [id, name, argument pieces]
+
+    def add(self, pieces: Any) -> list[ToolCallDelta]:
+        deltas = []
+        for position, piece in enumerate(pieces):
+            index = int(piece.get("index", position))
+            function = piece.get("function") or {}
+            name, arguments = function.get("name"), function.get("arguments") or ""
+            call = self._calls.get(index)
+            if call is None:
+                call = self._calls[index] = [piece.get("id"), name, []]
+            else:
+                call[0] = call[0] or piece.get("id")
+                call[1] = call[1] or name
+            call[2].append(arguments)
+            deltas.append(ToolCallDelta(index, piece.get("id"), name, arguments))
+        return deltas
+
+    def done(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(str(call[0] or f"call_{index}"), str(call[1] or ""), "".join(call[2]))
+            for index, call in sorted(self._calls.items())
+        )
 
 
 class OpenAIProvider(HTTPProvider):
     """Speaks the OpenAI chat completions API."""
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
-        body, billed = await self._post_billed("/chat/completions", openai_payload(model, request))
+        payload = openai_payload(model, request)
+        body, billed = await self._post_billed("/chat/completions", payload)
         try:
-            choice = body["choices"][0]
-            text = choice["message"].get("content") or ""
+            choices = body["choices"]
+            first = _choice(choices[0])
             return ProviderReply(
-                text=text,
-                finish_reason=choice.get("finish_reason"),
-                model=str(body.get("model") or model),
-                response_id=body.get("id"),
-                usage=openai_usage(body.get("usage"), request, text),
+                text=first.text,
+                finish_reason=first.finish_reason,
+                model=optional_str(body.get("model")) or model,
+                response_id=optional_str(body.get("id")),
+                usage=openai_usage(body.get("usage"), request, first.text),
+                tool_calls=first.tool_calls,
+                choices=tuple(map(_choice, choices)) if len(choices) > 1 else (),
+                raw=body if request.raw else None,
                 cost=billed_cost(body.get("usage")) if billed is None else billed,
             )
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise error_from_exception(exc) from None
 
     async def stream(self, model: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -72,6 +170,7 @@ class OpenAIProvider(HTTPProvider):
         usage: Usage | None = None
         billed: float | None = None
         head: Any = None  # the first chunk, for the model and id
+        tools: _ToolCalls | None = None
         ended = False
         async with self._events("/chat/completions", payload) as events:
             async for data in events:
@@ -86,13 +185,19 @@ class OpenAIProvider(HTTPProvider):
                         raise error_from_event(chunk, self._secrets)
                     if choices := chunk.get("choices"):
                         choice = choices[0]
-                        delta = choice.get("delta")
-                        if delta and (text := delta.get("content")):
-                            yield text
-                        if reason := choice.get("finish_reason"):
-                            if reason == "error":
-                                raise error_from_event(chunk, self._secrets)
-                            finish = reason
+                        if choice.get("index", 0) == 0:  # with n > 1, the first answer only
+                            delta = choice.get("delta")
+                            if delta:
+                                if text := reply_text(delta.get("content")):
+                                    yield text
+                                if pieces := delta.get("tool_calls"):
+                                    tools = tools or _ToolCalls()
+                                    for piece in tools.add(pieces):
+                                        yield piece
+                            if reason := optional_str(choice.get("finish_reason")):
+                                if reason == "error":
+                                    raise error_from_event(chunk, self._secrets)
+                                finish = reason
                     if chunk.get("usage"):
                         usage = openai_usage(chunk["usage"], request, "")
                         billed = billed_cost(chunk["usage"])
@@ -100,6 +205,8 @@ class OpenAIProvider(HTTPProvider):
                     raise error_from_exception(exc) from None
             if not ended and finish is None:
                 raise UpstreamError(ErrorKind.PROTOCOL, "the stream ended before its last chunk")
-            head = head or {}
-            yield StreamEnd(finish, str(head.get("model") or model), head.get("id"), usage, billed)
-
+            head = head if isinstance(head, Mapping) else {}
+            yield StreamEnd(
+                finish, optional_str(head.get("model")) or model, optional_str(head.get("id")),
+                usage, billed, tool_calls=() if tools is None else tools.done(),
+            )

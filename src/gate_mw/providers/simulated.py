@@ -8,7 +8,7 @@ import hashlib
 import random
 from collections.abc import AsyncGenerator
 
-from .._tokens import content_text, estimate_messages
+from ..chat._tokens import content_text, estimate_messages
 from ..config import Simulation
 from ..results import Usage
 from ._base import ChatRequest, Provider, ProviderReply, StreamEnd, StreamEvent

@@ -7,6 +7,7 @@ A strategy decides the order; the fallback chain then walks it, so every strateg
 ends in an answer when any model can give one.
 """
 
+from ..state import MemoryStore, StateStore  # where they live now; kept here for imports
 from ._classify import Classifier, Tier, classify_complexity
 from ._experiments import ArmSummary, Experiment
 from ._health import Breaker, CooldownState
@@ -36,10 +37,12 @@ __all__ = [
     "LatencyStats",
     "LatencyStrategy",
     "LeastBusyStrategy",
+    "MemoryStore",
     "OrderedStrategy",
     "RequestInfo",
     "RoutingState",
     "ShuffleStrategy",
+    "StateStore",
     "Strategy",
     "TaskStrategy",
     "Tier",

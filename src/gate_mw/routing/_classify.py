@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from .._tokens import content_text
+from ..chat._tokens import content_text
 
 if TYPE_CHECKING:
     from ._request import RequestInfo

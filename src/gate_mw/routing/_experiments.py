@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .._headers import header_name_problem, header_text_problem
 
 if TYPE_CHECKING:
     from ._state import RoutingState
@@ -16,6 +19,10 @@ __all__ = ["ArmSummary", "Experiment", "Experiments"]
 
 ArmSpec = str | Sequence[str] | Mapping[str, Any]
 _SCALE = float(2**64)
+
+
+def _weight(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,10 @@ class Experiment:
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
-        names = tuple(self.arms)
-        weights = [float((self.weights or {}).get(arm, 1.0)) for arm in names]
+        # Malformed fields are left for problem() to name: building must not raise.
+        names = tuple(self.arms) if isinstance(self.arms, Mapping) else ()
+        given = self.weights if isinstance(self.weights, Mapping) else {}
+        weights = [_weight(given.get(arm, 1.0)) for arm in names]
         total = sum(w for w in weights if w > 0) or 1.0
         cumulative, running = [], 0.0
         for weight in weights:
@@ -53,20 +62,28 @@ class Experiment:
 
     def problem(self) -> str | None:
         """What is wrong with this experiment, if anything (checked by the policy)."""
-        if not self.name:
-            return "name must not be empty"
-        if not self.arms:
-            return "arms must name at least one arm"
+        if not isinstance(self.name, str) or not self.name:
+            return "name must be a non-empty string"
+        if not isinstance(self.arms, Mapping) or not self.arms:
+            return "arms must map at least one arm name to its models"
+        weights: object = self.weights  # annotations are not checked at run time
+        if weights is not None and not isinstance(weights, Mapping):
+            return "weights must map arm names to weights"
+        if self.override_header is not None and (problem := header_name_problem(self.override_header)):
+            return f"override_header: {problem}"
         for arm, spec in self.arms.items():
-            if not arm:
-                return "arm names must not be empty"
+            if not isinstance(arm, str) or not arm:
+                return "arm names must be non-empty strings"
+            # The arm answers in the x-gate-arm response header.
+            if problem := header_text_problem(arm, "the arm name"):
+                return f"arms: {problem}"
             if not isinstance(spec, str | Sequence | Mapping) or (not isinstance(spec, Mapping) and not spec):
                 return f"arms.{arm}: give a model alias, a list of aliases or policy fields"
         if self.weights is not None:
             if extra := set(self.weights) - set(self.arms):
                 return f"weights: {sorted(extra)[0]!r} is not an arm"
             for arm, weight in self.weights.items():
-                if not isinstance(weight, int | float) or not weight > 0:
+                if not isinstance(weight, int | float) or not 0 < weight < math.inf:
                     return f"weights.{arm}: weights must be positive, got {weight!r}"
         return None
 

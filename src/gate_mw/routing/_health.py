@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ..errors import ErrorKind
+from ..errors import ConfigError, ErrorKind
 
 if TYPE_CHECKING:
     from ..state import StateStore, Writes
@@ -21,11 +21,13 @@ __all__ = ["UNREAD", "Breaker", "CooldownState", "Health"]
 UNREAD: Any = object()
 
 State = Literal["closed", "open", "half_open"]
+_MIN_SECONDS = 0.001
 
-# The request's own fault says nothing about the deployment's health.
+# The request's own fault (or an answer that did not fit its schema) says nothing about
+# the deployment's health.
 _NOT_COUNTED = frozenset({
     ErrorKind.BAD_REQUEST, ErrorKind.CONTEXT_LENGTH, ErrorKind.DEADLINE, ErrorKind.COOLDOWN,
-    ErrorKind.CONTENT_FILTER,
+    ErrorKind.CONTENT_FILTER, ErrorKind.INVALID_OUTPUT, ErrorKind.UNSUPPORTED,
 })
 
 
@@ -47,15 +49,22 @@ class Breaker:
     probe_timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.failures < 1:
-            raise ValueError("Breaker.failures must be at least 1")
-        if not 0 < self.failure_rate <= 1:
-            raise ValueError("Breaker.failure_rate must be in (0, 1]")
-        if self.min_calls < 1:
-            raise ValueError("Breaker.min_calls must be at least 1")
+        def check(ok: bool, field: str, message: str) -> None:
+            if not ok:
+                raise ConfigError(f"{field} {message}", entry="Breaker", field=field)
+
+        def number(name: str) -> bool:
+            value = getattr(self, name)
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        for name in ("failures", "failure_rate", "min_calls", "window", "cooldown", "probe_timeout"):
+            check(number(name), name, f"must be a number, got {getattr(self, name)!r}")
+        check(self.failures >= 1, "failures", "must be at least 1")
+        check(0 < self.failure_rate <= 1, "failure_rate", "must be in (0, 1]")
+        check(self.min_calls >= 1, "min_calls", "must be at least 1")
         for name in ("window", "cooldown", "probe_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"Breaker.{name} must be positive")
+            # Windows bucket time by time // window: a tiny one would overflow at call time.
+            check(getattr(self, name) >= _MIN_SECONDS, name, f"must be at least {_MIN_SECONDS:g} s")
 
 
 @dataclass(frozen=True, slots=True)

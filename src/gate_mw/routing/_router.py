@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._tokens import estimate_messages
+from ..chat._tokens import estimate_messages
 from ..errors import PolicyError, UpstreamError
 from ..policy import RoutePolicy, make_policy
 from ._experiments import Experiment, Experiments
@@ -291,8 +291,11 @@ class Router:
         """Run one attempt, feeding its outcome to the breaker and, where some route ranks
         by them, to the latency window and the in-flight and per-minute counts.
 
-        With `writes`, a success's bookkeeping joins the call's one write after it;
-        `failures` is the consecutive-failure count read before (None: unknown)."""
+        A stream's attempt ends at its first token, but its outcome is known only when it
+        ends: a stream cut later is as much a failure. So a stream's success is left to
+        `stream_ended`; its failures before the first token are counted here. With
+        `writes`, a success's bookkeeping joins the call's one write after it; `failures`
+        is the consecutive-failure count read before (None: unknown)."""
         state, health, figures = self.state, self.health, self._figures
         busy = "in_flight" in figures  # read once: a route compiled meanwhile must not unbalance it
         if busy or "usage" in figures:
@@ -302,15 +305,16 @@ class Router:
         try:
             result = await attempt()
             settled = True
-            if "latency" in figures:
-                if writes is None:
-                    await state.observe_latency(deployment.id, perf_counter() - started, stream=stream)
-                else:  # into the call's one write after it
-                    state.observe_into(writes, deployment.id, perf_counter() - started, stream=stream)
-            if writes is None or admission.probe:
-                await health.succeeded(deployment.id, admission)
-            else:
-                health.success_writes(deployment.id, writes, reset=failures != 0)
+            if not stream:
+                if "latency" in figures:
+                    if writes is None:
+                        await state.observe_latency(deployment.id, perf_counter() - started)
+                    else:  # into the call's one write after it
+                        state.observe_into(writes, deployment.id, perf_counter() - started)
+                if writes is None or admission.probe:
+                    await health.succeeded(deployment.id, admission)
+                else:
+                    health.success_writes(deployment.id, writes, reset=failures != 0)
             return result
         except UpstreamError as error:
             settled = True
@@ -321,6 +325,22 @@ class Router:
                 await health.abandoned(deployment.id, admission)
             if busy:
                 await state.finished(deployment.id)
+
+    async def stream_ended(
+        self, deployment_id: str, admission: Admission, ttft: float,
+        error: UpstreamError | None, *, abandoned: bool = False,
+    ) -> None:
+        """A stream committed to `deployment_id` ended: done (`error` None), failed after
+        its first token (`error`), or left by its consumer (`abandoned`, which says nothing
+        about the deployment). Feeds the breaker and the time-to-first-token window."""
+        if abandoned:
+            await self.health.abandoned(deployment_id, admission)
+        elif error is not None:
+            await self.health.failed(deployment_id, admission, error.kind)
+        else:
+            if "latency" in self._figures:
+                await self.state.observe_latency(deployment_id, ttft, stream=True)
+            await self.health.succeeded(deployment_id, admission)
 
     def settle(
         self, decision: Decision, result: ChatResult | None, writes: Writes, *, ok: bool

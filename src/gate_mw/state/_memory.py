@@ -90,6 +90,11 @@ class MemoryStore:
     def __len__(self) -> int:
         return len(self._routing.data) + len(self._callers.data)
 
+    @property
+    def counts(self) -> tuple[int, int]:
+        """Keys held now: (routing state, per-caller)."""
+        return len(self._routing.data), len(self._callers.data)
+
     def _space(self, key: str) -> _Space:
         return self._callers if CALLER_TAG in key else self._routing
 

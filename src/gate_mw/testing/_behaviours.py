@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-__all__ = ["Behaviour", "Drop", "Fault", "Reply", "Stream"]
+__all__ = ["Behaviour", "Drop", "Fault", "Raw", "Reply", "Stream", "ToolUse"]
 
 
 def _check_delay(name: str, value: float) -> None:
@@ -27,6 +24,16 @@ def _freeze(owner: object, headers: Mapping[str, str]) -> None:
     object.__setattr__(owner, "headers", MappingProxyType({k.lower(): v for k, v in headers.items()}))
 
 
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """A tool call the fake model makes: OpenAI ``tool_calls`` or an Anthropic ``tool_use``
+    block (streamed as pieces of arguments, as the real APIs do). ``id`` defaults to a
+    fresh one per reply."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -37,7 +44,10 @@ class Reply:
     echoed back; ``usage=False`` leaves usage out of the reply. ``cost`` is the bill OpenRouter
     reports in ``usage.cost``; ``headers`` are added to the response (LiteLLM's
     ``x-litellm-response-cost``). ``cache_write_tokens`` is Anthropic's
-    ``cache_creation_input_tokens``.
+    ``cache_creation_input_tokens``. ``tool_calls`` makes the model call tools
+    (``finish_reason`` then defaults to ``"tool_calls"``). ``json`` is a structured answer:
+    its JSON is the text, or, when an Anthropic request forces a tool (as gate_mw does for
+    structured output), that tool's input.
     """
 
     text: str | None = None
@@ -46,17 +56,22 @@ class Reply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int = 0
-    reasoning_tokens: int = 0
     cache_write_tokens: int = 0
-    finish_reason: str = "stop"
+    reasoning_tokens: int = 0
+    finish_reason: str | None = None
     model: str | None = None
     usage: bool = True
     cost: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    tool_calls: Sequence[ToolUse] = ()
+    json: Any = None
 
     def __post_init__(self) -> None:
         _check_delay("latency", self.latency)
         _freeze(self, self.headers)
+        object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        if self.text is not None and self.json is not None:
+            raise ValueError("give a Reply either text or json, not both")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,4 +205,37 @@ class Drop:
         _check_delay("latency", self.latency)
 
 
-Behaviour: TypeAlias = Reply | Fault | Stream | Drop
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Bytes written to the connection as they are, in place of a response, which is then
+    closed: for what no well-behaved provider sends (a reply that is not HTTP, broken
+    chunked framing, a hand-made body or header). ``Raw.response`` and ``Raw.sse`` build
+    the usual ones; ``latency`` delays the write.
+    """
+
+    data: bytes
+    _: KW_ONLY
+    latency: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_delay("latency", self.latency)
+
+    @classmethod
+    def response(
+        cls, status: int, body: bytes, *, headers: Sequence[tuple[str, str]] = (),
+        content_type: str = "application/json", latency: float = 0.0,
+    ) -> Raw:
+        """A whole HTTP/1.1 response with ``body`` and its ``Content-Length``."""
+        lines = [f"HTTP/1.1 {status} X", f"content-type: {content_type}",
+                 f"content-length: {len(body)}", "connection: close", *(f"{k}: {v}" for k, v in headers)]
+        return cls("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body, latency=latency)
+
+    @classmethod
+    def sse(cls, body: bytes, *, latency: float = 0.0) -> Raw:
+        """A 200 ``text/event-stream`` response whose body is ``body`` as it is, until the
+        connection closes (no chunked framing, no length)."""
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+        return cls(head + body, latency=latency)
+
+
+Behaviour: TypeAlias = Reply | Fault | Stream | Drop | Raw

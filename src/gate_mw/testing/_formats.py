@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .._tokens import content_text
-from .._tokens import estimate_messages as estimate_tokens
+from ..chat._tokens import content_text
+from ..chat._tokens import estimate_messages as estimate_tokens
 
 if TYPE_CHECKING:
     from ._behaviours import Fault
@@ -25,6 +25,7 @@ __all__ = [
     "fault_body",
     "openrouter_stream_error",
     "prompt_messages",
+    "received_images",
     "simulated_text",
     "sse_format",
 ]
@@ -106,6 +107,10 @@ class Completion:
     usage: bool
     cache_write_tokens: int = 0
     cost: float | None = None  # OpenRouter's usage.cost
+    #: How many (identical) choices a non-streamed OpenAI reply has: the request's `n`.
+    choices: int = 1
+    #: (id, name, arguments as JSON text) of each tool call.
+    tool_calls: tuple[tuple[str, str, str], ...] = ()
 
 
 def _openai_usage(c: Completion) -> dict[str, Any]:
@@ -129,6 +134,51 @@ def openrouter_stream_error(c: Completion, message: str) -> bytes:
                   "model": c.model, "provider": "fake", "error": error, "choices": [choice]})
 
 
+def _openai_message(c: Completion) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": c.text if c.text or not c.tool_calls else None}
+    if c.tool_calls:
+        message["tool_calls"] = [
+            {"id": id_, "type": "function", "function": {"name": name, "arguments": arguments}}
+            for id_, name, arguments in c.tool_calls
+        ]
+    return message
+
+
+def _anthropic_content(c: Completion) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": c.text}] if c.text or not c.tool_calls else []
+    blocks += [
+        {"type": "tool_use", "id": id_, "name": name, "input": json.loads(arguments)}
+        for id_, name, arguments in c.tool_calls
+    ]
+    return blocks
+
+
+def _halves(text: str) -> list[str]:
+    """Streamed tool arguments arrive in pieces: two here, so clients must join them."""
+    middle = len(text) // 2
+    return [part for part in (text[:middle], text[middle:]) if part]
+
+
+def received_images(api: Api, body: Mapping[str, Any]) -> list[str]:
+    """Every image in the request's messages, as its URL (``data:`` URLs for inline ones),
+    whichever API's shape it came in."""
+    found: list[str] = []
+    for message in prompt_messages(api, body):
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("type") == "image_url":
+                image = part.get("image_url")
+                found.append(str(image.get("url") if isinstance(image, Mapping) else image))
+            elif part.get("type") == "image" and isinstance(source := part.get("source"), Mapping):
+                if source.get("type") == "base64":
+                    found.append(f"data:{source.get('media_type')};base64,{source.get('data')}")
+                else:
+                    found.append(str(source.get("url")))
+    return found
+
+
 def _anthropic_stop(finish_reason: str) -> str:
     return _ANTHROPIC_STOP.get(finish_reason, finish_reason)
 
@@ -143,11 +193,8 @@ def completion_body(api: Api, c: Completion) -> bytes:
             "created": c.created,
             "model": c.model,
             "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": c.text},
-                    "finish_reason": c.finish_reason,
-                }
+                {"index": index, "message": _openai_message(c), "finish_reason": c.finish_reason}
+                for index in range(c.choices)
             ],
         }
         if c.usage:
@@ -158,7 +205,7 @@ def completion_body(api: Api, c: Completion) -> bytes:
             "type": "message",
             "role": "assistant",
             "model": c.model,
-            "content": [{"type": "text", "text": c.text}],
+            "content": _anthropic_content(c),
             "stop_reason": _anthropic_stop(c.finish_reason),
             "stop_sequence": None,
         }
@@ -235,6 +282,10 @@ def _event(name: str, payload: Any) -> bytes:
     return f"event: {name}\ndata: {_encode(payload)}\n\n".encode()
 
 
+def _block_event(name: str, index: int, **fields: Any) -> bytes:
+    return _event(name, {"type": name, "index": index, **fields})
+
+
 class _OpenAIStream:
     def __init__(self, c: Completion) -> None:
         self._c = c
@@ -261,7 +312,14 @@ class _OpenAIStream:
         return self._content_prefix + _encode(text).encode() + self._content_suffix
 
     def finish(self) -> bytes:
-        out = self._chunk({}, self._c.finish_reason)
+        out = b""
+        for index, (id_, name, arguments) in enumerate(self._c.tool_calls):
+            function = {"name": name, "arguments": ""}
+            first = {"index": index, "id": id_, "type": "function", "function": function}
+            out += self._chunk({"tool_calls": [first]}, None)
+            for piece in _halves(arguments):
+                out += self._chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
+        out += self._chunk({}, self._c.finish_reason)
         if self._c.usage:
             out += _data({**self._head, "choices": [], "usage": _openai_usage(self._c)})
         return out + b"data: [DONE]\n\n"
@@ -276,6 +334,7 @@ class _OpenAIStream:
 class _AnthropicStream:
     def __init__(self, c: Completion) -> None:
         self._c = c
+        self._text = bool(c.text) or not c.tool_calls  # a text block, as index 0
 
     def preamble(self) -> bytes:
         c = self._c
@@ -295,18 +354,11 @@ class _AnthropicStream:
                 "cache_read_input_tokens": c.cached_tokens,
                 "cache_creation_input_tokens": c.cache_write_tokens,
             }
-        return (
-            _event("message_start", {"type": "message_start", "message": message})
-            + _event(
-                "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-            )
-            + _event("ping", {"type": "ping"})
-        )
+        out = _event("message_start", {"type": "message_start", "message": message})
+        if self._text:
+            start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            out += _event("content_block_start", start)
+        return out + _event("ping", {"type": "ping"})
 
     def content(self, text: str) -> bytes:
         return _event(
@@ -325,11 +377,15 @@ class _AnthropicStream:
         }
         if self._c.usage:
             delta["usage"] = {"output_tokens": self._c.output_tokens}
-        return (
-            _event("content_block_stop", {"type": "content_block_stop", "index": 0})
-            + _event("message_delta", delta)
-            + _event("message_stop", {"type": "message_stop"})
-        )
+        out = _event("content_block_stop", {"type": "content_block_stop", "index": 0}) if self._text else b""
+        for index, (id_, name, arguments) in enumerate(self._c.tool_calls, start=int(self._text)):
+            block = {"type": "tool_use", "id": id_, "name": name, "input": {}}
+            out += _block_event("content_block_start", index, content_block=block)
+            for piece in _halves(arguments):
+                piece_delta = {"type": "input_json_delta", "partial_json": piece}
+                out += _block_event("content_block_delta", index, delta=piece_delta)
+            out += _block_event("content_block_stop", index)
+        return out + _event("message_delta", delta) + _event("message_stop", {"type": "message_stop"})
 
     def error(self, message: str) -> bytes:
         return _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})

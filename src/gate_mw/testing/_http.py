@@ -312,6 +312,13 @@ class HTTPConnection(asyncio.Protocol):
         self._finishing()
         self._write((b"%x\r\n%b\r\n" % (len(data), data) if data else b"") + b"0\r\n\r\n")
 
+    def send_raw(self, data: bytes) -> None:
+        """Write ``data`` as it is in place of a response, then close the connection."""
+        assert not self._started
+        self._started = True
+        self._write(data)
+        self.close()
+
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""
         waiter = self._drain_waiter

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from ._behaviours import Behaviour, Drop, Fault, Reply, Stream
+from ._behaviours import Behaviour, Drop, Fault, Raw, Reply, Stream
 from ._formats import (
     Api,
     Completion,
@@ -25,6 +25,7 @@ from ._formats import (
     fault_body,
     openrouter_stream_error,
     prompt_messages,
+    received_images,
     simulated_text,
     sse_format,
 )
@@ -58,6 +59,7 @@ _STREAM_ERROR = {
     "anthropic": "Overloaded",
 }
 _STOP_TIMEOUT = 10.0
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,12 @@ class RecordedRequest:
     model: str | None
     stream: bool
     received_at: float
+
+    @property
+    def images(self) -> list[str]:
+        """The images the request carried, as URLs (``data:`` URLs for inline ones), in
+        either API's shape."""
+        return received_images(self.api, self.json) if isinstance(self.json, dict) else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,15 @@ def _words(text: str) -> list[str]:
 def _wants_usage(body: Mapping[str, Any]) -> bool:
     options = body.get("stream_options")
     return isinstance(options, Mapping) and options.get("include_usage") is True
+
+
+def _forced_tool(api: Api, body: Mapping[str, Any]) -> str | None:
+    """The tool an Anthropic request forces (how structured output is asked for there)."""
+    choice = body.get("tool_choice") if api == "anthropic" else None
+    if isinstance(choice, Mapping) and choice.get("type") == "tool":
+        name = choice.get("name")
+        return name if isinstance(name, str) else None
+    return None
 
 
 def _authorized(api: Api, headers: Mapping[str, str], key: str, azure: bool) -> bool:
@@ -543,12 +560,23 @@ class FakeUpstream:
             requested = data.get("model")
             model = requested if isinstance(requested, str) else "unknown"
         number = next(self._ids)
+        calls: list[tuple[str, str, str]] = []
+        finish = behaviour.finish_reason
+        if isinstance(behaviour, Reply):
+            calls = [
+                (call.id or f"call_fake{number:08d}_{index}", call.name, _encode(dict(call.arguments)))
+                for index, call in enumerate(behaviour.tool_calls)
+            ]
+            if behaviour.json is not None and (forced := _forced_tool(api, data)) is not None:
+                calls.append((f"call_fake{number:08d}_json", forced, _encode(behaviour.json)))
+                text = ""
+            finish = finish or ("tool_calls" if calls else "stop")
         return Completion(
             id=f"chatcmpl-fake{number:08d}" if api == "openai" else f"msg_fake{number:08d}",
             model=model,
             created=int(time.time()),
             text=text,
-            finish_reason=behaviour.finish_reason,
+            finish_reason=finish or "stop",
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cached_tokens=behaviour.cached_tokens,
@@ -556,6 +584,8 @@ class FakeUpstream:
             usage=usage,
             cache_write_tokens=behaviour.cache_write_tokens,
             cost=behaviour.cost,
+            tool_calls=tuple(calls),
+            choices=n if isinstance(n := data.get("n"), int) and 1 <= n <= 128 else 1,
         )
 
     async def _perform(
@@ -570,6 +600,9 @@ class FakeUpstream:
         if isinstance(behaviour, Drop):
             await self._pause(behaviour.latency, model)
             conn.close()
+        elif isinstance(behaviour, Raw):
+            await self._pause(behaviour.latency, model)
+            conn.send_raw(behaviour.data)
         elif isinstance(behaviour, Fault):
             await self._pause(behaviour.latency, model)
             headers: tuple[tuple[str, str], ...] = (*_JSON_HEADERS, *behaviour.headers.items())
@@ -578,8 +611,10 @@ class FakeUpstream:
             tokens = estimate_tokens(prompt_messages(api, data))
             conn.respond(behaviour.status, headers, fault_body(api, behaviour, tokens))
         elif isinstance(behaviour, Reply):
-            text = behaviour.text
-            if text is None:
+            text = behaviour.text if behaviour.json is None else _encode(behaviour.json)
+            if text is None and behaviour.tool_calls:
+                text = ""
+            elif text is None:
                 text = simulated_text(prompt_messages(api, data))
             usage = behaviour.usage and (not record.stream or api == "anthropic" or _wants_usage(data))
             completion = self._completion(api, data, text, behaviour, usage)
@@ -587,7 +622,7 @@ class FakeUpstream:
             extra = tuple(behaviour.headers.items())
             if record.stream:
                 sse = sse_format(api, completion)
-                events = [sse.preamble(), *map(sse.content, _words(text)), sse.finish()]
+                events = [sse.preamble(), *map(sse.content, _words(completion.text)), sse.finish()]
                 conn.start_chunked(200, (*_SSE_HEADERS, *extra))
                 conn.end_chunked(b"".join(events))
             else:

@@ -7,25 +7,30 @@ ends). With no SDK configured every span is non-recording and no attribute work 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import _logs, metrics, trace
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from ._version import __version__
+from .._version import __version__
+from ..errors import GateError
+from ._content import input_attributes, output_messages
 
 if TYPE_CHECKING:
-    from ._registry import Deployment
-    from .errors import UpstreamError
-    from .providers import ChatRequest, ProviderReply
+    from .._registry import Deployment
+    from ..errors import UpstreamError
+    from ..providers import ChatRequest, ProviderReply
 
-__all__ = ["Telemetry", "TelemetryConfig", "attempt_cancelled", "span_failed"]
+__all__ = ["Telemetry", "TelemetryConfig", "attempt_cancelled", "error_type_of", "span_failed"]
+
+_log = logging.getLogger("gate_mw")
 
 # Bucket boundaries from the GenAI metrics conventions.
 _TOKEN_BUCKETS = [4.0**n for n in range(14)]  # 1, 4, 16, ... 67108864
@@ -35,52 +40,78 @@ _MAX_SERIES = 2000
 _OVERFLOW = {"otel.metric.overflow": True}
 
 
+_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+_CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+
 @dataclass(frozen=True, slots=True)
 class TelemetryConfig:
-    """Where spans and metrics go, and whether prompt and completion text is recorded.
+    """Where spans, metrics and log events go, and what is recorded.
 
-    The providers default to the global ones set up by the OpenTelemetry SDK.
+    The providers default to the global ones (see `gate_mw.telemetry.configure`).
+    `capture_content` puts prompts and answers on the spans; `record_estimated_tokens`
+    lets token counts the upstream never reported (estimates) into
+    `gen_ai.client.token.usage`, marked `gate.usage.estimated=true`.
     """
 
     tracer_provider: trace.TracerProvider | None = None
     meter_provider: metrics.MeterProvider | None = None
     capture_content: bool = False
+    logger_provider: _logs.LoggerProvider | None = None
+    record_estimated_tokens: bool = False
+
+
+def _capture_from_env(env: Mapping[str, str]) -> bool:
+    """Content capture asked for the way OpenTelemetry's GenAI instrumentations read it:
+    only under `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`."""
+    opted = {v.strip() for v in env.get(_OPT_IN, "").split(",")}
+    mode = env.get(_CAPTURE_ENV, "").strip().lower()
+    return "gen_ai_latest_experimental" in opted and mode in ("true", "span_only", "span_and_event")
 
 
 class _Series:
     """The metric attributes of one (deployment, response model, arm), built once, and
     the USD spent under them (None until a priced reply), which the cost counter reports."""
 
-    __slots__ = ("attributes", "cost", "input", "output")
+    __slots__ = ("attributes", "cost", "estimated_input", "estimated_output", "input", "output")
 
     def __init__(self, attributes: dict[str, Any]) -> None:
         self.attributes = attributes
         self.input = {**attributes, "gen_ai.token.type": "input"}
         self.output = {**attributes, "gen_ai.token.type": "output"}
+        self.estimated_input = {**self.input, "gate.usage.estimated": True}
+        self.estimated_output = {**self.output, "gate.usage.estimated": True}
         self.cost: float | None = None
 
 
 class Telemetry:
     """Creates the gateway's spans and records its metrics."""
 
-    def __init__(self, config: TelemetryConfig) -> None:
-        self.capture_content = config.capture_content
+    def __init__(self, config: TelemetryConfig, env: Mapping[str, str] = os.environ) -> None:
+        self.capture_content = config.capture_content or _capture_from_env(env)
+        self.record_estimated = config.record_estimated_tokens
         self.tracer = trace.get_tracer("gate_mw", __version__, tracer_provider=config.tracer_provider)
+        self.events = _logs.get_logger("gate_mw", __version__, logger_provider=config.logger_provider)
+        self._providers = (config.tracer_provider, config.meter_provider, config.logger_provider)
         meter = metrics.get_meter("gate_mw", __version__, meter_provider=config.meter_provider)
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}",
             description="Number of input and output tokens used.",
             explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
         )
-        self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        def seconds(name: str, description: str) -> Histogram:
+            return meter.create_histogram(
+                f"gen_ai.client.operation.{name}", unit="s", description=description,
+                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            )
+
+        self.duration = seconds("duration", "GenAI operation duration.")
+        self.time_to_first_chunk = seconds(
+            "time_to_first_chunk", "Time to receive the first chunk of a streamed response."
         )
-        self.time_to_first_chunk = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk", unit="s",
-            description="Time to receive the first chunk of a streamed response.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        self.time_per_output_chunk = seconds(
+            "time_per_output_chunk",
+            "Time per output chunk after the first, from the end of the previous chunk.",
         )
         # Cost is summed here and read when metrics are collected: an observable counter
         # reports the same monotonic sum as a counter without an SDK call per reply.
@@ -90,7 +121,7 @@ class Telemetry:
         )
         self._overflow = _Series(_OVERFLOW)
         meter.create_observable_counter(
-            "gate.cost", callbacks=[self._observe_cost], unit="USD",
+            "gate.cost", callbacks=[self._observe_cost], unit="{USD}",
             description="Cost of GenAI calls made through the gateway.",
         )
 
@@ -147,8 +178,39 @@ class Telemetry:
             f"chat {deployment.upstream_model}", kind=SpanKind.CLIENT, attributes=attributes
         )
         if self.capture_content and span.is_recording():
-            span.set_attribute("gen_ai.input.messages", _messages_json(request.messages))
+            span.set_attributes(input_attributes(request.messages))
         return span
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Push out what the SDK providers hold (spans, metrics, log events), waiting at
+        most about `timeout_s` in all: called when the gateway stops."""
+        providers = [
+            given if given is not None else current()
+            for given, current in zip(
+                self._providers,
+                (trace.get_tracer_provider, metrics.get_meter_provider, _logs.get_logger_provider),
+                strict=True,
+            )
+        ]
+        share = max(1, int(timeout_s * 1000 / len(providers)))
+        for provider in providers:
+            force_flush = getattr(provider, "force_flush", None)
+            if force_flush is None:
+                continue
+            try:
+                force_flush(share)
+            except Exception:  # an exporter's failure must not break the app's shutdown
+                _log.warning("gate_mw: flushing telemetry failed", exc_info=True)
+
+    def next_chunk(self, seconds: float, attributes: Mapping[str, Any]) -> None:
+        """A stream's chunk after the first arrived `seconds` after the one before."""
+        self.time_per_output_chunk.record(seconds, attributes)
+
+    def chunk_attributes(
+        self, deployment: Deployment, extra: Mapping[str, Any] | None
+    ) -> Mapping[str, Any]:
+        attributes = deployment.metric_attributes
+        return {**attributes, **extra} if extra else attributes
 
     def first_chunk(
         self, span: Span, deployment: Deployment, seconds: float, *,
@@ -187,10 +249,10 @@ class Telemetry:
             # Each attribute costs the SDK ~10k instructions: zero counts are left out.
             if usage.cached_tokens:
                 reported["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
-            if usage.cache_write_tokens:
-                reported["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_write_tokens
             if usage.reasoning_tokens:
                 reported["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
+            if usage.cache_write_tokens:
+                reported["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_write_tokens
             if reply.response_id:
                 reported["gen_ai.response.id"] = reply.response_id
             if cost is not None:
@@ -199,13 +261,19 @@ class Telemetry:
             if usage.estimated:
                 reported["gate.usage.estimated"] = True
             if self.capture_content:
-                reported["gen_ai.output.messages"] = _messages_json(
-                    [{"role": "assistant", "content": reply.text}]
+                reported["gen_ai.output.messages"] = output_messages(
+                    reply.text, reply.finish_reason, reply.tool_calls
                 )
             span.set_attributes(reported)  # one call: the SDK takes its lock once
         series, priced = self._series_of(deployment, reply.model, extra)
-        self.token_usage.record(usage.input_tokens, series.input)
-        self.token_usage.record(usage.output_tokens, series.output)
+        # The conventions: counts the upstream did not report stay off the token metric
+        # unless the user opts in, and are then marked.
+        if not usage.estimated:
+            self.token_usage.record(usage.input_tokens, series.input)
+            self.token_usage.record(usage.output_tokens, series.output)
+        elif self.record_estimated:
+            self.token_usage.record(usage.input_tokens, series.estimated_input)
+            self.token_usage.record(usage.output_tokens, series.estimated_output)
         if cost is not None:
             priced.cost = (priced.cost or 0.0) + cost
         return series.attributes
@@ -217,11 +285,40 @@ class Telemetry:
         error_type = str(error.status) if error.status else error.kind.value
         if span.is_recording():
             span.set_attribute("gate.error.kind", error.kind.value)
-        span_failed(span, error_type, str(error))
+        self._exception_event(span, deployment, error, error_type)
+        span_failed(span, error_type, error.detail)
         attributes = {**deployment.metric_attributes, "error.type": error_type}
         if extra:
             attributes.update(extra)
         self.duration.record(duration, attributes)
+
+
+    def _exception_event(
+        self, span: Span, deployment: Deployment, error: UpstreamError, error_type: str
+    ) -> None:
+        """The conventions' `gen_ai.client.operation.exception` log event, in the context
+        of the attempt's span (the message is the redacted one the span carries)."""
+        attributes = {
+            **deployment.metric_attributes,
+            "error.type": error_type,
+            "exception.type": type(error).__qualname__,
+            "exception.message": str(error),
+        }
+        self.events.emit(
+            event_name="gen_ai.client.operation.exception",
+            context=trace.set_span_in_context(span),
+            severity_number=_logs.SeverityNumber.WARN,
+            severity_text="WARN",
+            attributes=attributes,
+        )
+
+    def activate(self, span: Span) -> object:
+        """Make `span` current (its context goes upstream); undo with `deactivate`."""
+        return otel_context.attach(trace.set_span_in_context(span))
+
+    @staticmethod
+    def deactivate(token: object) -> None:
+        otel_context.detach(token)  # type: ignore[arg-type]
 
 
 class _CurrentSpan:
@@ -246,12 +343,15 @@ class _CurrentSpan:
         # Like the SDK, only Exception: GeneratorExit and cancellation are not errors.
         if isinstance(exc, Exception) and span.is_recording():
             span.record_exception(exc)
+            span.set_attribute("error.type", error_type_of(exc))
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         span.end()
 
 
-def _messages_json(messages: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps([dict(message) for message in messages], default=str)
+def error_type_of(exc: BaseException) -> str:
+    """`error.type` for a failed call: the gate error's type (`all_attempts_failed`, ...),
+    else the exception's qualified class name, as the conventions advise."""
+    return exc.error_type if isinstance(exc, GateError) else type(exc).__qualname__
 
 
 _CANCELLED = {"cancelled": "cancelled by the caller", "client_disconnect": "the client disconnected"}

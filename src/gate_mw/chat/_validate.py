@@ -1,0 +1,160 @@
+"""The request boundary: what a caller hands `gate.chat`/`gate.stream`, checked and
+normalised before anything leaves, so that a caller's mistake is a `RequestRejected`
+(a 4xx) and never an upstream failure that moves a breaker or starts a fallback."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import RequestRejected
+
+__all__ = ["MAX_DEPTH", "OPAQUE", "RESERVED", "ROLES", "validate_request"]
+
+#: Roles a message may have.
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+#: Fields the gateway sets itself: a caller's (in `extra_body`) would change the wire
+#: protocol under it.
+RESERVED = frozenset({"model", "messages", "stream"})
+#: Options that are not JSON data, passed through unchecked.
+OPAQUE = frozenset({"output"})
+#: How deeply JSON values may nest in messages and parameters: deeper is refused rather
+#: than left to overflow the encoder's recursion.
+MAX_DEPTH = 32
+
+
+class _Invalid(Exception):
+    """A caller fault at `where`; turned into `RequestRejected` by `validate_request`."""
+
+
+def _where(path: str, key: object) -> str:
+    return f"{path}[{key!r}]" if not isinstance(key, int) else f"{path}[{key}]"
+
+
+def _check_text(value: str, where: str) -> None:
+    # Lone surrogates cannot be encoded as UTF-8: no upstream could ever read them.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Invalid(f"{where}: a string holds a lone surrogate (not valid Unicode)") from None
+
+
+def _check_json(value: object, where: str, depth: int = 0) -> Any:
+    """`value` as plain JSON data (dicts, lists, str, finite numbers, bools, None)."""
+    if value is None or value is True or value is False or type(value) is int:
+        return value
+    if isinstance(value, str):
+        _check_text(value, where)
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Invalid(f"{where}: {value!r} is not a finite number")
+        return float(value)
+    if isinstance(value, int):  # an int subclass (an IntEnum): its plain value
+        return int(value)
+    if depth >= MAX_DEPTH:
+        raise _Invalid(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, Mapping):
+        checked: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Invalid(f"{where}: keys must be strings, got {type(key).__name__}")
+            _check_text(key, where)
+            checked[key] = _check_json(item, _where(where, key), depth + 1)
+        return checked
+    if isinstance(value, (list, tuple)):
+        return [_check_json(item, _where(where, i), depth + 1) for i, item in enumerate(value)]
+    raise _Invalid(f"{where}: {type(value).__name__} is not JSON data")
+
+
+def _check_message(message: object, where: str) -> dict[str, Any]:
+    if not isinstance(message, Mapping):
+        raise _Invalid(f"{where}: a message must be a mapping with role and content, "
+                       f"got {type(message).__name__}")
+    role = message.get("role")
+    if not isinstance(role, str) or role not in ROLES:
+        known = ", ".join(sorted(ROLES))
+        raise _Invalid(f"{where}.role: must be one of {known}, got {role!r}"[:300])
+    content = message.get("content")
+    if not (content is None or isinstance(content, (str, list, tuple))):
+        raise _Invalid(f"{where}.content: must be a string or a list of content parts, "
+                       f"got {type(content).__name__}")
+    if isinstance(content, (list, tuple)):
+        for index, part in enumerate(content):
+            if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                raise _Invalid(f"{where}.content[{index}]: a content part must be a mapping with a type")
+    checked: dict[str, Any] = _check_json(message, where)
+    return checked
+
+
+def _check_number(name: str, value: object, *, minimum: float | None, integer: bool = False) -> None:
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an integer" if integer else "a number"
+        raise _Invalid(f"{name}: must be {kind}, got {type(value).__name__}")
+    assert isinstance(value, int | float)
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise _Invalid(f"{name}: must be a finite number{bound}, got {value!r}")
+
+
+# name -> (minimum, integer) of the numeric options
+_NUMBERS: dict[str, tuple[float | None, bool]] = {
+    "max_tokens": (1, True), "temperature": (0, False), "top_p": (0, False), "n": (1, True),
+    "seed": (None, True),
+}
+
+
+def _check_option(name: str, value: object) -> Any:
+    if value is None or name in OPAQUE:
+        return value
+    if name in _NUMBERS:
+        minimum, integer = _NUMBERS[name]
+        _check_number(name, value, minimum=minimum, integer=integer)
+    elif name == "stop":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, Sequence) or not all(isinstance(s, str) for s in value):
+            raise _Invalid("stop: must be a string or a list of strings")
+    elif name == "extra_body":
+        if not isinstance(value, Mapping):
+            raise _Invalid(f"extra_body: must be a mapping, got {type(value).__name__}")
+        if reserved := sorted(RESERVED & value.keys()):
+            raise _Invalid(f"extra_body.{reserved[0]}: set by the gateway, not by the caller")
+    elif name == "raw" and not isinstance(value, bool):
+        raise _Invalid(f"raw: must be true or false, got {type(value).__name__}")
+    return _check_json(value, name)
+
+
+def _validate(
+    messages: object, options: Mapping[str, Any]
+) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+    if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
+        raise _Invalid(f"messages: must be a list of messages, got {type(messages).__name__}")
+    if not messages:
+        raise _Invalid("messages: must not be empty")
+    checked = tuple(_check_message(m, f"messages[{i}]") for i, m in enumerate(messages))
+    return checked, {name: _check_option(name, value) for name, value in options.items()}
+
+
+def validate_request(
+    messages: object, options: Mapping[str, Any], *, request_id: str | None
+) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+    """The messages and the call's options (`chat.ChatOptions`) as plain JSON data: copies
+    the caller can no longer change, `stop` always a list. Otherwise `RequestRejected`
+    (400) naming what is wrong, before anything is sent.
+
+    Refused: messages that are not a non-empty list of mappings, an unknown role, content
+    that is neither a string, None nor a list of typed parts, non-finite numbers,
+    strings with lone surrogates, values that are not JSON data, nesting deeper than
+    `MAX_DEPTH`, out-of-range numeric options (`max_tokens`, `temperature`, `top_p`, `n`,
+    `seed`), and `extra_body` fields the gateway sets itself (`RESERVED`). Options in
+    `OPAQUE` (`output`: a type or schema, not data) are passed through.
+    """
+    try:
+        return _validate(messages, options)
+    except _Invalid as invalid:
+        raise RequestRejected(
+            f"invalid request: {invalid}", (), request_id=request_id, status=400
+        ) from None

@@ -1,0 +1,146 @@
+"""Where insights live in the state store: time-bucketed counters per group, per-arm counters,
+and the bounded list of groups seen. One place owns the key names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._stats import DURATION_BUCKETS, bucket_of
+
+if TYPE_CHECKING:
+    from ..state import StateStore, Writes
+
+__all__ = ["ARM_FIELDS", "FIELDS", "GRANULARITIES", "OTHER", "Counters"]
+
+#: Counted per group and time bucket; `lat{i}` counts calls whose latency fell in bucket i.
+FIELDS: tuple[str, ...] = (
+    "calls", "errors", "cost", "in", "out", *(f"lat{i}" for i in range(len(DURATION_BUCKETS) + 1)),
+)
+#: Counted per experiment arm, for its lifetime.
+ARM_FIELDS: tuple[str, ...] = (
+    "calls", "errors", "cost", "cost2", "lat", "lat2",
+    *(f"lat{i}" for i in range(len(DURATION_BUCKETS) + 1)),
+)
+#: Bucket width and how long its counters live, in seconds: 5-minute buckets for the last
+#: hours, hourly ones for days.
+GRANULARITIES: tuple[tuple[float, float], ...] = ((300.0, 3 * 3600.0), (3600.0, 8 * 86400.0))
+OTHER = "(other)"
+_GROUPS_KEY = "ins:groups"
+
+
+class Counters:
+    """Adds a finished call to the counters and reads them back."""
+
+    __slots__ = ("_ids", "max_groups", "store")
+
+    def __init__(self, store: StateStore, *, max_groups: int = 500) -> None:
+        if max_groups < 1:
+            raise ValueError("max_groups must be at least 1")
+        self.store = store
+        self.max_groups = max_groups
+        self._ids: dict[tuple[str, str, str], int] = {}  # groups known here -> id
+
+    async def groups(self) -> list[tuple[str, str, str]]:
+        """Every (caller, route, model) recorded by any replica, in id order."""
+        raw = await self.store.get(_GROUPS_KEY)
+        stored = [_group(value) for value in raw or ()]
+        if len(stored) < len(self._ids):
+            # The list was dropped (a bounded store evicts what is not read for long): put
+            # back what this process knows, so that its counters stay readable.
+            known = sorted(self._ids, key=self._ids.__getitem__)
+            if [self._ids[g] for g in known] == list(range(len(known))):
+                await self.store.compare_and_set(_GROUPS_KEY, raw, [list(g) for g in known])
+                return known
+        return stored
+
+    async def _group_id(self, group: tuple[str, str, str]) -> int:
+        """The id of `group`, registered in the store on first sight; past `max_groups`,
+        the id of the overflow group ("(other)", "(other)", "(other)")."""
+        found = self._ids.get(group)
+        if found is not None:
+            return found
+        overflow = (OTHER, OTHER, OTHER)
+        for _ in range(5):  # lost races retry against the new list
+            current = await self.store.get(_GROUPS_KEY)
+            known = [_group(value) for value in current or ()]
+            for index, other in enumerate(known):
+                self._ids.setdefault(other, index)
+            if group in self._ids:
+                return self._ids[group]
+            wanted = group if len(known) < self.max_groups - 1 else overflow
+            if wanted in self._ids:
+                return self._ids[wanted]
+            # Lists, as a shared store's JSON gives them back, so compare-and-set matches.
+            if await self.store.compare_and_set(_GROUPS_KEY, current, [*map(list, known), list(wanted)]):
+                self._ids[wanted] = len(known)
+                return len(known)
+        return self._ids.get(overflow, 0)
+
+    async def add(
+        self, group: tuple[str, str, str], *, ok: bool, cost: float, input_tokens: int,
+        output_tokens: int, latency_s: float, writes: Writes | None = None,
+    ) -> None:
+        """Count one call; with `writes`, as part of the call's one write after it."""
+        gid = await self._group_id(group)
+        now = self.store.clock()
+        values = {
+            "calls": 1, "errors": 0 if ok else 1, "cost": cost, "in": input_tokens,
+            "out": output_tokens, f"lat{bucket_of(latency_s)}": 1,
+        }
+        for width, ttl in GRANULARITIES:
+            prefix = f"ins:{width:g}:{int(now // width)}:{gid}:"
+            if writes is not None:
+                for k, v in values.items():
+                    if v:
+                        writes.add(prefix + k, v, ttl)
+            else:
+                await self.store.incr({prefix + k: v for k, v in values.items() if v}, ttl=ttl)
+
+    async def read(
+        self, gids: Sequence[int], width: float, buckets: Sequence[int]
+    ) -> dict[tuple[int, int], dict[str, float]]:
+        """The counters of each (group id, bucket) that saw calls: calls are read first, so
+        the other fields are read only where there is something to read."""
+        pairs = [(gid, b) for gid in gids for b in buckets]
+        calls = await self.store.get_many([f"ins:{width:g}:{b}:{gid}:calls" for gid, b in pairs])
+        active = [pair for pair, count in zip(pairs, calls, strict=True) if count]
+        keys = [f"ins:{width:g}:{b}:{gid}:{name}" for gid, b in active for name in FIELDS]
+        raw = await self.store.get_many(keys)
+        found: dict[tuple[int, int], dict[str, float]] = {}
+        for index, pair in enumerate(active):
+            values = raw[index * len(FIELDS):(index + 1) * len(FIELDS)]
+            found[pair] = {name: float(v or 0) for name, v in zip(FIELDS, values, strict=True)}
+        return found
+
+    async def add_arm(
+        self, experiment: str, arm: str, *, ok: bool, cost: float, latency_s: float,
+        writes: Writes | None = None,
+    ) -> None:
+        values: dict[str, float] = {"calls": 1}
+        if not ok:
+            values["errors"] = 1
+        else:  # cost and latency describe answered calls
+            values.update({
+                "cost": cost, "cost2": cost * cost, "lat": latency_s, "lat2": latency_s * latency_s,
+                f"lat{bucket_of(latency_s)}": 1,
+            })
+        if writes is not None:
+            for k, v in values.items():
+                if v:
+                    writes.add(f"ins:xp:{experiment}:{arm}:{k}", v)
+            return
+        await self.store.incr({f"ins:xp:{experiment}:{arm}:{k}": v for k, v in values.items() if v})
+
+    async def arm(self, experiment: str, arm: str) -> dict[str, float]:
+        raw = await self.store.get_many([f"ins:xp:{experiment}:{arm}:{k}" for k in ARM_FIELDS])
+        return {name: float(value or 0) for name, value in zip(ARM_FIELDS, raw, strict=True)}
+
+
+def _group(value: Any) -> tuple[str, str, str]:
+    caller, route, model = value
+    return str(caller), str(route), str(model)
+
+
+def latency_counts(values: dict[str, Any]) -> list[float]:
+    return [float(values.get(f"lat{i}", 0)) for i in range(len(DURATION_BUCKETS) + 1)]
