@@ -211,3 +211,18 @@ def test_a_replayed_stream_gives_back_the_text_exactly_in_small_chunks(text: str
     assert "".join(chunks) == text
     assert all(len(chunk.strip()) <= 4 for chunk in chunks)
     assert not isinstance(events[-1], str)  # then the end
+
+
+def test_the_cache_key_of_an_output_schema_is_its_schema_not_its_object() -> None:
+    from gate_mw.chat._output import Output
+    from gate_mw.limits._cache import request_key
+    from gate_mw.providers import ChatRequest
+
+    messages = [{"role": "user", "content": "an invoice"}]
+    schema = {"type": "object", "properties": {"total": {"type": "number"}}}
+
+    def key(output: object) -> str:
+        return request_key(ChatRequest(messages=messages, output=Output.of(output)), ("m",), None)
+
+    assert key(dict(schema)) == key(dict(schema))  # two objects, one key
+    assert key(dict(schema)) != key({"type": "object", "properties": {"total": {"type": "string"}}})

@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -49,7 +50,13 @@ class Cache:
 
 
 def _plain(value: Any) -> Any:
-    """JSON for what requests may hold beyond JSON: schemas, dataclasses, models."""
+    """JSON for what requests may hold beyond JSON: mappings, `output=` schemas,
+    dataclasses, models. Never a repr with an address: keys must match across processes."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    output_schema = getattr(value, "schema", None)
+    if isinstance(output_schema, dict):  # an `Output`: what is asked for is its schema
+        return {"output": getattr(value, "name", None), "schema": output_schema}
     schema = getattr(value, "model_json_schema", None)
     if callable(schema):
         return schema()
