@@ -64,7 +64,11 @@ def claude(clients: list[Any]) -> Any:
 
 async def test_chat_completion_is_faithful(base_url: str, fake_upstream: FakeUpstream, oai: Any) -> None:
     fake_upstream.script(
-        "gpt-4o", Reply("Paris.", input_tokens=20, output_tokens=7, cached_tokens=4, reasoning_tokens=2)
+        "gpt-4o",
+        Reply(
+            "Paris.", input_tokens=20, output_tokens=7, cached_tokens=4, reasoning_tokens=2,
+            system_fingerprint="fp_44709d6fcb",
+        ),
     )
     raw = await oai(base_url).chat.completions.with_raw_response.create(model="fast", messages=USER)  # type: ignore[arg-type]
     completion = raw.parse()
@@ -80,6 +84,7 @@ async def test_chat_completion_is_faithful(base_url: str, fake_upstream: FakeUps
     assert completion.usage.prompt_tokens_details.cached_tokens == 4
     assert completion.usage.completion_tokens_details is not None
     assert completion.usage.completion_tokens_details.reasoning_tokens == 2
+    assert completion.system_fingerprint == "fp_44709d6fcb"
     assert raw.headers["x-gate-model"] == "primary"
     assert raw.headers["x-gate-attempts"] == "1"
     assert float(raw.headers["x-gate-cost-usd"]) > 0
@@ -244,6 +249,7 @@ async def test_fallback_is_invisible_but_in_the_headers(
     assert completion.choices[0].message.content == "Paris, from the backup."
     assert completion.model == "fast"
     assert completion.id.startswith("chatcmpl-")
+    assert completion.system_fingerprint is None  # none sent: none made up
     assert (raw.headers["x-gate-model"], raw.headers["x-gate-attempts"]) == ("backup", "2")
 
 
