@@ -117,10 +117,22 @@ async def test_a_keys_own_budget_refuses_with_402(base_url: str, oai: Any) -> No
     assert (await oai().chat.completions.create(model="primary", messages=USER)).choices
 
 
+async def test_litellm_key_fields_map_to_limits_and_budget(base_url: str, oai: Any) -> None:
+    litellm = {"name": "svc", "rpm_limit": 1, "tpm_limit": 50_000, "max_budget": 5, "budget_duration": "1mo"}
+    async with httpx.AsyncClient(base_url=f"{base_url}/v1") as client:
+        made = (await client.post("/keys", headers=ADMIN, json=litellm)).json()
+    assert [(rule.get("rpm"), rule.get("tpm")) for rule in made["limits"]] == [(1, None), (None, 50_000)]
+    assert (made["budget"]["limit_usd"], made["budget"]["window"]) == (5, "month")
+    await oai(made["key"]).chat.completions.create(model="fast", messages=USER)
+    with pytest.raises(openai.RateLimitError):
+        await oai(made["key"]).chat.completions.create(model="fast", messages=USER)
+
+
 @pytest.mark.parametrize(
     ("fields", "param"),
     [({"limits": [{"rpm": 0}]}, "limits"), ({"limits": [{"rpm": 5, "per": "route"}]}, "limits"),
-     ({"budget": {"limit_usd": -1}}, "budget"), ({"limits": {"rpm": 5}}, "limits")],
+     ({"budget": {"limit_usd": -1}}, "budget"), ({"limits": {"rpm": 5}}, "limits"),
+     ({"max_budget": 5, "budget_duration": "soon"}, "budget_duration")],
 )
 async def test_bad_key_limits_are_a_400_naming_the_field(
     base_url: str, fields: dict[str, Any], param: str

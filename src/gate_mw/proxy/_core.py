@@ -30,6 +30,7 @@ from ._anthropic import message_body, message_events, read_messages
 from ._asgi import Endpoint, Reply, Streamed
 from ._errors import Api, ProxyError, error_body
 from ._keys import KeyStore, VirtualKey, hash_key, key_rules
+from ._litellm_limits import key_fields
 from ._openai import ChatArgs, completion_body, read_chat
 from ._settings import ProxySettings, from_env, settings_of
 
@@ -309,9 +310,10 @@ class Proxy:
         if caller is not None and not isinstance(caller, str):
             raise ProxyError(400, "caller must be a string", param="caller")
         try:
-            limits, budget = key_rules(body.get("limits"), body.get("budget"))
+            limits, budget = key_rules(*key_fields(body))  # gate_mw's fields, or LiteLLM's
         except ValueError as exc:
-            raise ProxyError(400, str(exc), param=str(exc).partition(":")[0].partition("[")[0]) from None
+            field = str(exc).partition(":")[0].partition("[")[0].partition(" ")[0]  # limits, budget...
+            raise ProxyError(400, str(exc), param=field) from None
         try:
             secret, key = await self.keys.create(
                 body["name"], caller=caller, models=models, metadata=metadata, limits=limits, budget=budget
