@@ -12,10 +12,12 @@ import anthropic
 import httpx
 import openai
 import pytest
-from _proxy_apps import MASTER, build, proxy, proxy_gateway
+from _proxy_apps import MASTER, TEAM_KEY, build, proxy, proxy_gateway
 
 from _apps import serve_http
+from gate_mw import ConfigError
 from gate_mw.proxy import KeyStore
+from gate_mw.proxy._settings import settings_of
 from gate_mw.state import MemoryStore, RedisStore
 from gate_mw.testing import FakeUpstream
 
@@ -184,3 +186,24 @@ async def test_redis_key_records_persist() -> None:
         await store.client.delete(*names)
     finally:
         await store.aclose()
+
+
+async def test_a_config_keys_own_limit_holds(fake_upstream: FakeUpstream) -> None:
+    keys = [{"name": "team-a", "key_env": "TEAM_A_KEY", "limits": [{"rpm": 1}], "budget": {"limit_usd": 5}}]
+    gateway = proxy_gateway(fake_upstream, policies=POLICIES)
+    async with (
+        serve_http(build("fastapi", proxy(gateway, {"keys": keys}))) as url,
+        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=TEAM_KEY, max_retries=0) as client,
+    ):
+        raw = await client.chat.completions.with_raw_response.create(model="fast", messages=USER)
+        assert raw.headers["x-ratelimit-limit-requests"] == "1"
+        with pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(model="fast", messages=USER)
+
+
+def test_a_config_keys_bad_limit_names_the_field(fake_upstream: FakeUpstream) -> None:
+    keys = [{"name": "team-a", "key_env": "TEAM_A_KEY", "limits": [{"rpm": 1, "tpm": 5}]}]
+    with pytest.raises(ConfigError) as caught:
+        settings_of({"keys": keys}, "gateway.yaml")
+    assert "proxy.keys.0" in str(caught.value)
+    assert "exactly one of rpm, tpm or usd" in str(caught.value)

@@ -1,5 +1,5 @@
 """Virtual keys: Bearer keys that map to a caller, with the models it may name and its
-own rate limits and budget (issue 11's `Limit` and `Budget`, counted by the same guard).
+own rate limits and budget (`Limit` and `Budget`, counted by the gateway's one guard).
 
 A key is shown once, when it is created; only its SHA-256 is kept, so a leaked store leaks
 no key. With Redis the records are shared by every replica and never expire; with the

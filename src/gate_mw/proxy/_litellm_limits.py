@@ -1,4 +1,4 @@
-"""LiteLLM's budget, cache and Redis settings, as issue 11's `Budget`, `Cache` and Redis
+"""LiteLLM's budget, cache and Redis settings, as gate_mw's `Budget`, `Cache` and Redis
 state store: `litellm_settings.max_budget`/`budget_duration`, `litellm_settings.cache`
 with `cache_params`, `router_settings.redis_*`, and the `/key/generate` budget fields."""
 
