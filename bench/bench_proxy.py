@@ -8,8 +8,9 @@
       /proc: what the proxy and the HTTP server add together.
 (b) Requests/s of `gate-mw serve` (one uvicorn worker) with 256 requests in flight against
     an upstream that takes 200 ms: the ideal is 256 / 0.2 = 1,280/s; target >= 90 %.
-    Side by side, in the same run, `gate.chat` in process under the same load: the proxy
-    cannot beat it, so the ratio says what the proxy and the server cost when the machine
+    Side by side, in the same run, `gate.chat` in process under the same load, and this
+    client's raw aiohttp calls straight to the upstream (no gateway at all): the proxy can
+    beat neither, so the ratios say what the proxy and the server cost when the machine
     (shared, 2.5x variable) cannot reach the ideal at all.
 
 Run: ``python bench/bench_proxy.py [--quick]``. It prints PASS/FAIL per target; exits 0.
@@ -247,7 +248,9 @@ async def _steady_gate(gateway: Gateway, seconds: float) -> tuple[float, list[fl
 async def bench_throughput(seconds: float, rounds: int) -> list[str]:
     ideal = IN_FLIGHT / SLOW_LATENCY
     rows = []
-    rates: dict[str, list[float]] = {"proxy (gate-mw serve)": [], "gate.chat in process": []}
+    rates: dict[str, list[float]] = {
+        "proxy (gate-mw serve)": [], "gate.chat in process": [], "raw aiohttp to upstream": []
+    }
     with fake_upstream(SLOW_LATENCY) as upstream, tempfile.TemporaryDirectory() as directory:
         gateway = Gateway([_entry(upstream)], default_policy={"retries": 0}, env={KEY_ENV: "sk-bench"})
         await gateway.start()
@@ -257,6 +260,8 @@ async def bench_throughput(seconds: float, rounds: int) -> list[str]:
                     server_before, upstream_before = _cpu_seconds(pid), upstream.cpu_seconds()
                     if mode.startswith("proxy"):
                         rate, latencies, client_cpu = await _steady(url, seconds)
+                    elif mode.startswith("raw"):  # the floor: this client and the upstream alone
+                        rate, latencies, client_cpu = await _steady(upstream.url, seconds)
                     else:
                         rate, latencies, client_cpu = await _steady_gate(gateway, seconds)
                     span = seconds + RAMP
@@ -283,12 +288,15 @@ async def bench_throughput(seconds: float, rounds: int) -> list[str]:
         rows,
     )
     proxy, direct = max(rates["proxy (gate-mw serve)"]), max(rates["gate.chat in process"])
+    raw = max(rates["raw aiohttp to upstream"])
     verdict = "PASS" if proxy >= TARGET * ideal else "FAIL"
     return [
         f"{verdict}  proxy at {IN_FLIGHT} in flight x 200 ms: {proxy:,.0f} requests/s = {proxy / ideal:.1%} "
         f"of ideal {ideal:,.0f} (target >= {TARGET:.0%}; best of {rounds} rounds)",
         f"info  same run, gate.chat in process: {direct:,.0f} calls/s; "
         f"the proxy reaches {proxy / direct:.0%} of it",
+        f"info  same run, raw aiohttp client straight to the upstream: {raw:,.0f} requests/s "
+        f"= {raw / ideal:.1%} of ideal; the proxy reaches {proxy / raw:.0%} of it",
     ]
 
 

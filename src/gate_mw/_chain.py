@@ -453,4 +453,5 @@ class Call:
             tool_calls=reply.tool_calls,
             parsed=parsed,
             choices=reply.choices,
+            system_fingerprint=reply.system_fingerprint,
         )

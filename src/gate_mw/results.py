@@ -85,6 +85,8 @@ class ChatResult:
     choices: tuple[Choice, ...] = ()
     #: Served from the response cache: no upstream call, no cost.
     cached: bool = False
+    #: OpenAI's `system_fingerprint`, when the upstream sent one.
+    system_fingerprint: str | None = None
 
     @property
     def message(self) -> dict[str, Any]:

@@ -10,11 +10,15 @@ from typing import Any
 import openai
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from _apps import serve_http
-from gate_mw import ConfigError, Gateway
+from gate_mw import Budget, Cache, ConfigError, Gateway
 from gate_mw.proxy._litellm import map_litellm
+from gate_mw.proxy._litellm_limits import budget_window
 from gate_mw.proxy.cli import build_app
+from gate_mw.state import RedisStore
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 HERE = Path(__file__).parent / "litellm"
@@ -31,6 +35,8 @@ ENV = {
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
+    for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def reported(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -62,7 +68,11 @@ def test_proxy_quick_start_maps_everything_it_can(caplog: pytest.LogCaptureFixtu
     assert (gateway.router.health.breaker.failures, gateway.router.health.breaker.cooldown) == (4, 30.0)
     assert gateway.config is not None
     assert gateway.config.proxy == {"master_key_env": "LITELLM_MASTER_KEY"}
-    assert reported(caplog) == ["litellm_settings.max_budget", "litellm_settings.budget_duration"]
+    # max_budget 10 over budget_duration 30d: a global hard budget on every model.
+    budget = Budget(limit_usd=10.0, per="global", window=30 * 86_400.0, downgrade_at=None)
+    assert gateway.default_policy.budget == budget
+    assert fallback.budget == budget
+    assert reported(caplog) == []
 
 
 def test_configs_quick_start_serves_what_it_can_and_reports_the_rest(
@@ -95,16 +105,62 @@ def test_configs_quick_start_serves_what_it_can_and_reports_the_rest(
     assert len(paths) == 6
 
 
-def test_caching_config_reports_the_cache_and_the_embedding_model(caplog: pytest.LogCaptureFixture) -> None:
+def test_caching_config_caches_in_memory_without_a_redis(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, "gate_mw.config"):
         gateway = Gateway.from_file(HERE / "caching.yaml")
 
     assert gateway.registry.aliases == ["gpt-3.5-turbo"]
+    assert gateway.default_policy.cache == Cache()
+    assert gateway.config is not None
+    assert gateway.config.state is None
     assert reported(caplog) == [
         "model_list[1] (text-embedding-ada-002).model_info.mode",
+        "litellm_settings.cache",  # no Redis named: in memory, said so
         "litellm_settings.set_verbose",
-        "litellm_settings.cache",
     ]
+
+
+def test_caching_config_with_redis_params_uses_the_redis_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # LiteLLM docs, "Caching", redis with its params, step 1 (keys from the environment).
+    monkeypatch.setenv("REDIS_HOST", "127.0.0.1")
+    monkeypatch.setenv("REDIS_PORT", "6379")
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "model_list:\n  - model_name: gpt-3.5-turbo\n    litellm_params:\n      model: gpt-3.5-turbo\n"
+        "litellm_settings:\n  cache: True\n  cache_params:\n    type: redis\n"
+        "    host: os.environ/REDIS_HOST\n    port: os.environ/REDIS_PORT\n    ttl: 600\n"
+        "    namespace: litellm.caching\n    supported_call_types: [acompletion]\n"
+    )
+    with caplog.at_level(logging.WARNING, "gate_mw.config"):
+        gateway = Gateway.from_file(path)
+    assert gateway.default_policy.cache == Cache(ttl=600.0)
+    assert gateway.config is not None
+    assert gateway.config.state == "redis://127.0.0.1:6379/0"
+    assert gateway.config.state_options.prefix == "litellm.caching:"
+    assert isinstance(gateway.router.state.store, RedisStore)
+    assert reported(caplog) == ["litellm_settings.cache_params.supported_call_types"]
+
+
+@pytest.mark.parametrize(
+    ("duration", "window"),
+    [("1d", "day"), ("7d", "week"), ("1mo", "month"), ("30s", 30.0), ("2h", 7200.0), ("30d", 2_592_000.0)],
+)
+def test_budget_duration_maps_to_a_window(duration: str, window: str | float) -> None:
+    assert budget_window(duration) == window
+
+
+@given(st.text(max_size=12))
+def test_budget_duration_parses_or_says_why(text: str) -> None:
+    try:
+        window = budget_window(text)
+    except ValueError as exc:
+        message = str(exc)
+    else:
+        assert window in ("day", "week", "month") or (isinstance(window, float) and window > 0)
+        return
+    assert "budget_duration" in message
 
 
 def test_load_balancing_with_keys_in_the_environment(caplog: pytest.LogCaptureFixture) -> None:
@@ -119,11 +175,9 @@ def test_load_balancing_with_keys_in_the_environment(caplog: pytest.LogCaptureFi
     assert gateway.registry.by_alias["gpt-4o"][0].entry.rpm == 200
     paths = reported(caplog)
     assert paths[:3] == [f"model_list[{i}] (zephyr-beta).litellm_params.model" for i in range(3)]
-    assert {
-        "router_settings.redis_host",
-        "router_settings.redis_password",
-        "router_settings.redis_port",
-    } <= set(paths)
+    # A Redis password written in the file is not used (and said so); host and port map.
+    assert "router_settings.redis_password" in paths
+    assert not {"router_settings.redis_host", "router_settings.redis_port"} & set(paths)
     assert "fallbacks.zephyr-beta" in paths
 
 
@@ -212,3 +266,28 @@ async def test_a_litellm_config_served_with_fallbacks(tmp_path: Path, fake_upstr
     assert raw.parse().choices[0].message.content == "from claude"
     assert raw.headers["x-gate-model"] == "claude"
     assert fake_upstream.requests[-1].headers["x-api-key"] == ENV["ANTHROPIC_API_KEY"]
+
+
+@pytest.mark.anyio
+async def test_a_litellm_max_budget_refuses_with_402(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
+    config: dict[str, Any] = {
+        "model_list": [{
+            "model_name": "gpt-4o",
+            "litellm_params": {
+                "model": "openai/gpt-4o", "api_base": fake_upstream.openai_base,
+                "api_key": "os.environ/OPENAI_API_KEY",
+            },
+        }],
+        "litellm_settings": {"max_budget": 0.000001, "budget_duration": "1d"},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    async with (
+        serve_http(build_app(Gateway.from_file(path))) as url,
+        openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0) as client,
+    ):
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 402
+    assert caught.value.body["gate"]["limit"] == "global:budget"  # type: ignore[index]
+    assert fake_upstream.calls() == 0

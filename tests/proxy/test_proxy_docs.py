@@ -37,7 +37,9 @@ def test_every_sample_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert stream.rstrip().endswith("data: [DONE]")
         assert '"usage"' in stream
         assert [m["id"] for m in json.loads(models)["data"]] == ["fast", "sim-small"]
-        assert json.loads(keys)["key"].startswith("sk-gate-")
+        made = json.loads(keys)
+        assert made["key"].startswith("sk-gate-")
+        assert (made["limits"][0]["rpm"], made["budget"]["limit_usd"]) == (60, 20)
         for sample in clients:
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):

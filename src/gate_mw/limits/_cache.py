@@ -85,6 +85,7 @@ def to_entry(result: ChatResult) -> dict[str, Any]:
         "provider": result.provider, "provider_model": result.provider_model,
         "finish_reason": result.finish_reason, "response_id": result.response_id,
         "usage": [usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.reasoning_tokens],
+        "system_fingerprint": result.system_fingerprint,
     }
 
 
@@ -94,7 +95,7 @@ def from_entry(entry: dict[str, Any], *, request_id: str, latency_s: float, arm:
         provider=entry["provider"], provider_model=entry["provider_model"],
         finish_reason=entry["finish_reason"], usage=Usage(*entry["usage"]), cost_usd=0.0,
         latency_s=latency_s, attempts=(), request_id=request_id, response_id=entry["response_id"],
-        arm=arm, cached=True, cost_source="cache",
+        arm=arm, cached=True, cost_source="cache", system_fingerprint=entry.get("system_fingerprint"),
     )
 
 

@@ -72,6 +72,8 @@ class ProviderReply:
     choices: tuple[Choice, ...] = ()
     #: The provider's JSON, when the call asked for it (`raw=True`).
     raw: Any = None
+    #: OpenAI's backend configuration id, when the upstream sent one.
+    system_fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

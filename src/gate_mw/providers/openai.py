@@ -157,6 +157,7 @@ class OpenAIProvider(HTTPProvider):
                 choices=tuple(map(_choice, choices)) if len(choices) > 1 else (),
                 raw=body if request.raw else None,
                 cost=billed_cost(body.get("usage")) if billed is None else billed,
+                system_fingerprint=optional_str(body.get("system_fingerprint")),
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise error_from_exception(exc) from None

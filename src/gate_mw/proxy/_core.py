@@ -29,7 +29,8 @@ from ..providers._base import ChatRequest, estimated_usage
 from ._anthropic import message_body, message_events, read_messages
 from ._asgi import Endpoint, Reply, Streamed
 from ._errors import Api, ProxyError, error_body
-from ._keys import KeyStore, VirtualKey, hash_key
+from ._keys import KeyStore, VirtualKey, hash_key, key_rules
+from ._litellm_limits import key_fields
 from ._openai import ChatArgs, completion_body, read_chat
 from ._settings import ProxySettings, from_env, settings_of
 
@@ -41,6 +42,22 @@ __all__ = ["Proxy"]
 logger = logging.getLogger("gate_mw.proxy")
 
 _MASTER = VirtualKey(id="master", name="master key", caller="master", origin="config")
+_MAX_KEYED = 4096
+
+
+def with_key_rules(policy: RoutePolicy, key: VirtualKey) -> RoutePolicy:
+    """`policy` as `key`'s caller runs it: the key's own limits replace the policy's
+    per-caller limits of the same kind, and its budget the per-caller budgets (so one
+    counter never serves two different limits). Route and global limits still apply."""
+    kinds = {(rule.kind, rule.window) for rule in key.limits}
+    limits = (
+        *(rule for rule in policy.limits if rule.per != "caller" or (rule.kind, rule.window) not in kinds),
+        *key.limits,
+    )
+    budgets = policy.budgets
+    if key.budget is not None:
+        budgets = (*(rule for rule in budgets if rule.per != "caller"), key.budget)
+    return policy.model_copy(update={"limits": limits, "budget": budgets or None})
 
 
 class Proxy:
@@ -69,13 +86,17 @@ class Proxy:
                 where = f"proxy.keys[{index}] ({spec.name})"
                 digest = hash_key(from_env(env, spec.key_env, source=source, field="key_env", entry=where))
             assert digest is not None
+            limits, budget = key_rules(spec.limits, spec.budget)
             self.keys.add_static(
-                spec.name, digest, caller=spec.caller, models=spec.models, metadata=spec.metadata
+                spec.name, digest, caller=spec.caller, models=spec.models, metadata=spec.metadata,
+                limits=limits, budget=budget,
             )
         required = settings.require_key
         self.require_key = bool(self._master or self.keys.configured) if required is None else required
         self.created = int(time.time())
         self._policies = self._models()
+        # (key id, model) -> the model's policy under the key's own limits; bounded.
+        self._keyed: dict[tuple[str, str], RoutePolicy] = {}
 
     @staticmethod
     def _master_key(settings: ProxySettings, env: Mapping[str, str], source: str | None) -> str | None:
@@ -124,8 +145,11 @@ class Proxy:
             logger.warning(
                 "gate_mw proxy: request %s failed: %s %s", context.request_id, exc.code, exc.message
             )
-        headers = [(name.encode(), value.encode()) for name, value in exc.headers]
-        return Reply(exc.status, error_body(api, exc), headers + self._gate_headers(context))
+        gate = self._gate_headers(context)
+        # A refusal by a limit already put its Retry-After among the call's headers.
+        named = {name for name, _ in gate}
+        headers = [(n.encode(), v.encode()) for n, v in exc.headers if n.encode() not in named]
+        return Reply(exc.status, error_body(api, exc), headers + gate)
 
     @staticmethod
     def _gate_headers(context: RoutingContext) -> list[tuple[bytes, bytes]]:
@@ -191,7 +215,14 @@ class Proxy:
             raise ProxyError(
                 403, f"this key may not use the model `{model}`", param="model", code="model_not_allowed"
             )
-        return policy
+        if key is None or not key.own_rules:
+            return policy
+        keyed = self._keyed.get((key.id, model))
+        if keyed is None:
+            if len(self._keyed) >= _MAX_KEYED:
+                self._keyed.clear()  # rebuilt on demand: cheap, and bounded whatever keys exist
+            keyed = self._keyed[(key.id, model)] = with_key_rules(policy, key)
+        return keyed
 
     async def _gate(
         self, scope: Scope, receive: Receive, context: RoutingContext, read: Callable[[Any], ChatArgs]
@@ -279,8 +310,13 @@ class Proxy:
         if caller is not None and not isinstance(caller, str):
             raise ProxyError(400, "caller must be a string", param="caller")
         try:
+            limits, budget = key_rules(*key_fields(body))  # gate_mw's fields, or LiteLLM's
+        except ValueError as exc:
+            field = str(exc).partition(":")[0].partition("[")[0].partition(" ")[0]  # limits, budget...
+            raise ProxyError(400, str(exc), param=field) from None
+        try:
             secret, key = await self.keys.create(
-                body["name"], caller=caller, models=models, metadata=metadata
+                body["name"], caller=caller, models=models, metadata=metadata, limits=limits, budget=budget
             )
         except OverflowError as exc:
             raise ProxyError(409, str(exc), code="too_many_keys") from None

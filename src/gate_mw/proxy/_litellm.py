@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 from ..config import ModelEntry, ProviderName
 from ..errors import ConfigError
+from ._litellm_limits import map_budget, map_cache
 from ._settings import from_env
 
 __all__ = ["Unsupported", "from_litellm", "map_litellm"]
@@ -56,10 +57,7 @@ _PARAMS = frozenset({
     "temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "stop", "frequency_penalty",
     "presence_penalty", "response_format", "reasoning_effort", "user", "n", "logit_bias",
 })
-_CACHE_ADVICE = "gate_mw's response cache (issue 11) is configured per policy; none is active"
-_BUDGET_ADVICE = "hard budgets come with gate_mw's limits (issue 11); today a policy's Budget downgrades"
 _CALLBACK_ADVICE = "gate_mw emits OpenTelemetry GenAI spans and metrics: export them (docs/observability.md)"
-_REDIS_ADVICE = "a shared Redis state store comes with issue 11; routing state is per process for now"
 _SETTING_ADVICE = {
     "set_verbose": "use Python logging: the 'gate_mw' logger",
     "json_logs": "use Python logging",
@@ -67,14 +65,10 @@ _SETTING_ADVICE = {
     "failure_callback": _CALLBACK_ADVICE,
     "callbacks": _CALLBACK_ADVICE,
     "service_callback": _CALLBACK_ADVICE,
-    "cache": _CACHE_ADVICE,
-    "cache_params": _CACHE_ADVICE,
-    "max_budget": _BUDGET_ADVICE,
-    "budget_duration": _BUDGET_ADVICE,
-    "redis_host": _REDIS_ADVICE,
-    "redis_port": _REDIS_ADVICE,
-    "redis_password": _REDIS_ADVICE,
-    "redis_url": _REDIS_ADVICE,
+    "cache": "set it on the model's policy: cache: {ttl: 600}",
+    "cache_params": "set it on the model's policy: cache: {ttl: 600}",
+    "max_budget": "set it on the model's policy: budget: {limit_usd: 10, window: month}",
+    "budget_duration": "set it on the model's policy: budget: {limit_usd: 10, window: month}",
     "stream_timeout": "set ttft and idle_timeout on a policy",
     "database_url": "virtual keys live in the "
     "state store: create them with POST /v1/keys or list them under proxy.keys",
@@ -286,12 +280,31 @@ def map_litellm(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], l
         if not isinstance(value, Mapping):
             raise mapper.error(f"{section} must be a mapping", field=section)
         sections[section] = dict(value)
+    litellm, router = sections["litellm_settings"], sections["router_settings"]
+    try:
+        budget = map_budget(litellm)
+    except ValueError as exc:
+        raise mapper.error(str(exc), field="litellm_settings.budget_duration") from None
+    def env(value: Any, field: str) -> Any:
+        return mapper.env_value(value, field.rpartition(".")[0], field.rpartition(".")[2])
+
+    cache, state, prefix = map_cache(litellm, router, mapper.report, env)
+    for key in ("redis_host", "redis_port", "redis_password", "redis_url"):
+        router.pop(key, None)
     # router_settings wins where both sections set a policy field (as in LiteLLM).
     settings = {k: v for k, v in sections["litellm_settings"].items() if k in _POLICY_FIELDS}
     settings.update({k: v for k, v in sections["router_settings"].items() if k in _POLICY_FIELDS})
     aliases = list(dict.fromkeys(entry["name"] for entry in models))
     base, named = mapper.policies(settings, aliases)
+    limits = {"budget": budget, "cache": cache}
+    base.update({name: value for name, value in limits.items() if value is not None})
+    for policy in named.values():
+        policy.update({name: value for name, value in limits.items() if value is not None})
     result: dict[str, Any] = {"models": models, "policies": named}
+    if state is not None:
+        result["state"] = state
+        if prefix is not None:
+            result["state_options"] = {"prefix": prefix}
     if base:
         result["default_policy"] = base
     breaker: dict[str, Any] = {}

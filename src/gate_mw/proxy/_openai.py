@@ -195,8 +195,6 @@ def completion_body(result: ChatResult, model: str, created: int) -> dict[str, A
         "choices": choices,
         "usage": openai_usage(result),
     }
-    raw = result.raw if isinstance(result.raw, Mapping) else {}
-    fingerprint = getattr(result, "system_fingerprint", None) or raw.get("system_fingerprint")
-    if fingerprint:
-        body["system_fingerprint"] = fingerprint
+    if result.system_fingerprint is not None:
+        body["system_fingerprint"] = result.system_fingerprint
     return body

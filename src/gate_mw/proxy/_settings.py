@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
+from ._keys import key_rules
 
 __all__ = ["KeySpec", "ProxySettings", "from_env", "settings_of"]
 
@@ -29,9 +30,16 @@ class KeySpec(_Strict):
     caller: str | None = Field(None, description="the caller key budgets and limits count under")
     models: tuple[str, ...] | None = Field(None, description="models it may name; all when unset")
     metadata: dict[str, str] = Field(default_factory=dict)
+    limits: tuple[dict[str, Any], ...] = Field(
+        (), description="its own rate limits, e.g. {rpm: 60}, {tpm: 100000}, {usd: 5, window: day}"
+    )
+    budget: dict[str, Any] | None = Field(
+        None, description="its own Budget, e.g. {limit_usd: 50, window: month}"
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> KeySpec:
+        key_rules(self.limits, self.budget)  # a ValueError names the field
         if (self.key_env is None) == (self.key_sha256 is None):
             raise ValueError("give exactly one of key_env and key_sha256")
         if self.key_sha256 is not None and not _SHA256.match(self.key_sha256):
@@ -49,7 +57,9 @@ class ProxySettings(_Strict):
     keys: tuple[KeySpec, ...] = ()
     require_key: bool | None = Field(None, description="default: when a master key or keys exist")
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="largest request body accepted")
-    max_keys: int = Field(10_000, gt=0, description="most virtual keys the admin API may create")
+    max_keys: int = Field(
+        10_000, gt=0, description="most keys the admin API may create (never evicted; refused past it)"
+    )
 
 
 def settings_of(data: dict[str, Any] | None, source: str | None) -> ProxySettings:

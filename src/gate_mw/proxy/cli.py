@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    # Off by default: a formatted line per request is CPU and I/O on the server's hot path,
+    # and spans, metrics and the insights store record every call already.
+    serve.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     return parser
 
 
@@ -126,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in _lines(gateway, proxy, f"http://{host}:{port}"):
         print(line, flush=True)
     if args.workers == 1 and not args.reload:
-        config = uvicorn.Config(build_app(proxy), log_level=args.log_level, lifespan="on", ws="none")
+        config = uvicorn.Config(
+            build_app(proxy), log_level=args.log_level, lifespan="on", ws="none", access_log=args.access_log
+        )
         uvicorn.Server(config).run(sockets=[sock])
         return 0
     sock.close()
@@ -140,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reload=args.reload,
         log_level=args.log_level,
         lifespan="on",
+        access_log=args.access_log,
     )
     return 0
 

@@ -57,11 +57,15 @@ end
 return value
 """
 
-#: KEYS[1]. ARGV: expected JSON ('' for absent), new JSON, ttl in ms. Returns 1 if stored.
+#: KEYS[1]. ARGV: expected JSON ('' for absent), new JSON, ttl in ms (0: none). 1 if stored.
 COMPARE_AND_SET = """
 local current = redis.call('GET', KEYS[1])
 if (current == false and ARGV[1] == '') or current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  if ARGV[3] == '0' then
+    redis.call('SET', KEYS[1], ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
   return 1
 end
 return 0

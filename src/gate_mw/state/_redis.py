@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -41,7 +42,8 @@ def _load(raw: bytes | str | None) -> Any:
 
 
 def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000 + 0.999))
+    """Milliseconds for PX; 0 (no expiry) for `math.inf`, a record meant to persist."""
+    return 0 if seconds == math.inf else max(1, int(seconds * 1000 + 0.999))
 
 
 class RedisStore:
@@ -212,7 +214,8 @@ class RedisStore:
     async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None:
         async def remote() -> None:
             self.round_trips += 1
-            await self.client.set(self._k(key), _dump(value), px=_ms(self.max_ttl if ttl is None else ttl))
+            px = _ms(self.max_ttl if ttl is None else ttl) or None  # None: never expires
+            await self.client.set(self._k(key), _dump(value), px=px)
 
         await self._run(remote, lambda: self.local.set(key, value, ttl=ttl))
 

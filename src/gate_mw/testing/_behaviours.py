@@ -65,6 +65,8 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     tool_calls: Sequence[ToolUse] = ()
     json: Any = None
+    #: OpenAI's `system_fingerprint`, sent in the reply when given.
+    system_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         _check_delay("latency", self.latency)

@@ -111,6 +111,7 @@ class Completion:
     choices: int = 1
     #: (id, name, arguments as JSON text) of each tool call.
     tool_calls: tuple[tuple[str, str, str], ...] = ()
+    system_fingerprint: str | None = None
 
 
 def _openai_usage(c: Completion) -> dict[str, Any]:
@@ -199,6 +200,8 @@ def completion_body(api: Api, c: Completion) -> bytes:
         }
         if c.usage:
             body["usage"] = _openai_usage(c)
+        if c.system_fingerprint is not None:
+            body["system_fingerprint"] = c.system_fingerprint
     else:
         body = {
             "id": c.id,

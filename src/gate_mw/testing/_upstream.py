@@ -586,6 +586,7 @@ class FakeUpstream:
             cost=behaviour.cost,
             tool_calls=tuple(calls),
             choices=n if isinstance(n := data.get("n"), int) and 1 <= n <= 128 else 1,
+            system_fingerprint=behaviour.system_fingerprint if isinstance(behaviour, Reply) else None,
         )
 
     async def _perform(
