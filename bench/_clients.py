@@ -50,7 +50,7 @@ LITELLM = "LiteLLM Router"
 SDK_FLOOR = "raw + SDK floor (info)"
 
 UPSTREAM_MODEL = "gpt-4o-mini"
-#: The upstream answers this model with a 500 (see bench/_upstream.py).
+#: The upstream answers this model with a 500 (``python -m gate_mw.testing --fail-model``).
 FAILING_MODEL = "gpt-4o-mini-broken"
 LITELLM_VERSION = "1.106.2"
 # 1.107.0 was a compromised release: never import it, even if it is what is installed.

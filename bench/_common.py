@@ -4,7 +4,7 @@ A script run as ``python bench/NAME.py`` puts the repository root and ``src`` fi
 ``sys.path`` and then imports ``from bench._common import ...``. The API is deliberately small:
 
 - `fake_upstream(latency, fail_models=())`: a context manager running gate_mw's fake upstream
-  (``bench/_upstream.py``) in its own process (so its CPU is not counted as the client's),
+  (``python -m gate_mw.testing``) in its own process (so its CPU is not counted as the client's),
   yielding an `Upstream`: its base `url`, and `cpu_seconds()` it has used (to tell when it,
   not the client, is the bottleneck). Requests for a model in `fail_models` get a 500.
 - `percentile(values, q)`: the q-th percentile (0..100) of `values`, interpolated.
@@ -29,7 +29,6 @@ __all__ = ["SRC", "Clock", "Upstream", "fake_upstream", "percentile", "print_tab
 
 #: The package source directory, put on the fake upstream's PYTHONPATH.
 SRC = Path(__file__).resolve().parent.parent / "src"
-_UPSTREAM_SCRIPT = Path(__file__).resolve().parent / "_upstream.py"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ def fake_upstream(latency: float = 0.0, fail_models: Sequence[str] = ()) -> Iter
     """Run the fake upstream (`latency` seconds per reply; a 500 for `fail_models`) in a subprocess."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
-    command = [sys.executable, str(_UPSTREAM_SCRIPT), "--latency", str(latency)]
+    command = [sys.executable, "-m", "gate_mw.testing", "--latency", str(latency)]
     for model in fail_models:
         command += ["--fail-model", model]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)

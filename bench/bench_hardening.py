@@ -107,8 +107,8 @@ async def many_callers(callers: int) -> None:
         state = {s.deployment: s.state for s in await gateway.cooldowns()}
     print(
         f"(a) {callers:,} callers with {CALLER_KEY_BYTES // 1024} KB keys: {elapsed:.1f} s, "
-        f"RSS +{growth:.1f} MB, caller keys kept {len(store._callers):,}, "
-        f"routing keys {len(store._data):,}, breaker of flaky: {state['flaky']}"
+        f"RSS +{growth:.1f} MB, caller keys kept {store.counts[1]:,}, "
+        f"routing keys {store.counts[0]:,}, breaker of flaky: {state['flaky']}"
     )
     verdict(growth < MAX_RSS_GROWTH_MB, f"RSS growth {growth:.1f} MB (target < {MAX_RSS_GROWTH_MB:g} MB)")
     verdict(state["flaky"] == "open", f"the open breaker survived: {state['flaky']}")

@@ -32,6 +32,7 @@ from bench._common import print_table
 
 from gate_mw import Budget, Experiment, Gateway, ModelEntry, RoutePolicy
 from gate_mw.providers import ChatRequest
+from gate_mw.state import Writes
 
 TARGET_US = 20.0
 SIZES = (10, 200)
@@ -83,7 +84,7 @@ def _policies(gateway: Gateway) -> dict[str, RoutePolicy]:
 
 
 async def _seed(gateway: Gateway) -> None:
-    """Latency, in-flight and usage figures for every deployment; some spend for the caller."""
+    """Latency, in-flight and usage figures for every deployment."""
     rng = random.Random(1)
     state = gateway.router.state
     for deployment in gateway.registry.deployments:
@@ -91,8 +92,9 @@ async def _seed(gateway: Gateway) -> None:
             await state.observe_latency(deployment.id, rng.uniform(0.2, 3.0))
         for _ in range(rng.randrange(4)):
             await state.started(deployment.id)
-        await state.add_tokens(deployment.id, rng.randrange(100_000))
-    await state.add_spend("bench-caller", 0.9, [86_400.0])
+        writes = Writes()
+        state.add_tokens(deployment.id, rng.randrange(100_000), writes)
+        await state.store.write(writes)
 
 
 async def _per_decision_us(gateway: Gateway, policy: RoutePolicy, name: str, rounds: int) -> float:

@@ -11,7 +11,8 @@ import pytest
 from _apps import build_app, make_gateway, openai_entry, serve
 from _routing import FakeClock
 from gate_mw import Breaker, Gateway, NoCandidates, RoutePolicy
-from gate_mw.routing import CooldownState, MemoryStore
+from gate_mw.routing import CooldownState
+from gate_mw.state import MemoryStore
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 pytestmark = pytest.mark.anyio

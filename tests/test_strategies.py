@@ -21,7 +21,6 @@ from gate_mw.chat._tokens import estimate_messages
 from gate_mw.routing import (
     CostStrategy,
     LatencyStrategy,
-    MemoryStore,
     RequestInfo,
     RoutingState,
     ShuffleStrategy,
@@ -29,6 +28,7 @@ from gate_mw.routing import (
     TaskStrategy,
     register_strategy,
 )
+from gate_mw.state import MemoryStore
 from gate_mw.testing import FakeUpstream, Fault, Reply
 
 pytestmark = pytest.mark.anyio
@@ -465,12 +465,15 @@ async def test_usage_prefers_the_least_used_deployment_within_its_tpm(fake_upstr
         firsts = [first_tried(await gate.chat(user("hi"))) for _ in range(6)]
         # 1,000 tokens a call: each deployment once, then again (each under 1,500 before).
         assert firsts == ["pool-1", "pool-2", "pool-3", "pool-1", "pool-2", "pool-3"]
-        # Now each used 2,000 of 1,500 tokens this minute: all at the limit, least used first.
-        assert first_tried(await gate.chat(user("hi"))) == "pool-1"
+        # Now each used 2,000 of 1,500 tokens this minute: all at the limit, so each is
+        # skipped rather than tried last.
+        with pytest.raises(NoCandidates, match="pool-1: at its tokens limit"):
+            await gate.chat(user("hi"))
         usage = await gateway.router.state.usage(gateway.registry.deployments)
-        assert usage == [(3, 3_000), (2, 2_000), (2, 2_000)]
+        assert usage == [(2, 2_000), (2, 2_000), (2, 2_000)]
         clock.advance(60)  # a new minute
         assert await gateway.router.state.usage(gateway.registry.deployments) == [(0, 0)] * 3
+        assert first_tried(await gate.chat(user("hi"))) == "pool-1"  # refilled
 
 
 async def test_weighted_shuffle_matches_the_weights_over_10000_plans() -> None:

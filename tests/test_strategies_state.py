@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from _routing import FakeClock, deployments, request_info, stub_entry
-from gate_mw.routing import MemoryStore, RoutingState, classify_complexity
+from gate_mw.routing import RoutingState, classify_complexity
+from gate_mw.state import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

@@ -17,22 +17,27 @@ from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits
 from .errors import (
     AllAttemptsFailed,
+    BudgetExceeded,
     ConfigError,
     DeadlineExceeded,
     ErrorKind,
     GateError,
     NoCandidates,
     PolicyError,
+    RateLimited,
     RequestRejected,
+    StateUnavailable,
     StreamInterrupted,
     UpstreamError,
 )
 from .gateway import Gateway
+from .limits import Budget, Cache, Limit
 from .middleware import GatewayMiddleware
 from .policy import Backoff, RoutePolicy, route_policy
 from .pricing import Price, PriceTable
 from .results import Attempt, ChatResult, Usage
-from .routing import Breaker, Budget, Experiment
+from .routing import Breaker, Experiment
+from .state import MemoryStore, RedisStore
 from .telemetry import TelemetryConfig
 
 __all__ = [
@@ -41,6 +46,8 @@ __all__ = [
     "Backoff",
     "Breaker",
     "Budget",
+    "BudgetExceeded",
+    "Cache",
     "ChatResult",
     "ConfigError",
     "DeadlineExceeded",
@@ -52,15 +59,20 @@ __all__ = [
     "Gateway",
     "GatewayConfig",
     "GatewayMiddleware",
+    "Limit",
+    "MemoryStore",
     "ModelEntry",
     "NoCandidates",
     "PolicyError",
     "Price",
     "PriceTable",
+    "RateLimited",
+    "RedisStore",
     "RequestRejected",
     "RoutePolicy",
     "RoutingContext",
     "Simulation",
+    "StateUnavailable",
     "StreamInterrupted",
     "TelemetryConfig",
     "UpstreamLimits",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -15,12 +16,15 @@ from .errors import (
     AllAttemptsFailed,
     DeadlineExceeded,
     ErrorKind,
+    LimitError,
     NoCandidates,
     RequestRejected,
     UpstreamError,
 )
 from .results import Attempt, ChatResult
+from .routing._health import UNREAD, Health
 from .routing._router import Decision
+from .state import Writes
 from .telemetry._spans import attempt_cancelled
 
 if TYPE_CHECKING:
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from ._registry import Deployment
     from .chat._model import ToolCall
     from .gateway import Gateway
+    from .limits import CacheMode, Limit, Ticket
     from .policy import RoutePolicy
     from .providers import ChatRequest, ProviderReply
     from .routing._health import Admission
@@ -52,15 +57,15 @@ class Call:
     """One `Gate.chat`: the chain of deployments and everything learnt while walking it."""
 
     __slots__ = (
-        "_routing", "admission", "context", "deadline", "decision", "gateway", "plan", "policy",
-        "request", "route", "started",
+        "_routing", "admission", "cache_mode", "context", "deadline", "decision", "gateway", "plan",
+        "policy", "request", "route", "started", "ticket", "writes",
     )
 
     def __init__(
         self, gateway: Gateway, context: RoutingContext, policy: RoutePolicy, route: str,
         request: ChatRequest, plan: Sequence[Deployment] | None = None, *,
         models: tuple[str, ...] | None = None, max_cost_usd: float | None = None,
-        stream: bool = False,
+        stream: bool = False, cache: CacheMode = "use",
     ) -> None:
         """Without `plan`, the route's strategy makes one (`decide`) before the first
         attempt; `models` then replaces the policy's chain and `max_cost_usd` its limit."""
@@ -75,6 +80,10 @@ class Call:
         self._routing = (models, max_cost_usd, stream)
         self.deadline = context.deadline_for(policy)
         self.started = 0.0
+        self.cache_mode: CacheMode = cache
+        self.ticket: Ticket | None = None
+        #: What the call learnt for shared state, sent in one round trip when it ends.
+        self.writes = Writes()
         #: The breaker's admission of the attempt in progress; a stream reports its outcome
         #: against it when it ends.
         self.admission: Admission | None = None
@@ -90,9 +99,14 @@ class Call:
         return min(limits) if limits else None
 
     def _route_attributes(self) -> dict[str, Any]:
-        attributes = {"gate.route": self.route, "gate.request_id": self.context.request_id}
+        attributes: dict[str, Any] = {"gate.route": self.route, "gate.request_id": self.context.request_id}
         if self.decision is not None:
             attributes.update(self.decision.span_attributes())
+        if self.gateway.router.store.degraded:
+            attributes["gate.state.degraded"] = True
+        ticket = self.ticket
+        if ticket is not None and ticket.cache_key is not None:
+            attributes["gate.cache"] = "hit" if ticket.cache_entry is not None else "miss"
         return attributes
 
     def _metric_attributes(self) -> dict[str, Any] | None:
@@ -113,16 +127,90 @@ class Call:
                 self.deadline = self.context.deadline_for(decision.policy)
         return self.decision
 
-    async def settle(self, result: ChatResult | None, *, ok: bool | None = None) -> None:
-        """Account the finished call for routing: tokens, spend, arm. `result` is what was
-        paid for (None: nothing); `ok` says whether the call succeeded (default: a result)."""
-        succeeded = result is not None if ok is None else ok
-        if self.decision is not None:
-            await self.gateway.router.settle(self.decision, self.context, result, ok=succeeded)
-        await self.gateway.insights.record(
-            self.route, self.context.caller, self.decision, result, ok=succeeded,
-            latency_s=perf_counter() - self.started,
+    async def guard(self) -> ChatResult | None:
+        """Before the first attempt, in one store round trip: reserve budgets and rate
+        limits (raising `BudgetExceeded` or `RateLimited`), read the breakers of the plan
+        and look the request up in the cache. A cache hit is returned."""
+        decision = self.decision
+        assert decision is not None
+        gateway, context = self.gateway, self.context
+        reads = [key for d in decision.deployments for key in Health.keys(d.id)]
+        identity = (decision.policy.models, decision.strategy, decision.arm, self._routing[0])
+        try:
+            ticket = self.ticket = await gateway.guard.before(
+                decision.policy, self.route, context.caller, self.request, decision.deployments,
+                reads=reads, identity=identity, cache_mode=self.cache_mode, stream=decision.stream,
+                request_id=context.request_id,
+            )
+        except LimitError as refused:
+            calls = context.calls_made()
+            if not decision.stream:  # a stream records itself when it fails to open
+                calls.record((), None)
+            calls.headers.append((b"retry-after", str(refused.retry_after).encode()))
+            raise
+        if ticket.downgraded:
+            gateway.router.downgrade(decision, self.request)
+            self.plan = decision.deployments
+        calls = context.calls_made()
+        calls.headers.extend(gateway.guard.headers(ticket))
+        if ticket.cache_key is None:
+            return None
+        hit = gateway.guard.hit(
+            ticket, request_id=context.request_id, latency_s=perf_counter() - self.started, arm=decision.arm
         )
+        calls.headers.append((b"x-gate-cache", b"hit" if hit else b"miss"))
+        gateway.telemetry.cache_lookup(self.route, hit is not None)
+        return hit
+
+    def _deployment_limits(self) -> dict[str, list[Limit]] | None:
+        """The limits each deployment of the plan has on this route, if any has."""
+        decision = self.decision
+        assert decision is not None
+        usage = decision.strategy == "usage"
+        if not usage and not self.policy.limits and not self.gateway.guard.rules:
+            return None
+        guard = self.gateway.guard
+        found = {d.id: guard.deployment_rules(self.policy, d, usage) for d in self.plan}
+        return {key: rules for key, rules in found.items() if rules} or None
+
+    def _known(self, deployment: Deployment, key: int) -> Any:
+        """The breaker record (0) or failure count (1) read before the call, if read."""
+        reads = self.ticket.reads if self.ticket is not None else {}
+        found = Health.keys(deployment.id)[key]
+        return reads.get(found, UNREAD)
+
+    async def settle(self, result: ChatResult | None, *, ok: bool | None = None) -> None:
+        """Account the finished call: tokens and arm figures for routing, settled budgets
+        and limits, the cache; in one round trip. `result` is what was paid for (None:
+        nothing); `ok` says whether the call succeeded (default: a result)."""
+        ok = result is not None if ok is None else ok
+        writes = self.writes
+        gateway = self.gateway
+        if self.decision is not None:
+            gateway.router.settle(self.decision, result, writes, ok=ok)
+        ticket = self.ticket
+        if ticket is not None:
+            cache = self.policy.cache
+            gateway.guard.settle(ticket, writes, result, ok=ok, ttl=cache.ttl if cache else None)
+        # Report counters go with the rest when they share the store (on Redis).
+        shared = gateway.insights.counters.store is gateway.router.store
+        await gateway.insights.record(
+            self.route, self.context.caller, self.decision, result, ok=ok,
+            latency_s=perf_counter() - self.started, writes=writes if shared else None,
+        )
+        if writes:
+            self.writes = Writes()
+            await gateway.router.store.write(writes)
+
+    def release_soon(self) -> None:
+        """A cancelled call (the client left) cannot wait on the store: give back what it
+        reserved from a task of its own."""
+        ticket, writes = self.ticket, self.writes
+        if ticket is not None:
+            self.gateway.guard.settle(ticket, writes, None, ok=False, ttl=None)
+        if writes:
+            self.writes = Writes()
+            self.gateway.guard.spawn(self.gateway.router.store.write(writes))
 
     async def run(self) -> ChatResult:
         """Walk the chain until a deployment answers; raise a typed error otherwise."""
@@ -130,6 +218,15 @@ class Call:
         result: ChatResult | None = None
         self.started = perf_counter()
         await self.decide()
+        hit = await self.guard()
+        if hit is not None:
+            with self.gateway.telemetry.route_span(self.route, self._route_attributes()):
+                self.context.calls_made().record((), hit)
+            await self.settle(hit)
+            return hit
+        flight = self._flight()
+        if isinstance(flight, asyncio.Future):
+            return await self._follow(flight)
         try:
             with self.gateway.telemetry.route_span(self.route, self._route_attributes()) as span:
                 result = await self._walk(attempts, self._attempt)
@@ -137,12 +234,46 @@ class Call:
                     span.set_attributes(
                         {"gate.deployment": result.deployment, "gate.attempts": len(attempts)}
                     )
-        except Exception:
-            await self.settle(None)
+        except BaseException as exc:
+            if flight is not None:
+                self.gateway.guard.land(self.ticket, flight[0], None, exc)  # type: ignore[arg-type]
+            if isinstance(exc, Exception):
+                await self.settle(None)
+            else:
+                self.release_soon()
             raise
         finally:
             self.context.calls_made().record(tuple(attempts), result)
         assert result is not None
+        await self.settle(result)
+        if flight is not None:
+            self.gateway.guard.land(self.ticket, flight[0], result, None)  # type: ignore[arg-type]
+        return result
+
+    def _flight(self) -> asyncio.Future[ChatResult] | tuple[asyncio.Future[ChatResult]] | None:
+        """Single flight: an identical call's future to follow, or (as a 1-tuple) the
+        future this call leads; None when the route does not collapse misses."""
+        cache, ticket, guard = self.policy.cache, self.ticket, self.gateway.guard
+        if cache is None or not cache.single_flight or ticket is None or ticket.cache_key is None:
+            return None
+        leader = guard.flight(ticket)
+        if leader is not None:
+            return leader
+        led = guard.lead(ticket)
+        return None if led is None else (led,)
+
+    async def _follow(self, leader: asyncio.Future[ChatResult]) -> ChatResult:
+        """Wait for the identical call in flight; its answer costs this call nothing."""
+        try:
+            answer = await asyncio.shield(leader)
+        except Exception:
+            await self.settle(None)
+            raise
+        result = dataclasses.replace(
+            answer, cost_usd=0.0, cached=True, attempts=(), request_id=self.context.request_id,
+            latency_s=perf_counter() - self.started,
+        )
+        self.context.calls_made().record((), result)
         await self.settle(result)
         return result
 
@@ -157,7 +288,8 @@ class Call:
         policy = self.policy
         router = self.gateway.router
         stream = decision.stream
-        skipped: dict[str, str] = {}  # deployments not tried, and why (cooling down)
+        skipped: dict[str, str] = {}  # deployments not tried, and why (cooling down, limits)
+        limited = self._deployment_limits()
         fallback_reason: str | None = None
         too_small: int | None = None  # context windows at most this size cannot hold the prompt
         for position, deployment in enumerate(self.plan, start=1):
@@ -168,7 +300,12 @@ class Call:
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
                     raise self._deadline_error(attempts)
-                admission = await router.health.admit(deployment.id)
+                if limited and (rules := limited.get(deployment.id)) and self.ticket is not None:
+                    why = await self.gateway.guard.take_deployment(self.ticket, deployment, rules)
+                    if why is not None:
+                        skipped[deployment.id] = why
+                        break
+                admission = await router.health.admit(deployment.id, self._known(deployment, 0))
                 if admission.reason is not None:
                     skipped[deployment.id] = admission.reason
                     break
@@ -183,9 +320,13 @@ class Call:
                 self.admission = admission
                 try:
                     return await router.attempt(
-                        deployment, admission, stream, partial(attempt, deployment, routing, attempts)
+                        deployment, admission, stream, partial(attempt, deployment, routing, attempts),
+                        self.writes, self._known(deployment, 1),
                     )
                 except UpstreamError as error:
+                    if self.ticket is not None:  # what was read before is stale now
+                        for key in Health.keys(deployment.id):
+                            self.ticket.reads.pop(key, None)
                     fallback_reason = error.kind.value
                     if error.kind is ErrorKind.BAD_REQUEST:
                         raise RequestRejected(

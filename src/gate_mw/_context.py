@@ -133,6 +133,7 @@ class RoutingContext:
             headers.append((b"x-gate-model", calls.model.encode("latin-1")))
         if self.arm is not None:
             headers.append((b"x-gate-arm", self.arm.encode("latin-1")))
+        headers.extend(calls.headers)
         return headers
 
 
@@ -140,7 +141,7 @@ class Calls:
     """The gateway calls of one request, as the response headers report them. Kept apart
     from `RoutingContext` so that a request that calls no model never makes one."""
 
-    __slots__ = ("attempts", "cost_unknown", "cost_usd", "count", "model", "streaming")
+    __slots__ = ("attempts", "cost_unknown", "cost_usd", "count", "headers", "model", "streaming")
 
     def __init__(self) -> None:
         self.count = 0
@@ -151,6 +152,8 @@ class Calls:
         # Streams begun but not yet committed to a model: while any is, the middleware
         # holds the response head so that x-gate-model names the model that answers.
         self.streaming = 0
+        #: Further headers the guards add: x-ratelimit-*, x-gate-cache, retry-after.
+        self.headers: list[tuple[bytes, bytes]] = []
 
     def record(self, attempts: tuple[Attempt, ...], result: ChatResult | None) -> None:
         """Account one gateway call."""

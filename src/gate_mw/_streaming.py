@@ -5,6 +5,7 @@ however it ends (done, failed, closed early or cancelled by a client disconnect)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ._registry import Deployment
     from .routing._health import Admission
 
-__all__ = ["GateStream"]
+__all__ = ["GateStream", "replay"]
 
 _NEW, _OPENING, _OPEN, _DONE = range(4)
 _NO_END = StreamEnd(None, None, None, None)
@@ -53,7 +54,8 @@ class GateStream:
         "_admission", "_attempts", "_call", "_cancelling", "_chunk_attributes", "_cost_source",
         "_deadline", "_deployment", "_disconnected", "_error", "_events", "_expired", "_first",
         "_idle", "_last_chunk", "_limited", "_loop", "_parts", "_pending", "_reader", "_reading",
-        "_route_span", "_span", "_spent", "_started", "_state", "_time", "_timer", "_ttfc", "result",
+        "_replayed", "_route_span", "_span", "_spent", "_started", "_state", "_time", "_timer",
+        "_ttfc", "result",
     )
 
     def __init__(self, call: Call) -> None:
@@ -89,6 +91,8 @@ class GateStream:
         self.result: ChatResult | None = None
         # What an interrupted or abandoned stream still cost, for budgets and usage.
         self._spent: ChatResult | None = None
+        #: An answer from the response cache, replayed instead of an upstream stream.
+        self._replayed: ChatResult | None = None
         self._cost_source: str | None = None
         self._pending = True
         call.context.calls_made().streaming += 1
@@ -98,6 +102,8 @@ class GateStream:
     @property
     def model(self) -> str | None:
         """The alias of the model answering, once the stream is committed."""
+        if self._replayed is not None:
+            return self._replayed.model
         return None if self._deployment is None else self._deployment.alias
 
     @property
@@ -123,11 +129,18 @@ class GateStream:
         try:
             await call.gateway.start()
             await call.decide()
+            hit = await call.guard()  # reserve up front; settled when the stream ends or is cut
         except BaseException:
             self._state = _DONE
             self._unpend(None)
             raise
         telemetry = call.gateway.telemetry
+        if hit is not None:
+            with telemetry.route_span(call.route, call._route_attributes()):
+                self._replayed, self._events = hit, replay(hit.text)
+                self._unpend(hit.model)
+                self._state = _OPEN
+            return
         route_span = self._route_span = telemetry.start_route(call.route, call._route_attributes())
         try:
             # Current only while walking, so the attempt spans are its children; it is
@@ -163,7 +176,7 @@ class GateStream:
         if self._state == _NEW:
             self._state = _DONE
             self._unpend(None, record=False)
-        elif self._state == _OPEN:
+        elif self._state == _OPEN and self._replayed is None:
             self._abort()
         await self._finish()
 
@@ -222,7 +235,7 @@ class GateStream:
         else:
             raise StopAsyncIteration
         if type(event) is str:
-            if self._parts:  # a chunk after the first: time since the one before
+            if self._parts and self._replayed is None:  # a chunk after the first: time since the one before
                 now = perf_counter()
                 self._call.gateway.telemetry.next_chunk(now - self._last_chunk, self._chunk_attributes)
                 self._last_chunk = now
@@ -239,6 +252,10 @@ class GateStream:
             interrupted = self._interrupt(broken)
             await self._finish()
             raise interrupted
+        if self._replayed is not None:
+            self.result = self._replayed
+            await self._finish()
+            raise StopAsyncIteration
         try:
             self._complete(sent)
         except UpstreamError as error:  # the answer did not fit the call's output=
@@ -465,3 +482,15 @@ class GateStream:
             deployment.id, admission, self._ttfc, self._error,
             abandoned=self.result is None and self._error is None,
         )
+
+
+async def replay(text: str) -> AsyncGenerator[StreamEvent, None]:
+    """A cached answer as a stream: token-sized chunks (up to four characters, with the
+    whitespace before them), as providers send them, then the end."""
+    for chunk in _CHUNKS.findall(text):
+        yield chunk
+        await asyncio.sleep(0)  # let the response go out chunk by chunk, as a stream would
+    yield _NO_END
+
+
+_CHUNKS = re.compile(r"\s*\S{1,4}|\s+")

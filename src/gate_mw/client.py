@@ -18,6 +18,7 @@ from .providers import ChatRequest
 if TYPE_CHECKING:
     from ._context import RoutingContext
     from .gateway import Gateway
+    from .limits import CacheMode
     from .policy import RoutePolicy
     from .results import ChatResult
 
@@ -96,6 +97,7 @@ class Gate:
         *,
         model: str | Sequence[str] | None = None,
         max_cost_usd: float | None = None,
+        cache: CacheMode = "use",
         **options: Unpack[ChatOptions],
     ) -> ChatResult:
         """Answer `messages` with the first model that succeeds, in the order the route's
@@ -112,19 +114,21 @@ class Gate:
         parameters (such as `frequency_penalty`) are passed on where the provider takes
         them; any other keyword raises `TypeError` before anything is sent
         (provider-specific fields go in `extra_body=`). `raw=True` keeps the provider's
-        JSON in `result.raw`. Raises `AllAttemptsFailed`, `DeadlineExceeded`,
-        `RequestRejected` or `NoCandidates`; `RequestRejected` (400) at once, before any
-        upstream is called, for messages or options no upstream could take (see
-        `gate_mw.chat._validate`).
+        JSON in `result.raw`. `cache` is "use", "bypass" (neither read nor write the route's
+        cache) or "refresh" (call upstream and store anew). Raises `AllAttemptsFailed`,
+        `DeadlineExceeded`, `RequestRejected`, `NoCandidates`, `BudgetExceeded` or
+        `RateLimited`; `RequestRejected` (400) at once, before any upstream is called, for
+        messages or options no upstream could take (see `gate_mw.chat._validate`).
         """
+        _check_cache_mode(cache)
         request = self._request("chat", messages, options)
         gateway = self.gateway
         await gateway.start()
-        return await self._call(request, model, max_cost_usd, stream=False).run()
+        return await self._call(request, model, max_cost_usd, stream=False, cache=cache).run()
 
     def _call(
         self, request: ChatRequest, model: str | Sequence[str] | None, max_cost_usd: float | None,
-        *, stream: bool,
+        *, stream: bool, cache: CacheMode = "use",
     ) -> Call:
         if self.context.scope.get("method") == "HEAD":
             # A HEAD answer has no body: a model call for it would be paid and thrown away.
@@ -137,7 +141,7 @@ class Gate:
         models = None if model is None else self._chain(model)
         return Call(
             self.gateway, self.context, self.policy, self.route, request, models=models,
-            max_cost_usd=max_cost_usd, stream=stream,
+            max_cost_usd=max_cost_usd, stream=stream, cache=cache,
         )
 
     def stream(
@@ -146,6 +150,7 @@ class Gate:
         *,
         model: str | Sequence[str] | None = None,
         max_cost_usd: float | None = None,
+        cache: CacheMode = "use",
         **options: Unpack[ChatOptions],
     ) -> GateStream:
         """Stream the answer to `messages`: iterate the result for text deltas, or its
@@ -155,8 +160,14 @@ class Gate:
         iteration). Models fall back until one sends its first token; after that a
         failure raises `StreamInterrupted`. `policy.ttft` bounds each attempt's wait for
         its first token, `policy.idle_timeout` the gaps between chunks, `policy.deadline`
-        the whole. Arguments are those of `chat`. To answer an HTTP request with it, see
-        `gate_mw.responses`.
+        the whole. Arguments are those of `chat`; a route whose `Cache(stream=True)` has the
+        answer replays it. To answer an HTTP request with it, see `gate_mw.responses`.
         """
+        _check_cache_mode(cache)
         request = self._request("stream", messages, options)
-        return GateStream(self._call(request, model, max_cost_usd, stream=True))
+        return GateStream(self._call(request, model, max_cost_usd, stream=True, cache=cache))
+
+
+def _check_cache_mode(cache: object) -> None:
+    if cache not in ("use", "bypass", "refresh"):
+        raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")

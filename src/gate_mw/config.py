@@ -19,7 +19,8 @@ from ._headers import header_name_problem, header_text_problem
 from .errors import ConfigError
 
 __all__ = [
-    "GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "UpstreamLimits", "load_config",
+    "GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "StateOptions", "UpstreamLimits",
+    "load_config",
 ]
 
 ProviderName = Literal[
@@ -169,8 +170,27 @@ class UpstreamLimits(_Strict):
     )
 
 
+class StateOptions(_Strict):
+    """How a shared state store (Redis) is used: key prefix, per-call timeout, and what
+    to do when it fails ("open": route on local state; "closed": answer 503)."""
+
+    prefix: str = Field("gate:", min_length=1)
+    timeout: float = Field(0.25, gt=0, le=30)
+    on_error: Literal["open", "closed"] = "open"
+
+
 class GatewayConfig(_Strict):
     """Everything a gateway file holds."""
+
+    state: str | None = Field(None, description="redis://host:6379/0, or None for in-memory state")
+    state_options: StateOptions = Field(default_factory=StateOptions)
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError("state must be a redis://, rediss://, unix:// or memory:// URL")
+        return url
 
     models: tuple[ModelEntry, ...] = ()
     default_policy: dict[str, Any] | None = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -11,13 +13,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllAttemptsFailed",
+    "BudgetExceeded",
     "ConfigError",
     "DeadlineExceeded",
     "ErrorKind",
     "GateError",
     "NoCandidates",
     "PolicyError",
+    "RateLimited",
     "RequestRejected",
+    "StateUnavailable",
     "StreamInterrupted",
     "UpstreamError",
 ]
@@ -201,3 +206,63 @@ class StreamInterrupted(_AttemptsError):
         body = super().to_dict()
         body["kind"] = self.kind.value
         return body
+
+
+class LimitError(GateError):
+    """A call refused before any attempt because a limit has no room for it.
+
+    `limit` is the limit's label (`caller:rpm`, `route:budget`...), `limit_value` its
+    capacity, `used` what is taken, `reset` seconds until it has room again."""
+
+    def __init__(
+        self, message: str, *, limit: str, limit_value: float, used: float, reset: float,
+        request_id: str | None = None, status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.limit, self.limit_value, self.used, self.reset = limit, limit_value, used, reset
+        self.reset_at = time.time() + reset
+        self.request_id = request_id
+        if status is not None:
+            self.status_code = status
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait, for a `Retry-After` header (at least 1)."""
+        return max(1, int(-(-self.reset // 1)))
+
+    def to_dict(self) -> dict[str, Any]:
+        reset_at = datetime.fromtimestamp(self.reset_at, UTC).isoformat(timespec="seconds")
+        return {
+            **super().to_dict(), "limit": self.limit, "limit_value": self.limit_value,
+            "used": self.used, "reset_seconds": round(self.reset, 3), "reset_at": reset_at,
+            "request_id": self.request_id,
+        }
+
+
+class BudgetExceeded(LimitError):
+    """A budget cannot cover the call's estimated cost; answered as 402 (or the budget's
+    `status`, e.g. 429) when unhandled. `used` is the USD spent and reserved."""
+
+    status_code = 402
+    error_type = "budget_exceeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body.update(budget=self.limit, limit_usd=self.limit_value, spent_usd=self.used)
+        return body
+
+
+class RateLimited(LimitError):
+    """A rate limit (requests, tokens or USD per window) is reached; answered as 429 with
+    `Retry-After` when unhandled."""
+
+    status_code = 429
+    error_type = "rate_limited"
+
+
+class StateUnavailable(GateError):
+    """The shared state store cannot be reached and the gateway is set to fail closed;
+    answered as 503."""
+
+    status_code = 503
+    error_type = "state_unavailable"

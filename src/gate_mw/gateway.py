@@ -23,11 +23,13 @@ from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
 from .errors import ConfigError, PolicyError, UpstreamError
 from .insights import ExperimentStats, Insights, Report
+from .limits import Budget, Guard, Limit, ResponseCache
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
-from .routing import Breaker, CooldownState, MemoryStore, StateStore
+from .routing import Breaker, CooldownState
 from .routing._experiments import Experiments
 from .routing._router import Router
+from .state import MemoryStore, StateStore, open_store
 from .telemetry import Telemetry, TelemetryConfig
 
 if TYPE_CHECKING:
@@ -88,7 +90,10 @@ class Gateway:
         prices: PriceTable | None = None,
         env: Mapping[str, str] | None = None,
         seed: int | None = None,
-        state: StateStore | None = None,
+        state: StateStore | str | None = None,
+        state_options: Mapping[str, Any] | None = None,
+        response_cache: ResponseCache | None = None,
+        limits: Sequence[Limit | Budget] = (),
         breaker: Breaker | None = None,
         source: str | None = None,
         upstream_limits: UpstreamLimits | None = None,
@@ -100,15 +105,26 @@ class Gateway:
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
         self.rng = random.Random(seed)
-        # Latency windows, in-flight counts, cooldowns, spend and experiment counts.
-        self.router = Router(
-            self.registry, MemoryStore() if state is None else state, breaker or Breaker(), self.rng
-        )
+        # Latency windows, in-flight counts, cooldowns, experiment counts, budgets, limits:
+        # in this process, or shared by every replica (a redis:// URL).
+        store = open_store(state, **(state_options or {}))
+        self.router = Router(self.registry, store, breaker or Breaker(), self.rng)
         # Report counters go to a shared store when there is one; in memory, to a store of
         # their own, so that they never push routing state (cooldowns) out of its bound.
         self.insights = Insights(
-            MemoryStore(max_keys=200_000) if state is None else state, self.router.experiments
+            MemoryStore(max_keys=200_000) if state is None else store,
+            self.router.experiments,
         )
+        if response_cache is None:
+            response_cache = ResponseCache("memory" if isinstance(store, MemoryStore) else "store")
+        for rule in limits:
+            if not isinstance(rule, Limit | Budget) or (problem := rule.problem()):
+                raise ConfigError(
+                    "each of limits must be a valid Limit or Budget"
+                    + (f": {problem}" if isinstance(rule, Limit | Budget) else f", not {rule!r}"),
+                    source=source or "Gateway(limits=...)", field="limits",
+                )
+        self.guard = Guard(store, response_cache, limits)
         self.default_policy = self._default_policy(default_policy)
         #: Named policies, which a proxy request's `model` may name as it names an alias.
         self.policies = {
@@ -144,6 +160,8 @@ class Gateway:
             "telemetry": TelemetryConfig(capture_content=config.capture_content),
             "upstream_limits": config.upstream_limits,
             "policies": config.policies,
+            "state": config.state,
+            "state_options": config.state_options.model_dump(),
         }
         if config.breaker is not None:
             try:
@@ -209,21 +227,26 @@ class Gateway:
         return await self.insights.experiment(name, control)
 
     async def budgets(self) -> list[dict[str, Any]]:
-        """Each route budget seen so far, with what each of its callers spent in its window."""
+        """Each route budget seen so far, with what is spent or reserved in its current
+        window (per caller for a caller budget, from the callers seen in reports)."""
         found: list[dict[str, Any]] = []
         groups = await self.insights.counters.groups()
-        routes = {(label, policy.budget) for _, policy, label in self._policies.values() if policy.budget}
-        for label, budget in sorted(routes, key=lambda item: item[0]):
-            base = {
-                "route": label, "window_s": budget.window, "limit_usd": budget.limit_usd,
-                "downgrade_at_usd": budget.threshold_usd,
-            }
-            callers = sorted({caller for caller, route, _ in groups if route == label})
-            if not callers:
-                found.append({**base, "caller": None, "spent_usd": None})
-            for caller in callers:
-                spent = await self.router.state.spend(caller, budget.window)
-                found.append({**base, "caller": caller, "spent_usd": spent})
+        routes = {(label, policy) for _, policy, label in self._policies.values() if policy.budgets}
+        for label, policy in sorted(routes, key=lambda item: item[0]):
+            callers = sorted({caller for caller, route, _ in groups if route == label and caller})
+            for budget in policy.budgets:
+                window = budget.window
+                base = {
+                    "route": label, "per": budget.per, "limit_usd": budget.limit_usd,
+                    "window": window if isinstance(window, str) else f"{window:g} s",
+                    "downgrade_at_usd": budget.threshold_usd,
+                }
+                single = RoutePolicy(budget=budget)
+                for caller in callers if budget.per == "caller" else [None]:
+                    used = await self.guard.used(single, route=label, caller=caller)
+                    found.append({**base, "caller": caller, "spent_usd": used.get(f"{budget.per}:budget")})
+                if budget.per == "caller" and not callers:
+                    found.append({**base, "caller": None, "spent_usd": None})
         return found
 
     def inspector(self, *, key: str | None = None, authorize: Authorize | None = None) -> InspectionApp:
@@ -270,12 +293,20 @@ class Gateway:
             "makes the calls"
         )
 
+    @property
+    def state(self) -> StateStore:
+        """Where budgets, limits, breakers, latency and experiment counts live."""
+        return self.router.store
+
     async def aclose(self) -> None:
-        """Close the HTTP pool (when the gateway made it) and the providers, and flush
-        the telemetry buffered so far (bounded: a stopping server does not hang on it)."""
+        """Close the HTTP pool (when the gateway made it) and the providers, flush the
+        telemetry buffered so far (bounded: a stopping server does not hang on it), and
+        close the state store's connections (a shared store reconnects when used again)."""
         # In a thread: an exporter waiting on a slow collector must not stall the loop.
         await asyncio.to_thread(self.telemetry.flush)
         await self.registry.aclose()
+        await self.guard.flush()
+        await self.router.store.aclose()
         if self._owns_client and self._http_client is not None:
             await self._http_client.aclose()
             self._http_client = None

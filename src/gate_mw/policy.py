@@ -21,7 +21,9 @@ from pydantic import (
 
 from ._headers import header_name_problem
 from .errors import PolicyError
-from .routing._budget import Budget
+from .limits._budget import Budget
+from .limits._cache import Cache
+from .limits._rate import Limit
 from .routing._experiments import Experiment
 from .routing._strategies import Strategy
 
@@ -86,7 +88,16 @@ class RoutePolicy(BaseModel):
         None, description="hybrid strategy: weights of quality, cost and latency"
     )
     experiment: Experiment | None = None
-    budget: Budget | None = None
+    budget: Budget | tuple[Budget, ...] | None = Field(
+        None, description="a Budget or several (per caller, route, global)"
+    )
+    limits: tuple[Limit, ...] = Field((), description="rate limits: Limit(rpm=...), Limit(tpm=...)")
+    cache: Cache | None = Field(None, description="response cache of the route")
+
+    @property
+    def budgets(self) -> tuple[Budget, ...]:
+        budget = self.budget
+        return () if budget is None else (budget,) if isinstance(budget, Budget) else budget
 
     if not TYPE_CHECKING:  # type checkers keep the fields' signature
 
@@ -117,10 +128,21 @@ class RoutePolicy(BaseModel):
                 raise ValueError(f"weight {key!r} must be positive, got {weight!r}")
         return weights
 
-    @field_validator("experiment", "budget", mode="before")
+    @field_validator("experiment", "budget", "limits", "cache", mode="before")
     @classmethod
-    def _value_object(cls, value: Any, info: ValidationInfo) -> Any:
-        kind = Experiment if info.field_name == "experiment" else Budget
+    def _value_objects(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if name in ("budget", "limits") and isinstance(value, list | tuple):
+            return tuple(cls._value_object(item, name) for item in value)
+        if name == "limits" and value is not None:
+            raise ValueError("expected a list of Limit")
+        return cls._value_object(value, name)
+
+    @staticmethod
+    def _value_object(value: Any, name: str) -> Any:
+        kind: type[Any] = {
+            "experiment": Experiment, "budget": Budget, "limits": Limit, "cache": Cache,
+        }[name]
         if isinstance(value, Mapping):
             try:
                 value = kind(**value)

@@ -76,12 +76,15 @@ class ChatResult:
     request_id: str
     response_id: str | None = None
     arm: str | None = None
-    #: Where `cost_usd` came from: "upstream" (its bill), "price_table" or "override".
+    #: Where `cost_usd` came from: "upstream" (its bill), "price_table", "override" or
+    #: "cache" (a cache hit costs nothing).
     cost_source: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
     tool_calls: tuple[ToolCall, ...] = ()
     parsed: Any = None
     choices: tuple[Choice, ...] = ()
+    #: Served from the response cache: no upstream call, no cost.
+    cached: bool = False
 
     @property
     def message(self) -> dict[str, Any]:

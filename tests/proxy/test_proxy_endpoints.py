@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _apps import serve
-from gate_mw import Budget, ConfigError, Gate, Gateway
+from gate_mw import Budget, ConfigError, Gate, Gateway, RoutePolicy
 from gate_mw.proxy import Proxy
 from gate_mw.proxy._anthropic import read_messages
 from gate_mw.proxy._errors import ProxyError
@@ -172,7 +172,7 @@ async def test_an_open_proxy_needs_no_key(fake_upstream: FakeUpstream) -> None:
 
 async def test_a_virtual_key_is_the_caller_budgets_count(fake_upstream: FakeUpstream) -> None:
     budget = Budget(limit_usd=1.0)
-    gateway = proxy_gateway(fake_upstream, policies={"fast": {"models": ["backup"], "budget": budget}})
+    gateway = proxy_gateway(fake_upstream, limits=[budget])  # a budget of every route
     async with serve(build("fastapi", proxy(gateway))) as client:
         response = await client.post(
             "/v1/chat/completions",
@@ -181,8 +181,10 @@ async def test_a_virtual_key_is_the_caller_budgets_count(fake_upstream: FakeUpst
         )
         assert response.status_code == 200
         # Spend is booked under the key's caller (the config key's name), not the header.
-        assert await gateway.router.state.spend("team-a", budget.window) > 0
-        assert await gateway.router.state.spend("master", budget.window) == 0
+        await gateway.guard.flush()
+        policy = RoutePolicy(budget=budget)
+        assert (await gateway.guard.used(policy, route="fast", caller="team-a"))["caller:budget"] > 0
+        assert await gateway.guard.used(policy, route="fast", caller="master") == {"caller:budget": 0.0}
 
 
 def test_gateway_file_names_policies_and_proxy_settings(

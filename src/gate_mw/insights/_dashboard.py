@@ -150,7 +150,7 @@ def render_dashboard(
         for c in cooldowns
     ]
     budget_rows = [
-        [b["route"], b.get("caller") or "—", f"{b['window_s']:g} s", _money(b["limit_usd"]),
+        [b["route"], b.get("caller") or "—", b["window"], _money(b["limit_usd"]),
          _money(b["downgrade_at_usd"]), _money(b.get("spent_usd"))]
         for b in budgets
     ]

@@ -12,7 +12,7 @@ from ._store import Counters
 
 if TYPE_CHECKING:
     from ..results import ChatResult
-    from ..routing import StateStore
+    from ..state import StateStore, Writes
 
 __all__ = ["Insights"]
 
@@ -55,10 +55,11 @@ class Insights:
 
     async def record(
         self, route: str, caller: str | None, decision: _Decision | None,
-        result: ChatResult | None, *, ok: bool, latency_s: float,
+        result: ChatResult | None, *, ok: bool, latency_s: float, writes: Writes | None = None,
     ) -> None:
         """Count one finished call. The model is the one that answered, else the first
-        of the plan; `result` is what was paid for (a cut stream's part, too)."""
+        of the plan; `result` is what was paid for (a cut stream's part, too). With
+        `writes`, the counts join the call's one write after it."""
         if result is not None:
             model = result.model
         elif decision is not None and decision.deployments:
@@ -70,11 +71,11 @@ class Insights:
         await self.counters.add(
             (caller or _NONE, route, model), ok=ok, cost=cost,
             input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0, latency_s=latency_s,
+            output_tokens=usage.output_tokens if usage else 0, latency_s=latency_s, writes=writes,
         )
         if decision is not None and decision.experiment is not None and decision.arm is not None:
             await self.counters.add_arm(
-                decision.experiment, decision.arm, ok=ok, cost=cost, latency_s=latency_s
+                decision.experiment, decision.arm, ok=ok, cost=cost, latency_s=latency_s, writes=writes
             )
 
     async def report(

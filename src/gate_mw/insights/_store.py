@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._stats import DURATION_BUCKETS, bucket_of
 
 if TYPE_CHECKING:
-    from ..routing import StateStore
+    from ..state import StateStore, Writes
 
 __all__ = ["ARM_FIELDS", "FIELDS", "GRANULARITIES", "OTHER", "Counters"]
 
@@ -79,8 +79,9 @@ class Counters:
 
     async def add(
         self, group: tuple[str, str, str], *, ok: bool, cost: float, input_tokens: int,
-        output_tokens: int, latency_s: float,
+        output_tokens: int, latency_s: float, writes: Writes | None = None,
     ) -> None:
+        """Count one call; with `writes`, as part of the call's one write after it."""
         gid = await self._group_id(group)
         now = self.store.clock()
         values = {
@@ -89,7 +90,12 @@ class Counters:
         }
         for width, ttl in GRANULARITIES:
             prefix = f"ins:{width:g}:{int(now // width)}:{gid}:"
-            await self.store.incr({prefix + k: v for k, v in values.items() if v}, ttl=ttl)
+            if writes is not None:
+                for k, v in values.items():
+                    if v:
+                        writes.add(prefix + k, v, ttl)
+            else:
+                await self.store.incr({prefix + k: v for k, v in values.items() if v}, ttl=ttl)
 
     async def read(
         self, gids: Sequence[int], width: float, buckets: Sequence[int]
@@ -107,7 +113,10 @@ class Counters:
             found[pair] = {name: float(v or 0) for name, v in zip(FIELDS, values, strict=True)}
         return found
 
-    async def add_arm(self, experiment: str, arm: str, *, ok: bool, cost: float, latency_s: float) -> None:
+    async def add_arm(
+        self, experiment: str, arm: str, *, ok: bool, cost: float, latency_s: float,
+        writes: Writes | None = None,
+    ) -> None:
         values: dict[str, float] = {"calls": 1}
         if not ok:
             values["errors"] = 1
@@ -116,6 +125,11 @@ class Counters:
                 "cost": cost, "cost2": cost * cost, "lat": latency_s, "lat2": latency_s * latency_s,
                 f"lat{bucket_of(latency_s)}": 1,
             })
+        if writes is not None:
+            for k, v in values.items():
+                if v:
+                    writes.add(f"ins:xp:{experiment}:{arm}:{k}", v)
+            return
         await self.store.incr({f"ins:xp:{experiment}:{arm}:{k}": v for k, v in values.items() if v})
 
     async def arm(self, experiment: str, arm: str) -> dict[str, float]:

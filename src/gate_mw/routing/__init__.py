@@ -1,5 +1,5 @@
 """Routing: strategies that order a route's models per call, A/B experiments, cooldowns
-(circuit breakers), budget-aware downgrade, and the state store they share.
+(circuit breakers). The state they share lives in `gate_mw.state`.
 
     @route_policy(models=["small", "medium", "large"], strategy="cost", max_cost_usd=0.01)
 
@@ -7,13 +7,12 @@ A strategy decides the order; the fallback chain then walks it, so every strateg
 ends in an answer when any model can give one.
 """
 
-from ._budget import Budget
+from ..state import MemoryStore, StateStore  # where they live now; kept here for imports
 from ._classify import Classifier, Tier, classify_complexity
 from ._experiments import ArmSummary, Experiment
 from ._health import Breaker, CooldownState
 from ._request import RequestInfo
 from ._state import LatencyStats, RoutingState
-from ._store import MemoryStore, StateStore
 from ._strategies import (
     CostStrategy,
     HybridStrategy,
@@ -30,7 +29,6 @@ from ._strategies import (
 __all__ = [
     "ArmSummary",
     "Breaker",
-    "Budget",
     "Classifier",
     "CooldownState",
     "CostStrategy",

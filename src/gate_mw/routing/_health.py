@@ -8,14 +8,17 @@ half_open --(probe succeeds)--> closed;  --(probe fails)--> open again
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ..errors import ConfigError, ErrorKind
 
 if TYPE_CHECKING:
-    from ._store import StateStore
+    from ..state import StateStore, Writes
 
-__all__ = ["Breaker", "CooldownState", "Health"]
+__all__ = ["UNREAD", "Breaker", "CooldownState", "Health"]
+
+#: `Health.admit`'s `known` when the breaker was not read before the call.
+UNREAD: Any = object()
 
 State = Literal["closed", "open", "half_open"]
 _MIN_SECONDS = 0.001
@@ -106,12 +109,18 @@ class Health:
         bucket = int(self.store.clock() // self.breaker.window)
         return f"cbc:{deployment_id}:{bucket}", f"cbe:{deployment_id}:{bucket}"
 
-    async def admit(self, deployment_id: str) -> Admission:
+    @staticmethod
+    def keys(deployment_id: str) -> tuple[str, str]:
+        """The keys of a deployment's breaker and consecutive failures, read before a call."""
+        return "cb:" + deployment_id, "cbf:" + deployment_id
+
+    async def admit(self, deployment_id: str, known: Any = UNREAD) -> Admission:
         """Closed: admitted. Open: refused until the cooldown ends, then one caller wins
-        the half-open probe. Half-open: refused while the probe is out."""
+        the half-open probe. Half-open: refused while the probe is out. `known`: the
+        breaker record as read before the call (saves a round trip)."""
         key = "cb:" + deployment_id
         store = self.store
-        raw = await store.get(key)
+        raw = await store.get(key) if known is UNREAD else known
         if raw is None or raw[0] == "closed":
             return ADMITTED
         state, reason, _since, until = raw
@@ -124,6 +133,14 @@ class Health:
         if await store.compare_and_set(key, raw, probe):
             return _PROBE
         return Admission("half-open: a probe call is in flight")
+
+    def success_writes(self, deployment_id: str, writes: Writes, *, reset: bool) -> None:
+        """A success of a closed breaker, into the call's writes (`reset`: the
+        consecutive-failure count may be non-zero)."""
+        calls, _errors = self._window_keys(deployment_id)
+        writes.add(calls, 1, self.breaker.window)
+        if reset:
+            writes.put("cbf:" + deployment_id, 0)
 
     async def succeeded(self, deployment_id: str, admission: Admission) -> None:
         store = self.store

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..chat._tokens import estimate_messages
 from ..errors import PolicyError, UpstreamError
 from ..policy import RoutePolicy, make_policy
-from ._budget import Budget
 from ._experiments import Experiment, Experiments
 from ._health import Admission, Breaker, CooldownState, Health
 from ._request import RequestInfo
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from .._registry import Deployment, ModelRegistry
     from ..providers import ChatRequest
     from ..results import ChatResult
-    from ._store import StateStore
+    from ..state import StateStore, Writes
 
 __all__ = ["Decision", "Router"]
 
@@ -110,7 +109,6 @@ class Router:
         self.experiments = Experiments(self.state)
         self.rng = rng
         self._routes: OrderedDict[int, _Route] = OrderedDict()
-        self._spend_windows: tuple[float, ...] = ()
         # The figures some compiled route ranks by: attempts keep only these. Routes are
         # compiled at startup (or on first use), so figures are kept from then on.
         self._figures: frozenset[Figure] = frozenset()
@@ -162,14 +160,12 @@ class Router:
             _check_affordable(policy, candidates, fail)
         if policy.task is not None and not any(policy.task in d.entry.tags for d in candidates):
             raise fail("task", f"no model is tagged {policy.task!r}")
-        if policy.budget is not None:
-            self._spend_windows = tuple(sorted({*self._spend_windows, policy.budget.window}))
         self._figures |= strategy.reads
         if policy.max_latency is not None:
             self._figures |= {"latency"}
         compiled = _Route(policy, strategy, candidates, excluded)
         compiled.fixed = type(strategy) is OrderedStrategy and (
-            policy.max_cost_usd is None and policy.max_latency is None and policy.budget is None
+            policy.max_cost_usd is None and policy.max_latency is None
         )
         windows = [d.context_window for d in candidates if d.context_window is not None]
         compiled.min_window = min(windows) if windows else None
@@ -253,13 +249,8 @@ class Router:
         if limit is not None:
             candidates = _within_cost(candidates, info, limit, reasons)
         ordered: Sequence[Deployment] = ()
-        downgraded = False
         if candidates:
             ordered = await compiled.strategy.plan(candidates, info, self.state)
-            if policy.budget is not None and (caller := info.caller) is not None:
-                downgraded = await self._over_budget(policy.budget, caller)
-                if downgraded:
-                    ordered = sorted(ordered, key=lambda d: _cost_key(info, d))
             slow: set[str] = set()
             if policy.max_latency is not None:
                 slow = await self._slow(ordered, info, policy.max_latency)
@@ -267,8 +258,18 @@ class Router:
                 ordered = _demote(ordered, prompt, slow)
         return Decision(
             tuple(ordered), policy, compiled.strategy.name, reasons, stream, name, arm,
-            info.tier, info.task, downgraded,
+            info.tier, info.task,
         )
+
+    def downgrade(self, decision: Decision, request: ChatRequest) -> None:
+        """Re-sort the plan cheapest estimated call first (a budget near its limit); the
+        dearer models stay as fallback."""
+        info = RequestInfo(
+            messages=request.messages, prompt_tokens=estimate_messages(request.messages),
+            max_tokens=request.max_tokens, policy=decision.policy, route="", rng=self.rng,
+        )
+        decision.deployments = tuple(sorted(decision.deployments, key=lambda d: _cost_key(info, d)))
+        decision.downgraded = True
 
     def _assign(self, compiled: _Route, context: RoutingContext) -> str:
         experiment = compiled.experiment
@@ -279,9 +280,6 @@ class Router:
                 return forced
         return experiment.assign(context.caller, self.rng)
 
-    async def _over_budget(self, budget: Budget, caller: str) -> bool:
-        return await self.state.spend(caller, budget.window) >= budget.threshold_usd
-
     async def _slow(self, ordered: Sequence[Deployment], info: RequestInfo, limit: float) -> set[str]:
         stats = await self.state.latency(ordered, info)
         return {d.id for d, s in zip(ordered, stats, strict=True) if s is not None and s.mean > limit}
@@ -290,14 +288,17 @@ class Router:
 
     async def attempt(
         self, deployment: Deployment, admission: Admission, stream: bool,
-        attempt: Callable[[], Awaitable[_T]],
+        attempt: Callable[[], Awaitable[_T]], writes: Writes | None = None,
+        failures: Any = None,
     ) -> _T:
         """Run one attempt, feeding its outcome to the breaker and, where some route ranks
         by them, to the latency window and the in-flight and per-minute counts.
 
         A stream's attempt ends at its first token, but its outcome is known only when it
         ends: a stream cut later is as much a failure. So a stream's success is left to
-        `stream_ended`; its failures before the first token are counted here."""
+        `stream_ended`; its failures before the first token are counted here. With
+        `writes`, a success's bookkeeping joins the call's one write after it; `failures`
+        is the consecutive-failure count read before (None: unknown)."""
         state, health, figures = self.state, self.health, self._figures
         busy = "in_flight" in figures  # read once: a route compiled meanwhile must not unbalance it
         if busy or "usage" in figures:
@@ -310,8 +311,14 @@ class Router:
             settled = True
             if not stream:
                 if "latency" in figures:
-                    await state.observe_latency(deployment.id, timer() - started)
-                await health.succeeded(deployment.id, admission)
+                    if writes is None:
+                        await state.observe_latency(deployment.id, timer() - started)
+                    else:  # into the call's one write after it
+                        state.observe_into(writes, deployment.id, timer() - started)
+                if writes is None or admission.probe:
+                    await health.succeeded(deployment.id, admission)
+                else:
+                    health.success_writes(deployment.id, writes, reset=failures != 0)
             return result
         except UpstreamError as error:
             settled = True
@@ -339,26 +346,24 @@ class Router:
                 await self.state.observe_latency(deployment_id, ttft, stream=True)
             await self.health.succeeded(deployment_id, admission)
 
-    async def settle(
-        self, decision: Decision, context: RoutingContext, result: ChatResult | None, *, ok: bool
+    def settle(
+        self, decision: Decision, result: ChatResult | None, writes: Writes, *, ok: bool
     ) -> None:
-        """Account a finished call: tokens per deployment, spend per caller, arm figures.
+        """Account a finished call into `writes`: tokens per deployment, arm figures.
 
         `result` is what was paid for, even when the call failed part-way (a stream cut
         after its first tokens); `ok` says whether it succeeded."""
         state = self.state
-        if result is not None:
+        if result is not None and not result.cached:
             usage = result.usage
             if usage.total_tokens and "usage" in self._figures:
-                await state.add_tokens(result.deployment, usage.total_tokens)
-            if result.cost_usd and self._spend_windows and (caller := context.caller) is not None:
-                await state.add_spend(caller, result.cost_usd, self._spend_windows)
+                state.add_tokens(result.deployment, usage.total_tokens, writes)
         if decision.arm is not None and decision.experiment is not None:
             if not ok or result is None:
-                await state.add_arm(decision.experiment, decision.arm, ok=False)
+                state.add_arm(decision.experiment, decision.arm, writes, ok=False)
             else:
-                await state.add_arm(
-                    decision.experiment, decision.arm, ok=True, latency_s=result.latency_s,
+                state.add_arm(
+                    decision.experiment, decision.arm, writes, ok=True, latency_s=result.latency_s,
                     cost_usd=result.cost_usd or 0.0, input_tokens=result.usage.input_tokens,
                     output_tokens=result.usage.output_tokens,
                 )

@@ -1,5 +1,5 @@
 """Routing figures kept in a `StateStore`: latency windows, in-flight calls, usage per
-minute, spend per caller and per-arm experiment counts. One place owns the key names."""
+minute and per-arm experiment counts. One place owns the key names."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from ._store import CALLER_PREFIX
+from ..state import Observation, ewma
 
 if TYPE_CHECKING:
     from .._registry import Deployment
+    from ..state import StateStore, Writes
     from ._request import RequestInfo
-    from ._store import StateStore
 
 __all__ = ["ALL_FIGURES", "Figure", "LatencyStats", "RoutingState"]
 
@@ -90,26 +90,24 @@ class RoutingState:
             memo.update(zip(ids, found, strict=True))
         return found
 
-    async def observe_latency(self, deployment_id: str, seconds: float, *, stream: bool = False) -> None:
+    def _observation(self, deployment_id: str, seconds: float, stream: bool) -> tuple[str, Observation]:
         key = ("ttft:" if stream else "lat:") + deployment_id
+        return key, Observation(seconds, self.alpha, self.half_life, self.latency_ttl)
+
+    async def observe_latency(self, deployment_id: str, seconds: float, *, stream: bool = False) -> None:
+        key, sample = self._observation(deployment_id, seconds, stream)
         store = self.store
         for _ in range(3):  # lost races only lose one sample
             old = await store.get(key)
-            now = store.clock()
-            if old is None:
-                new = LatencyStats(seconds, 0.0, 1, now)
-            else:
-                mean, var, samples, updated = old
-                keep = (1.0 - self.alpha) * 0.5 ** (max(0.0, now - updated) / self.half_life)
-                delta = seconds - mean
-                new = LatencyStats(
-                    mean + (1.0 - keep) * delta,
-                    keep * (var + (1.0 - keep) * delta * delta),
-                    int(samples) + 1,
-                    now,
-                )
+            new = LatencyStats(*ewma(old, sample, store.clock()))
             if await store.compare_and_set(key, old, new, ttl=self.latency_ttl):
                 return
+
+    def observe_into(
+        self, writes: Writes, deployment_id: str, seconds: float, *, stream: bool = False
+    ) -> None:
+        """`observe_latency` as part of a call's one write after it (atomic in the store)."""
+        writes.observe(*self._observation(deployment_id, seconds, stream))
 
     # -- load ----------------------------------------------------------------------------
 
@@ -142,33 +140,20 @@ class RoutingState:
     async def finished(self, deployment_id: str) -> None:
         await self.store.incr({"busy:" + deployment_id: -1})
 
-    async def add_tokens(self, deployment_id: str, tokens: int) -> None:
-        await self.store.incr({f"tok:{deployment_id}:{self._minute()}": tokens}, ttl=2 * _MINUTE)
-
-    # -- spend ---------------------------------------------------------------------------
-
-    def _spend_key(self, caller: str, window: float) -> str:
-        return f"{CALLER_PREFIX}spend:{window:g}:{int(self.store.clock() // window)}:{caller}"
-
-    async def spend(self, caller: str, window: float) -> float:
-        """USD the caller spent in the current window of `window` seconds."""
-        return float(await self.store.get(self._spend_key(caller, window)) or 0.0)
-
-    async def add_spend(self, caller: str, usd: float, windows: Sequence[float]) -> None:
-        for window in windows:
-            await self.store.incr({self._spend_key(caller, window): usd}, ttl=window)
+    def add_tokens(self, deployment_id: str, tokens: int, writes: Writes) -> None:
+        writes.add(f"tok:{deployment_id}:{self._minute()}", tokens, 2 * _MINUTE)
 
     # -- experiments ---------------------------------------------------------------------
 
-    async def add_arm(
-        self, experiment: str, arm: str, *, ok: bool, latency_s: float = 0.0,
+    def add_arm(
+        self, experiment: str, arm: str, writes: Writes, *, ok: bool, latency_s: float = 0.0,
         cost_usd: float = 0.0, input_tokens: int = 0, output_tokens: int = 0,
     ) -> None:
         prefix = f"arm:{experiment}:{arm}:"
         values = (1, 0 if ok else 1, latency_s, cost_usd, input_tokens, output_tokens)
-        await self.store.incr(
-            {prefix + name: value for name, value in zip(_ARM_FIELDS, values, strict=True) if value}
-        )
+        for name, value in zip(_ARM_FIELDS, values, strict=True):
+            if value:
+                writes.add(prefix + name, value)
 
     async def arm_counts(self, experiment: str, arm: str) -> dict[str, float]:
         prefix = f"arm:{experiment}:{arm}:"

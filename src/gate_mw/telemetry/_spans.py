@@ -116,6 +116,9 @@ class Telemetry:
         # Cost is summed here and read when metrics are collected: an observable counter
         # reports the same monotonic sum as a counter without an SDK call per reply.
         self._series: dict[tuple[str, str, tuple[Any, ...] | None], _Series] = {}
+        self.cache = meter.create_counter(
+            "gate.cache", unit="{request}", description="Response cache lookups by result (hit, miss)"
+        )
         self._overflow = _Series(_OVERFLOW)
         meter.create_observable_counter(
             "gate.cost", callbacks=[self._observe_cost], unit="{USD}",
@@ -142,6 +145,10 @@ class Telemetry:
             return series, self._overflow
         self._series[key] = series
         return series, series
+
+    def cache_lookup(self, route: str, hit: bool) -> None:
+        """Count a response cache lookup (`gate.cache`, by result)."""
+        self.cache.add(1, {"gate.route": route, "gate.cache.result": "hit" if hit else "miss"})
 
     def route_span(self, route: str, attributes: Mapping[str, Any]) -> _CurrentSpan:
         """The parent span of one gateway call (a context manager making it current)."""

@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from ._behaviours import Reply, Stream
+from ._behaviours import Fault, Reply, Stream
 from ._upstream import FakeUpstream
 
 if TYPE_CHECKING:
@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks")
     parser.add_argument("--require-api-key", default=None, metavar="KEY")
+    parser.add_argument(
+        "--fail-model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="answer this model with a 500 in its API's error format (repeatable)",
+    )
     return parser
 
 
@@ -50,6 +57,8 @@ async def _serve(args: argparse.Namespace) -> None:
         chunks = tuple(f"token{i} " for i in range(args.stream_chunks))
         stream = Stream(chunks=chunks, ttft=args.latency, chunk_delay=args.chunk_delay)
     upstream.set_default(None, Reply(latency=args.latency), stream=stream)
+    for model in args.fail_model:
+        upstream.set_default(model, Fault(500, latency=args.latency))
     loop = asyncio.get_running_loop()
 
     def ready(url: str) -> None:
