@@ -15,6 +15,7 @@ from gate_mw.testing import FakeUpstream
 
 __all__ = [
     "FakeClock",
+    "UpstreamTimer",
     "chi_square_ok",
     "deployments",
     "priced",
@@ -37,6 +38,27 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class UpstreamTimer:
+    """An attempt timer that moves only by the latency set for each model the fake
+    upstream has received a request for since it was last read.
+
+    Injected as the router's timer, it makes latency routing rank by set figures
+    instead of by wall-clock readings, which a loaded machine skews.
+    """
+
+    def __init__(self, upstream: FakeUpstream, latencies: Mapping[str, float]) -> None:
+        self.upstream = upstream
+        self.latencies = dict(latencies)
+        self.now = 0.0
+        self._seen = len(upstream.requests)
+
+    def __call__(self) -> float:
+        arrived = self.upstream.requests[self._seen:]
+        self._seen += len(arrived)
+        self.now += sum(self.latencies[r.model or ""] for r in arrived)
+        return self.now
 
 
 def chi_square_ok(observed: Mapping[str, int], weights: Mapping[str, float]) -> tuple[bool, float]:

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from _apps import build_app, make_gateway, openai_entry, serve
-from _routing import FakeClock, chi_square_ok, deployments, priced, request_info, stub_entry
+from _routing import FakeClock, UpstreamTimer, chi_square_ok, deployments, priced, request_info, stub_entry
 from conftest import Telemetry
 from gate_mw import Gateway, NoCandidates, PolicyError, RoutePolicy, route_policy
 from gate_mw._registry import Deployment
@@ -208,11 +208,12 @@ async def test_latency_moves_to_the_faster_deployment_and_back_after_recovery(
 ) -> None:
     up = fake_upstream
     clock = FakeClock()
-    up.set_default("lat-a", Reply(latency=0.0))
-    up.set_default("lat-b", Reply(latency=0.05))
     gateway = make_gateway(
         [openai_entry(up, "lat-a"), openai_entry(up, "lat-b")], state=MemoryStore(clock=clock)
     )
+    # Attempts are timed by the latency set for each model, not by the wall clock, which
+    # a loaded machine skews by more than the gap between the two.
+    timer = gateway.router.timer = UpstreamTimer(up, {"lat-a": 0.0, "lat-b": 0.05})
     models = ("lat-a", "lat-b")
     # Two routes over the same latency figures: one never explores, one explores 20 %.
     exploit = gateway.client(RoutePolicy(models=models, strategy=LatencyStrategy(explore=0.0)))
@@ -222,20 +223,17 @@ async def test_latency_moves_to_the_faster_deployment_and_back_after_recovery(
         return [first_tried(await gate.chat(user("hi"))) for _ in range(n)]
 
     async with gateway:
-        for model in models:  # the first call of each includes connecting: let it decay
-            await gateway.client().chat(user("warm up"), model=model)
-        clock.advance(600)
-        for model in models * 3:  # measured a few times each
+        for model in models * 4:  # measured a few times each
             await gateway.client().chat(user("warm up"), model=model)
         assert await firsts(exploit, 5) == ["lat-a"] * 5
 
-        up.set_default("lat-a", Reply(latency=0.25))  # lat-a slows down: 5x lat-b
+        timer.latencies["lat-a"] = 0.25  # lat-a slows down: 5x lat-b
         after_slowdown = await firsts(exploit, 8)
         moved = after_slowdown.index("lat-b")
         assert 1 <= moved <= 3  # the EWMA passes lat-b's within a few slow answers
         assert after_slowdown == ["lat-a"] * moved + ["lat-b"] * (8 - moved)
 
-        up.set_default("lat-a", Reply(latency=0.0))  # lat-a recovers
+        timer.latencies["lat-a"] = 0.0  # lat-a recovers
         clock.advance(300)  # five half-lives: its old figure now weighs next to nothing
         # Without exploration nobody would find out.
         assert await firsts(exploit, 4) == ["lat-b"] * 4
@@ -368,10 +366,9 @@ async def test_hybrid_ranks_by_the_policy_weights(
     fake_upstream: FakeUpstream, weights: dict[str, float], first: str
 ) -> None:
     up = fake_upstream
-    up.set_default("h-cheap", Reply(latency=0.12))
-    up.set_default("h-mid", Reply(latency=0.06))
-    up.set_default("h-good", Reply(latency=0.0))
     gateway = make_gateway(hybrid_entries(up))
+    # Timed by set latencies, not by a wall clock that load skews.
+    gateway.router.timer = UpstreamTimer(up, {"h-cheap": 0.12, "h-mid": 0.06, "h-good": 0.0})
     policy = RoutePolicy(
         models=("h-cheap", "h-mid", "h-good"), strategy="hybrid", weights=weights, max_tokens=100
     )
@@ -386,8 +383,8 @@ async def test_hybrid_filters_by_cost_and_demotes_slow_deployments(
     fake_upstream: FakeUpstream, telemetry: Telemetry
 ) -> None:
     up = fake_upstream
-    up.set_default("h-mid", Reply(latency=0.12))
     gateway = make_gateway(hybrid_entries(up), telemetry=telemetry.config)
+    gateway.router.timer = UpstreamTimer(up, {"h-cheap": 0.0, "h-mid": 0.12, "h-good": 0.0})
     policy = RoutePolicy(
         models=("h-cheap", "h-mid", "h-good"), strategy="hybrid", weights={"quality": 1.0},
         max_tokens=100, max_cost_usd=0.001, max_latency=0.08,

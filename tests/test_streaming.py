@@ -255,14 +255,16 @@ async def test_a_stalled_stream_hits_the_ttft_deadline_and_falls_back(
     fake_upstream: FakeUpstream, telemetry: Telemetry
 ) -> None:
     # The role-only chunk arrives, then nothing: it is not a token, so the clock runs on.
+    # The limit is generous: the stalled request must reach the upstream before it ends,
+    # which a loaded machine can delay by a few hundred milliseconds.
     fake_upstream.script("gpt-4o", Stream(chunks=WORDS, stall_after=0))
     fake_upstream.script("claude-sonnet-4", Stream(chunks=WORDS))
-    async with _gateway(fake_upstream, telemetry, ttft=0.2) as gateway:
+    async with _gateway(fake_upstream, telemetry, ttft=1.0) as gateway:
         stream = gateway.client().stream(MESSAGES)
         assert await _collect(stream) == list(WORDS)
     assert stream.result is not None
     (timed_out, _) = stream.result.attempts
-    assert (timed_out.outcome, timed_out.latency_s >= 0.2) == ("timeout", True)
+    assert (timed_out.outcome, timed_out.latency_s >= 1.0) == ("timeout", True)
     assert await fake_upstream.wait_for_disconnect_async()  # the stalled request was closed
 
 
@@ -319,12 +321,14 @@ async def test_a_failure_after_tokens_raises_stream_interrupted(
 
 
 async def test_idle_timeout_mid_stream(fake_upstream: FakeUpstream, telemetry: Telemetry) -> None:
+    # Generous: the two chunks before the stall must each come within the limit even on a
+    # loaded machine.
     fake_upstream.script("gpt-4o", Stream(chunks=WORDS, stall_after=2))
-    async with _gateway(fake_upstream, telemetry, idle_timeout=0.2) as gateway:
+    async with _gateway(fake_upstream, telemetry, idle_timeout=1.0) as gateway:
         received, error = await _interrupted(gateway.client().stream(MESSAGES))
     assert received == list(WORDS[:2])
     assert error.kind.value == "timeout"
-    assert "no chunk for 0.2s" in str(error)
+    assert "no chunk for 1.0s" in str(error)
     assert await fake_upstream.wait_for_disconnect_async()
     assert _attributes(_attempt_spans(telemetry)[0])["error.type"] == "timeout"
 
@@ -332,11 +336,14 @@ async def test_idle_timeout_mid_stream(fake_upstream: FakeUpstream, telemetry: T
 async def test_the_deadline_bounds_a_stream_that_keeps_flowing(
     fake_upstream: FakeUpstream, telemetry: Telemetry
 ) -> None:
-    # Each gap is within the idle limit; the whole takes longer than the deadline.
-    fake_upstream.script("gpt-4o", Stream(chunks=WORDS, chunk_delay=0.1))
-    async with _gateway(fake_upstream, telemetry, deadline=0.35, idle_timeout=0.3) as gateway:
+    # Each gap is far within the idle limit, and the stream would flow for 20 s: only the
+    # deadline can end it. The deadline is generous so that the first token comes before it
+    # even on a loaded machine.
+    words = WORDS * 50
+    fake_upstream.script("gpt-4o", Stream(chunks=words, chunk_delay=0.05))
+    async with _gateway(fake_upstream, telemetry, deadline=1.5, idle_timeout=1.0) as gateway:
         received, error = await _interrupted(gateway.client().stream(MESSAGES))
-    assert 0 < len(received) < len(WORDS)
+    assert 0 < len(received) < len(words)
     assert error.kind.value == "deadline"
     assert await fake_upstream.wait_for_disconnect_async()
 
@@ -344,8 +351,9 @@ async def test_the_deadline_bounds_a_stream_that_keeps_flowing(
 async def test_the_deadline_alone_ends_a_stalled_stream(
     fake_upstream: FakeUpstream, telemetry: Telemetry
 ) -> None:
+    # Generous, so that the first tokens come before it even on a loaded machine.
     fake_upstream.script("gpt-4o", Stream(chunks=WORDS, stall_after=2))
-    async with _gateway(fake_upstream, telemetry, deadline=0.3) as gateway:
+    async with _gateway(fake_upstream, telemetry, deadline=1.0) as gateway:
         stream = gateway.client().stream(MESSAGES)
         with pytest.raises(StreamInterrupted) as caught:
             await _collect(stream)

@@ -97,9 +97,12 @@ class Router:
     """Routing for one gateway: compiled policies, decisions, and the state behind them."""
 
     def __init__(
-        self, registry: ModelRegistry, store: StateStore, breaker: Breaker, rng: random.Random
+        self, registry: ModelRegistry, store: StateStore, breaker: Breaker, rng: random.Random,
+        *, timer: Callable[[], float] = perf_counter,
     ) -> None:
         self.registry = registry
+        # Times attempts for the latency windows; tests inject one to rank by set latencies.
+        self.timer = timer
         self.store = store
         self.state = RoutingState(store)
         self.health = Health(store, breaker)
@@ -301,16 +304,17 @@ class Router:
         if busy or "usage" in figures:
             await state.started(deployment.id, in_flight=busy, usage="usage" in figures)
         settled = False
-        started = perf_counter()
+        timer = self.timer
+        started = timer()
         try:
             result = await attempt()
             settled = True
             if not stream:
                 if "latency" in figures:
                     if writes is None:
-                        await state.observe_latency(deployment.id, perf_counter() - started)
+                        await state.observe_latency(deployment.id, timer() - started)
                     else:  # into the call's one write after it
-                        state.observe_into(writes, deployment.id, perf_counter() - started)
+                        state.observe_into(writes, deployment.id, timer() - started)
                 if writes is None or admission.probe:
                     await health.succeeded(deployment.id, admission)
                 else:
