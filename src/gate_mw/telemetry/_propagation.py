@@ -6,19 +6,59 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = ["continue_trace", "end_continued", "outgoing"]
 
 _INCOMING = {b"traceparent": "traceparent", b"tracestate": "tracestate", b"baggage": "baggage"}
 
 
+_INVALID = trace.INVALID_SPAN_CONTEXT
+_W3C = {TraceContextTextMapPropagator, W3CBaggagePropagator}
+# The global propagator last seen, and whether it is OpenTelemetry's default (W3C trace
+# context and baggage, exactly), whose output `outgoing` can then write without it.
+_seen: list[Any] = [None, False]
+
+
+def _is_default(propagator: TextMapPropagator) -> bool:
+    inner = getattr(propagator, "_propagators", None)
+    return (
+        type(propagator) is CompositePropagator and isinstance(inner, (list, tuple))
+        and {type(p) for p in inner} == _W3C and len(inner) == 2
+    )
+
+
 def outgoing(headers: Mapping[str, str]) -> Mapping[str, str]:
     """`headers` plus the current context's `traceparent`, `tracestate` and `baggage` (as
     the configured propagators write them); `headers` itself when there is nothing to add."""
+    propagator = propagate.get_global_textmap()
+    if propagator is not _seen[0]:  # configured anew: look at it once
+        _seen[0], _seen[1] = propagator, _is_default(propagator)
+    if _seen[1]:
+        # The default propagators write nothing without a span context or baggage, and
+        # just `traceparent` (and `tracestate`) with a span context: the common cases,
+        # written here without the propagation API's per-call carrier and setter.
+        current = otel_context.get_current()
+        if not baggage.get_all(current):
+            span_context = trace.get_current_span(current).get_span_context()
+            if span_context == _INVALID:
+                return headers
+            out = dict(headers)
+            # As `TraceContextTextMapPropagator` writes it, in one formatting operation.
+            out["traceparent"] = (
+                f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+                f"{span_context.trace_flags:02x}"
+            )
+            if span_context.trace_state:
+                out["tracestate"] = span_context.trace_state.to_header()
+            return out
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    propagator.inject(carrier)
     return {**headers, **carrier} if carrier else headers
 
 
