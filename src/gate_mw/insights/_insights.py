@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from ..state import Writes
 from ._experiments import ExperimentStats, experiment_stats
 from ._report import Report, build_report
 from ._store import Counters
 
 if TYPE_CHECKING:
     from ..results import ChatResult
-    from ..state import StateStore, Writes
+    from ..state import StateStore
 
 __all__ = ["Insights"]
 
@@ -68,15 +69,19 @@ class Insights:
             model = _NONE
         cost = (result.cost_usd or 0.0) if result is not None else 0.0
         usage = result.usage if result is not None else None
+        # Without the call's writes (the counters have a store of their own), one write here.
+        batch = Writes() if writes is None else writes
         await self.counters.add(
             (caller or _NONE, route, model), ok=ok, cost=cost,
             input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0, latency_s=latency_s, writes=writes,
+            output_tokens=usage.output_tokens if usage else 0, latency_s=latency_s, writes=batch,
         )
         if decision is not None and decision.experiment is not None and decision.arm is not None:
             await self.counters.add_arm(
-                decision.experiment, decision.arm, ok=ok, cost=cost, latency_s=latency_s, writes=writes
+                decision.experiment, decision.arm, ok=ok, cost=cost, latency_s=latency_s, writes=batch
             )
+        if writes is None:
+            await self.counters.store.write(batch)
 
     async def report(
         self, window: str = "day", by: Sequence[str] = ("caller", "route", "model")

@@ -26,6 +26,9 @@ ARM_FIELDS: tuple[str, ...] = (
 #: hours, hourly ones for days.
 GRANULARITIES: tuple[tuple[float, float], ...] = ((300.0, 3 * 3600.0), (3600.0, 8 * 86400.0))
 OTHER = "(other)"
+# Per granularity: the key prefix, bucket width and ttl; and each latency bucket's field.
+_GRANULARITIES = tuple((f"ins:{width:g}:", width, ttl) for width, ttl in GRANULARITIES)
+_LATENCY = tuple(f"lat{i}" for i in range(len(DURATION_BUCKETS) + 1))
 _GROUPS_KEY = "ins:groups"
 
 
@@ -79,23 +82,23 @@ class Counters:
 
     async def add(
         self, group: tuple[str, str, str], *, ok: bool, cost: float, input_tokens: int,
-        output_tokens: int, latency_s: float, writes: Writes | None = None,
+        output_tokens: int, latency_s: float, writes: Writes,
     ) -> None:
-        """Count one call; with `writes`, as part of the call's one write after it."""
-        gid = await self._group_id(group)
+        """Count one call into `writes`: the call's one write after it."""
+        gid = self._ids.get(group)
+        if gid is None:  # first sight here: register it (awaited only then)
+            gid = await self._group_id(group)
         now = self.store.clock()
-        values = {
-            "calls": 1, "errors": 0 if ok else 1, "cost": cost, "in": input_tokens,
-            "out": output_tokens, f"lat{bucket_of(latency_s)}": 1,
-        }
-        for width, ttl in GRANULARITIES:
-            prefix = f"ins:{width:g}:{int(now // width)}:{gid}:"
-            if writes is not None:
-                for k, v in values.items():
-                    if v:
-                        writes.add(prefix + k, v, ttl)
-            else:
-                await self.store.incr({prefix + k: v for k, v in values.items() if v}, ttl=ttl)
+        values = (
+            ("calls", 1), ("errors", 0 if ok else 1), ("cost", cost), ("in", input_tokens),
+            ("out", output_tokens), (_LATENCY[bucket_of(latency_s)], 1),
+        )
+        add = writes.add
+        for label, width, ttl in _GRANULARITIES:
+            prefix = f"{label}{int(now // width)}:{gid}:"
+            for k, v in values:
+                if v:
+                    add(prefix + k, v, ttl)
 
     async def read(
         self, gids: Sequence[int], width: float, buckets: Sequence[int]
