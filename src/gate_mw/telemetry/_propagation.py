@@ -66,17 +66,21 @@ def continue_trace(scope: MutableMapping[str, Any]) -> object | None:
     """Make the request's incoming trace context current, unless a span already is (server
     instrumentation such as OpenTelemetry's ASGI middleware made one). Returns a token
     for `end_continued`, or None when nothing was attached."""
+    headers = scope.get("headers", ())
+    # Most requests carry no trace context: one pass for `traceparent` decides, before
+    # anything asks OpenTelemetry for the current span.
+    for name, _value in headers:
+        if name == b"traceparent":
+            break
+    else:
+        return None
     if trace.get_current_span().get_span_context().is_valid:
         return None
-    carrier: dict[str, str] | None = None
-    for name, value in scope.get("headers", ()):
+    carrier: dict[str, str] = {}
+    for name, value in headers:
         key = _INCOMING.get(name)
         if key is not None:
-            if carrier is None:
-                carrier = {}
             carrier[key] = value.decode("latin-1")
-    if carrier is None or "traceparent" not in carrier:
-        return None
     return otel_context.attach(propagate.extract(carrier))
 
 
