@@ -60,8 +60,15 @@ def _check_json(value: object, where: str, depth: int = 0) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _Invalid(f"{where}: keys must be strings, got {type(key).__name__}")
-            _check_text(key, where)
-            checked[key] = _check_json(item, _where(where, key), depth + 1)
+            if not key.isascii():  # ASCII holds no surrogate
+                _check_text(key, where)
+            # Plain ASCII strings, ints, bools and None are JSON as they are: the common
+            # case skips building the item's path, which only an error message needs.
+            kind = type(item)
+            if (kind is str and item.isascii()) or kind is int or kind is bool or item is None:
+                checked[key] = item
+            else:
+                checked[key] = _check_json(item, _where(where, key), depth + 1)
         return checked
     if isinstance(value, (list, tuple)):
         return [_check_json(item, _where(where, i), depth + 1) for i, item in enumerate(value)]
