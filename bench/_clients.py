@@ -3,8 +3,8 @@
 `clients(url)` opens them all against the upstream at `url` and yields them by name:
 
 - `RAW`: a raw aiohttp `ClientSession` POSTing the JSON and parsing the JSON reply: the floor.
-- `HTTPX`: gate_mw's own HTTP client alone (`gate_mw._transport.default_http_client`: httpx over
-  aiohttp's pool) doing the same.
+- `HTTPX`: httpx over aiohttp's pool (`gate_mw.providers.transport._httpx.default_http_client`,
+  what the gateway makes around a user's httpx transport) doing the same.
 - `GATE`: `gateway.client(policy).chat(...)`, one priced model, an `ordered` policy, no retries,
   and no OpenTelemetry SDK (the API's no-op spans and instruments).
 - `GATE_SDK`: the same with the SDK on: a `TracerProvider` with a `BatchSpanProcessor` into an
@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import SpanKind
 
 from gate_mw import Breaker, Gateway, ModelEntry, RoutePolicy, TelemetryConfig
-from gate_mw._transport import default_http_client
+from gate_mw.providers.transport._httpx import default_http_client
 
 __all__ = [
     "FAILING_MODEL", "FALLBACK", "GATE", "GATE_SDK", "HTTPX", "LITELLM", "RAW", "SDK_FLOOR",

@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gate_mw import Gate, Gateway, ModelEntry, RoutePolicy, TelemetryConfig
-from gate_mw._transport import default_http_client
+from gate_mw.providers.transport._httpx import default_http_client
 
 TARGET_US = 5.0
 _KEY = "sk-bench-123"

@@ -45,8 +45,8 @@ from gate_mw.litestar import GateClient as LitestarGate
 from gate_mw.litestar import GatePlugin
 from gate_mw.providers import ChatRequest, Provider, ProviderReply
 from gate_mw.providers._base import StreamEvent
-from gate_mw.providers._http import read_capped
 from gate_mw.providers._sse import SSEDecoder
+from gate_mw.providers.transport import read_capped
 from gate_mw.responses import sse_response
 from gate_mw.routing import MemoryStore
 from gate_mw.testing import FakeUpstream, Fault, Raw, Stream
@@ -312,12 +312,12 @@ async def test_sse_lines_may_end_in_cr_lf_or_both_split_anywhere(newline: bytes)
 async def test_error_bodies_are_read_up_to_their_cap() -> None:
     read: list[int] = []
     response = httpx.Response(500, stream=_AsyncBody(_chunks([b"e" * 4096] * 1000, read)))
-    body = await read_capped(response, 10_000, cut=True)
+    body = await read_capped(response.aiter_bytes(), 10_000, cut=True)
     assert len(body) == 10_000
     assert len(read) == 3
     response = httpx.Response(200, stream=_AsyncBody(_chunks([b"e" * 4096] * 1000, [])))
     with pytest.raises(UpstreamError, match="limit"):
-        await read_capped(response, 10_000)
+        await read_capped(response.aiter_bytes(), 10_000)
 
 
 class _AsyncBody(httpx.AsyncByteStream):

@@ -7,12 +7,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from .config import ModelEntry, UpstreamLimits
 from .errors import ConfigError
 from .pricing import CostSource, Price, PriceTable
 from .providers import Provider, ProviderReply, build_provider, price_lookup
+from .providers.transport import Transport
 
 __all__ = ["Deployment", "ModelRegistry"]
 
@@ -134,7 +133,7 @@ class ModelRegistry:
         return found
 
     def build_providers(
-        self, env: Mapping[str, str], client: Callable[[], httpx.AsyncClient],
+        self, env: Mapping[str, str], client: Callable[[], Transport],
         limits: UpstreamLimits | None = None,
     ) -> None:
         """Create every provider, reading API keys from `env`; fails naming the entry."""

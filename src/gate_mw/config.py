@@ -12,7 +12,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._headers import header_name_problem, header_text_problem
@@ -37,7 +36,8 @@ _validating: ContextVar[bool] = ContextVar("gate_mw_config_validating", default=
 
 class _Strict(BaseModel):
     # Inputs stay out of validation errors: a refused header value may be a key.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    # defer_build: schemas are built at the first validation, not at `import gate_mw`.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, defer_build=True)
 
     if not TYPE_CHECKING:  # type checkers keep the fields' signature
 
@@ -243,6 +243,8 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError(f"cannot read file: {exc.strerror}", source=source) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", source=source) from None
+    import yaml  # here, not at the top: only a gateway read from a file needs it
+
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -18,14 +19,13 @@ from ._context import CallerResolver, RoutingContext
 from ._headers import header_name_problem
 from ._registry import Deployment, ModelRegistry
 from ._routes import iter_endpoints, route_template
-from ._transport import default_http_client
 from .client import Gate
 from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
 from .errors import ConfigError, PolicyError, UpstreamError
-from .insights import ExperimentStats, Insights, Report
 from .limits import Budget, Guard, Limit, ResponseCache
 from .policy import RoutePolicy, make_policy, policy_of, route_name
 from .pricing import PriceTable
+from .providers.transport import Transport
 from .routing import Breaker, CooldownState
 from .routing._experiments import Experiments
 from .routing._router import Router
@@ -33,28 +33,34 @@ from .state import MemoryStore, StateStore, open_store
 from .telemetry import Telemetry, TelemetryConfig
 
 if TYPE_CHECKING:
+    from .insights import ExperimentStats, Report
     from .insights._router import Authorize, InspectionApp
 
 __all__ = ["Gateway"]
 
 logger = logging.getLogger("gate_mw")
 
-#: Used when a gateway is given no models: three simulated tiers, no keys, no network.
-SIMULATED_MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry(
-        name="sim-small", quality=1, tags=frozenset({"fast"}), context_window=16_000,
-        input_cost_per_mtok=0.15, output_cost_per_mtok=0.6, simulation=Simulation(latency=0.02),
-    ),
-    ModelEntry(
-        name="sim-medium", quality=2, tags=frozenset({"general"}), context_window=128_000,
-        input_cost_per_mtok=1.0, output_cost_per_mtok=4.0, simulation=Simulation(latency=0.05),
-    ),
-    ModelEntry(
-        name="sim-large", quality=3, tags=frozenset({"reasoning", "coding"}), context_window=200_000,
-        input_cost_per_mtok=3.0, output_cost_per_mtok=15.0, simulation=Simulation(latency=0.1),
-    ),
-)
 _DEFAULT_ROUTE = "default policy"
+
+
+@functools.cache
+def simulated_models() -> tuple[ModelEntry, ...]:
+    """Used when a gateway is given no models: three simulated tiers, no keys, no network.
+    Made on first use: building entries validates them, which `import gate_mw` need not pay."""
+    return (
+        ModelEntry(
+            name="sim-small", quality=1, tags=frozenset({"fast"}), context_window=16_000,
+            input_cost_per_mtok=0.15, output_cost_per_mtok=0.6, simulation=Simulation(latency=0.02),
+        ),
+        ModelEntry(
+            name="sim-medium", quality=2, tags=frozenset({"general"}), context_window=128_000,
+            input_cost_per_mtok=1.0, output_cost_per_mtok=4.0, simulation=Simulation(latency=0.05),
+        ),
+        ModelEntry(
+            name="sim-large", quality=3, tags=frozenset({"reasoning", "coding"}), context_window=200_000,
+            input_cost_per_mtok=3.0, output_cost_per_mtok=15.0, simulation=Simulation(latency=0.1),
+        ),
+    )
 
 
 def _entries(models: Sequence[ModelEntry | Mapping[str, Any]], source: str | None) -> tuple[ModelEntry, ...]:
@@ -101,7 +107,7 @@ class Gateway:
         for field, header in (("caller_header", caller_header), ("request_id_header", request_id_header)):
             if header is not None and (problem := header_name_problem(header)):
                 raise ConfigError(problem, source=source, field=field)
-        entries = _entries(models, source) or SIMULATED_MODELS
+        entries = _entries(models, source) or simulated_models()
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
         self.rng = random.Random(seed)
@@ -111,6 +117,8 @@ class Gateway:
         self.router = Router(self.registry, store, breaker or Breaker(), self.rng)
         # Report counters go to a shared store when there is one; in memory, to a store of
         # their own, so that they never push routing state (cooldowns) out of its bound.
+        from .insights import Insights  # here: reports are not needed to `import gate_mw`
+
         self.insights = Insights(
             MemoryStore(max_keys=200_000) if state is None else store,
             self.router.experiments,
@@ -137,8 +145,8 @@ class Gateway:
         self.caller_resolver = caller_resolver
         self.request_id_header = request_id_header.lower().encode()
         self._http_client = http_client
-        self._owns_client = http_client is None
         self._transport = transport
+        self._pool: Transport | None = None
         self._max_connections = max_connections
         self._env = env
         self.upstream_limits = upstream_limits or UpstreamLimits()
@@ -259,11 +267,25 @@ class Gateway:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._http_client is None:
-            self._http_client = default_http_client(self._max_connections, self._transport)
-            self._loop = asyncio.get_running_loop()
-        return self._http_client
+    def _client(self) -> Transport:
+        """The transport every provider sends through, made on first use: the user's
+        `httpx.AsyncClient` as given, an httpx client over their httpx `transport`, or
+        else the gateway's own aiohttp pool, spoken directly (the cheapest)."""
+        if self._pool is None:
+            from .providers.transport._httpx import HttpxTransport, default_http_client
+
+            if self._http_client is not None:
+                self._pool = HttpxTransport(self._http_client)
+                return self._pool
+            if self._transport is not None:
+                client = default_http_client(self._max_connections, self._transport)
+                self._pool = HttpxTransport(client, owned=True)
+            else:
+                from .providers.transport._aiohttp import AiohttpTransport
+
+                self._pool = AiohttpTransport(self._max_connections)
+            self._loop = asyncio.get_running_loop()  # a pool the gateway made is bound to it
+        return self._pool
 
     async def start(self, app: Any = None) -> None:
         """Read API keys and build providers; with `app`, check every route policy in it."""
@@ -307,9 +329,9 @@ class Gateway:
         await self.registry.aclose()
         await self.guard.flush()
         await self.router.store.aclose()
-        if self._owns_client and self._http_client is not None:
-            await self._http_client.aclose()
-            self._http_client = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
         self._started = False
         self._loop = None
 

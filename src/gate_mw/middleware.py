@@ -8,13 +8,13 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from ._context import SCOPE_KEY, RoutingContext, activate, deactivate
 from .errors import GateError
 from .telemetry._propagation import continue_trace, end_continued
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the middleware is pure ASGI, `import gate_mw` loads no framework
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from .gateway import Gateway
 
 __all__ = ["GatewayMiddleware", "error_response"]

@@ -43,7 +43,7 @@ class Backoff(BaseModel):
     cap the deployment is left for the next model instead of waited for.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     initial: float = Field(0.1, ge=0)
     maximum: float = Field(2.0, ge=0)
@@ -53,7 +53,7 @@ class Backoff(BaseModel):
 class RoutePolicy(BaseModel):
     """How a route chooses and calls its model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     models: tuple[str, ...] = Field(default=(), description="ordered fallback chain of aliases")
     strategy: str | Strategy = Field(

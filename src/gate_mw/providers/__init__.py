@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-import httpx
-
 from ..config import ModelEntry, UpstreamLimits
 from ..errors import ConfigError
 from ._base import ChatRequest, Provider, ProviderReply
 from .anthropic import ANTHROPIC_VERSION, AnthropicProvider
 from .openai import OpenAIProvider
 from .simulated import SimulatedProvider
+from .transport import Transport
 
 __all__ = ["ChatRequest", "Provider", "ProviderReply", "build_provider", "price_lookup"]
 
@@ -116,7 +115,7 @@ def _env_value(env: Mapping[str, str], name: str, field: str, entry: str, *, key
 
 def build_provider(
     entry: ModelEntry, *, deployment_id: str, label: str, env: Mapping[str, str],
-    client: Callable[[], httpx.AsyncClient], limits: UpstreamLimits | None = None,
+    client: Callable[[], Transport], limits: UpstreamLimits | None = None,
 ) -> Provider:
     """The provider for one entry, with its key read from `env` now (at startup).
 

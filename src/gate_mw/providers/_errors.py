@@ -7,18 +7,20 @@ import email.utils
 import json
 import math
 import re
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiohttp
 import httpx
-from aiohttp.http_exceptions import HttpProcessingError
 
 from .._redact import redact
 from ..errors import ErrorKind, UpstreamError
+from .transport import Reply
 
-__all__ = ["error_from_event", "error_from_exception", "error_from_response", "error_from_status"]
+__all__ = [
+    "aiohttp_errors", "error_from_event", "error_from_exception", "error_from_response", "error_from_status",
+]
 
 _CONTEXT_LENGTH = re.compile(
     r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long"
@@ -131,7 +133,7 @@ def error_from_status(
 
 
 def error_from_response(
-    response: httpx.Response, secrets: Iterable[str] = (), *, body: bytes | None = None
+    response: Reply, secrets: Iterable[str] = (), *, body: bytes | None = None
 ) -> UpstreamError:
     """The error an upstream reported in a non-2xx response (`body`: its bytes as read,
     when the response was streamed). A body that is not the API's JSON error (an HTML page
@@ -152,17 +154,28 @@ def error_from_response(
     )
 
 
+def aiohttp_errors() -> tuple[type[BaseException], ...]:
+    """aiohttp's connection and HTTP-framing errors, or none if aiohttp is not loaded."""
+    # Not imported here, to keep `import gate_mw` light: if aiohttp is not loaded yet,
+    # nothing raised one of its errors.
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return ()
+    return (aiohttp.ClientError, sys.modules["aiohttp.http_exceptions"].HttpProcessingError)
+
+
 def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> UpstreamError:
     """The error for a transport failure or a malformed reply. Its message names only the
     kind of failure; the upstream's address and the like stay in the detail."""
-    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, aiohttp.ClientError):
+    loaded = aiohttp_errors()
+    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, loaded):
         # httpx-aiohttp maps every aiohttp connection error (refused, reset, dropped) to
         # httpx.ConnectTimeout: judge by the aiohttp error underneath instead.
         exc = exc.__cause__
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
     name = type(exc).__name__
-    if isinstance(exc, (httpx.TransportError, aiohttp.ClientError, HttpProcessingError, OSError)):
+    if isinstance(exc, (httpx.TransportError, *loaded, OSError)):
         detail = redact(f"{name}: {exc}", secrets)[:_MAX_MESSAGE]
         message = f"connection to the upstream failed ({name})"
         return UpstreamError(ErrorKind.CONNECTION, message, detail=detail)

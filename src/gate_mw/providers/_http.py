@@ -1,4 +1,4 @@
-"""The shared part of providers that speak JSON over HTTP through one pooled client."""
+"""The shared part of providers that speak JSON over HTTP through one pooled transport."""
 
 from __future__ import annotations
 
@@ -8,23 +8,16 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-import httpx
-from aiohttp.http_exceptions import HttpProcessingError
-
 from ..config import UpstreamLimits
 from ..errors import ErrorKind, UpstreamError
 from ..telemetry._propagation import outgoing
 from ._base import Provider, billed_cost
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
+from .transport import Transport
 
-__all__ = ["HTTPProvider", "read_capped"]
+__all__ = ["HTTPProvider"]
 
-_DEFAULT_LIMITS = UpstreamLimits()
-# What a broken connection or reply raises, below httpx's own errors included: the aiohttp
-# pool's (a reply that is not HTTP, broken chunked framing) are not all mapped by httpx.
-_TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, HttpProcessingError, OSError)
 _JSON = {"content-type": "application/json"}
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
@@ -42,37 +35,19 @@ def _encoded(payload: Mapping[str, Any]) -> bytes:
         ) from None
 
 
-async def read_capped(response: httpx.Response, limit: int, *, cut: bool = False) -> bytes:
-    """The decoded body of a streamed `response`, at most `limit` bytes: longer fails as a
-    protocol error or, with `cut`, is cut at `limit` (the rest is never read)."""
-    declared = response.headers.get("content-length", "")
-    if not cut and declared.isdigit() and int(declared) > limit:
-        raise UpstreamError(ErrorKind.PROTOCOL, f"reply body over the {limit}-byte limit")
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            if not cut:
-                raise UpstreamError(ErrorKind.PROTOCOL, f"reply body over the {limit}-byte limit")
-            parts.append(chunk[: len(chunk) - (size - limit)])
-            break
-        parts.append(chunk)
-    return b"".join(parts)
-
-
 class HTTPProvider(Provider):
     """POSTs JSON to `{base_url}{path}{query}`; maps every failure to an `UpstreamError`.
 
     `body` holds fields every request of this deployment carries unless the request sets
     them (OpenRouter's `usage: {include: true}`); `omit` names fields the upstream refuses,
     left out of every request (Mistral answers 422 to `stream_options`); `query` is a query
-    string such as Azure's `?api-version=...`.
+    string such as Azure's `?api-version=...`. `client` gives the gateway's transport;
+    `limits` bound what is read of each reply.
     """
 
     def __init__(
         self, *, system: str, base_url: str, headers: Mapping[str, str],
-        secrets: tuple[str, ...], client: Callable[[], httpx.AsyncClient],
+        secrets: tuple[str, ...], client: Callable[[], Transport],
         query: str = "", body: Mapping[str, Any] | None = None, omit: frozenset[str] = frozenset(),
         limits: UpstreamLimits | None = None,
     ) -> None:
@@ -81,21 +56,19 @@ class HTTPProvider(Provider):
         self._query = query
         self._body = dict(body or {})
         self._omit = omit
-        self._headers = {**headers, **_JSON}
+        self._headers = {**headers, **_JSON}  # built once: every request sends these
         self._secrets = secrets
         self._client = client
-        self._limits = limits or _DEFAULT_LIMITS
+        limits = limits or UpstreamLimits()
+        self._max_body = limits.max_body_bytes
+        self._max_error_body = limits.max_error_body_bytes
+        self._max_sse_line = limits.max_sse_line_bytes
         parts = urlsplit(self._base_url)
         self.server_address = parts.hostname
         self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
 
     def __repr__(self) -> str:  # never the headers: they hold the key
         return f"<{type(self).__name__} {self._base_url}>"
-
-    async def _failure(self, response: httpx.Response) -> UpstreamError:
-        """The error a non-2xx `response` reports, from at most the error-body limit."""
-        body = await read_capped(response, self._limits.max_error_body_bytes, cut=True)
-        return error_from_response(response, self._secrets, body=body)
 
     def _request(self, path: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
         if self._body:
@@ -110,23 +83,20 @@ class HTTPProvider(Provider):
     async def _post_billed(self, path: str, payload: Mapping[str, Any]) -> tuple[Any, float | None]:
         """The reply's JSON, and the cost a LiteLLM proxy reported in its header."""
         url, content = self._request(path, payload)
-        client = self._client()
+        transport = self._client()
         try:
-            request = client.build_request("POST", url, content=content, headers=outgoing(self._headers))
-            response = await client.send(request, stream=True)
-            try:
-                if response.status_code >= 400:
-                    raise await self._failure(response)
-                body = await read_capped(response, self._limits.max_body_bytes)
-            finally:
-                await response.aclose()
-        except _TRANSPORT_ERRORS as exc:
+            reply = await transport.post(
+                url, outgoing(self._headers), content, limit=self._max_body, error_limit=self._max_error_body
+            )
+        except transport.errors as exc:
             raise error_from_exception(exc, self._secrets) from None
+        if reply.status_code >= 400:
+            raise error_from_response(reply, self._secrets)
         try:
-            reply = json.loads(body)
+            body = json.loads(reply.content)
         except ValueError as exc:
             raise error_from_exception(exc) from None
-        return reply, billed_cost(response.headers.get("x-litellm-response-cost"), free=False)
+        return body, billed_cost(reply.headers.get("x-litellm-response-cost"), free=False)
 
     @contextlib.asynccontextmanager
     async def _events(self, path: str, payload: Mapping[str, Any]) -> AsyncIterator[SSEDecoder]:
@@ -136,17 +106,13 @@ class HTTPProvider(Provider):
         client gone) closes the upstream connection rather than paying for unread tokens.
         """
         url, content = self._request(path, payload)
-        client = self._client()
-        request = client.build_request("POST", url, content=content, headers=outgoing(self._headers))
+        transport = self._client()
         try:
-            response = await client.send(request, stream=True)
-        except _TRANSPORT_ERRORS as exc:
+            headers = outgoing(self._headers)
+            stream = transport.stream(url, headers, content, error_limit=self._max_error_body)
+            async with stream as reply:
+                if reply.status_code >= 400:
+                    raise error_from_response(reply, self._secrets)
+                yield SSEDecoder(reply.chunks, max_line=self._max_sse_line)
+        except transport.errors as exc:
             raise error_from_exception(exc, self._secrets) from None
-        try:
-            if response.status_code >= 400:
-                raise await self._failure(response)
-            yield SSEDecoder(response.aiter_bytes(), max_line=self._limits.max_sse_line_bytes)
-        except _TRANSPORT_ERRORS as exc:
-            raise error_from_exception(exc, self._secrets) from None
-        finally:
-            await response.aclose()
