@@ -615,3 +615,35 @@ def test_cli_prints_ready_and_serves() -> None:
         assert process.wait(timeout=5) == 0
         assert process.stdout is not None
         process.stdout.close()
+
+
+def test_a_stop_closes_a_connection_accepted_just_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server stops between the loop accepting a socket and its connection_made: that
+    connection's transport is closed too (else its socket leaks: a ResourceWarning at gc)."""
+    import socket
+
+    from gate_mw.testing import _http
+
+    stops: list[asyncio.Task[None]] = []
+    made = _http.HTTPConnection.__init__
+    accepting: asyncio.Future[None]
+
+    def accepted(connection: _http.HTTPConnection, server: _http.HTTPServer) -> None:
+        made(connection, server)
+        # Queued ahead of the new transport's connection_made.
+        stops.append(server.loop.create_task(server.close()))
+        accepting.set_result(None)
+
+    monkeypatch.setattr(_http.HTTPConnection, "__init__", accepted)
+
+    async def main() -> set[_http.HTTPConnection]:
+        nonlocal accepting
+        accepting = asyncio.get_running_loop().create_future()
+        server = _http.HTTPServer(lambda _request, _connection: asyncio.sleep(0))
+        await server.start("127.0.0.1", 0)
+        with socket.create_connection(("127.0.0.1", server.port)):
+            await accepting
+            await stops[0]
+            return set(server.connections)
+
+    assert asyncio.run(main()) == set()

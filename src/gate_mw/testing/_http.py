@@ -130,6 +130,10 @@ class HTTPConnection(asyncio.Protocol):
         self._shutting_down = False
         self._sent_continue = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._gone = server.loop.create_future()
+        # Known from the moment the loop accepts the socket, before connection_made runs,
+        # so a stop in between still closes this connection's transport.
+        server.connections.add(self)
         self.client_disconnected = False
         """True once the client closed the connection while a response was in progress."""
         self.on_finish: Callable[[], None] | None = None
@@ -141,7 +145,8 @@ class HTTPConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._server.connections.add(self)
+        if self._shutting_down:
+            transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -155,6 +160,8 @@ class HTTPConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._server.connections.discard(self)
+        if not self._gone.done():
+            self._gone.set_result(None)
         self._wake_drain()
         task = self._task
         if task is not None and not task.done():
@@ -363,13 +370,16 @@ class HTTPServer:
         return port
 
     async def close(self) -> None:
-        """Stop listening, abort every connection and wait for the handlers to unwind."""
+        """Stop listening, abort every connection and wait until each one is gone."""
         if self._server is not None:
             self._server.close()
-        tasks = [t for t in (c._shutdown() for c in list(self.connections)) if t is not None]
+        # Sockets the loop accepted just before the listener closed get their connection in
+        # tasks already queued ahead of this one: a turn lets them exist, to be aborted too.
+        # (Python 3.11's Server.wait_closed does not wait for connections.)
+        await asyncio.sleep(0)
+        connections = list(self.connections)
+        tasks = [t for t in (c._shutdown() for c in connections) if t is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-        # One more turn lets the aborted transports run connection_lost and release sockets.
-        await asyncio.sleep(0)
+        # connection_lost runs once each aborted transport has closed its socket.
+        await asyncio.gather(*(c._gone for c in connections))
