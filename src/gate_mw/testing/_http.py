@@ -381,5 +381,7 @@ class HTTPServer:
         tasks = [t for t in (c._shutdown() for c in connections) if t is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        # connection_lost runs once each aborted transport has closed its socket.
-        await asyncio.gather(*(c._gone for c in connections))
+        # connection_lost runs once each aborted transport has closed its socket; bounded, so
+        # a connection whose transport never came to be cannot hang a test's teardown.
+        if connections:
+            await asyncio.wait([asyncio.ensure_future(c._gone) for c in connections], timeout=5.0)
