@@ -25,7 +25,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SRC", "Clock", "Upstream", "fake_upstream", "percentile", "print_table"]
+__all__ = [
+    "SRC", "Clock", "Upstream", "cpu_seconds", "fake_upstream", "percentile", "print_table",
+    "serving_process",
+]
 
 #: The package source directory, put on the fake upstream's PYTHONPATH.
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -39,9 +42,34 @@ class Upstream:
     pid: int
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the upstream process has used so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU the upstream process has used so far."""
+        return cpu_seconds(self.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def serving_process(command: Sequence[str], env: dict[str, str], ready: str) -> Iterator[tuple[str, int]]:
+    """Run `command` for the block: yields its first line of output, which must start with
+    `ready` (printed once it listens), and its pid; terminates it after."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the ready line, or "" if it died
+        if not line.startswith(ready):
+            raise RuntimeError(f"{command[2]} did not start: {line!r}")
+        yield line, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextlib.contextmanager
@@ -52,20 +80,8 @@ def fake_upstream(latency: float = 0.0, fail_models: Sequence[str] = ()) -> Iter
     command = [sys.executable, "-m", "gate_mw.testing", "--latency", str(latency)]
     for model in fail_models:
         command += ["--fail-model", model]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # READY once listening, or "" if it died
-        if not line.startswith("READY "):
-            raise RuntimeError(f"fake upstream did not start: {line!r}")
-        yield Upstream(line.split()[1], process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serving_process(command, env, "READY ") as (line, pid):
+        yield Upstream(line.split()[1], pid)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

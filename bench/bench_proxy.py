@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,16 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import SRC, Clock, Upstream, fake_upstream, percentile, print_table
+from bench._common import (
+    SRC,
+    Clock,
+    Upstream,
+    cpu_seconds,
+    fake_upstream,
+    percentile,
+    print_table,
+    serving_process,
+)
 
 from gate_mw import Gateway, ModelEntry
 from gate_mw.proxy.cli import build_app
@@ -66,11 +74,6 @@ def _config(upstream: Upstream, directory: Path) -> Path:
     return path
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextlib.contextmanager
 def _server(config: Path) -> Iterator[tuple[str, int]]:
     """`gate-mw serve CONFIG --port 0` (one worker) in its own process: URL and pid."""
@@ -86,20 +89,8 @@ def _server(config: Path) -> Iterator[tuple[str, int]]:
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith("gate-mw: serving on "):
-            raise RuntimeError(f"gate-mw serve did not start: {line!r}")
-        yield line.split()[3].removesuffix("/v1"), process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serving_process(command, env, "gate-mw: serving on ") as (line, pid):
+        yield line.split()[3].removesuffix("/v1"), pid
 
 
 # -- (a) CPU per request ---------------------------------------------------------------
@@ -158,10 +149,10 @@ async def _proxy_served(url: str, pid: int, calls: int) -> float:
     async with aiohttp.ClientSession() as session:
         for _ in range(20):
             await _post(session, f"{url}/v1/chat/completions")
-        before = _cpu_seconds(pid)
+        before = cpu_seconds(pid)
         for _ in range(calls):
             await _post(session, f"{url}/v1/chat/completions")
-        return (_cpu_seconds(pid) - before) / calls
+        return (cpu_seconds(pid) - before) / calls
 
 
 async def bench_cpu(calls: int, rounds: int) -> list[str]:
@@ -257,7 +248,7 @@ async def bench_throughput(seconds: float, rounds: int) -> list[str]:
         with _server(_config(upstream, Path(directory))) as (url, pid):
             for _ in range(rounds):  # interleaved, so drift hits both alike
                 for mode in rates:
-                    server_before, upstream_before = _cpu_seconds(pid), upstream.cpu_seconds()
+                    server_before, upstream_before = cpu_seconds(pid), upstream.cpu_seconds()
                     if mode.startswith("proxy"):
                         rate, latencies, client_cpu = await _steady(url, seconds)
                     elif mode.startswith("raw"):  # the floor: this client and the upstream alone
@@ -274,7 +265,7 @@ async def bench_throughput(seconds: float, rounds: int) -> list[str]:
                             f"{percentile(latencies, 50) * 1000:.0f}",
                             f"{percentile(latencies, 99) * 1000:.0f}",
                             f"{client_cpu / seconds:.0%}",
-                            f"{(_cpu_seconds(pid) - server_before) / span:.0%}",
+                            f"{(cpu_seconds(pid) - server_before) / span:.0%}",
                             f"{(upstream.cpu_seconds() - upstream_before) / span:.0%}",
                         ]
                     )
