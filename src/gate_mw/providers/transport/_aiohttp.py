@@ -8,7 +8,6 @@ nothing in between: the body is already bytes, the URL parsed once per deploymen
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from ._base import NO_CHUNKS, Reply, Streamed, read_capped
+from ._base import Sender, read_capped
 
 __all__ = ["AiohttpTransport"]
 
@@ -26,16 +25,7 @@ _KEEPALIVE_SECONDS = 60.0
 _MAX_URLS = 256  # parsed URLs kept: one per deployment and path, so a handful
 
 
-async def _read(response: aiohttp.ClientResponse, limit: int, *, cut: bool = False) -> bytes:
-    # With a Content-Length and no encoding, aiohttp reads exactly that many bytes: one
-    # read. A compressed or chunked body is counted as it is decoded instead.
-    declared = response.content_length
-    if declared is not None and declared <= limit and "Content-Encoding" not in response.headers:
-        return await response.read()
-    return await read_capped(response.content.iter_any(), limit, declared=declared, cut=cut)
-
-
-class AiohttpTransport:
+class AiohttpTransport(Sender[aiohttp.ClientResponse]):
     """A pooled aiohttp session for `max_connections` calls in flight, made on first use
     (it needs the running loop). No cookies are kept: replies from one caller's upstream
     must never reach another's request."""
@@ -70,24 +60,19 @@ class AiohttpTransport:
     def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> Any:
         return self._client().post(self._url(url), data=body, headers=headers, allow_redirects=False)
 
-    async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, *, limit: int, error_limit: int
-    ) -> Reply:
-        async with self._send(url, headers, body) as response:
-            failed = response.status >= 400
-            content = await _read(response, error_limit if failed else limit, cut=failed)
-            return Reply(response.status, response.headers, content)
+    def _head(self, response: aiohttp.ClientResponse) -> tuple[int, Mapping[str, str]]:
+        return response.status, response.headers
 
-    @contextlib.asynccontextmanager
-    async def stream(
-        self, url: str, headers: Mapping[str, str], body: bytes, *, error_limit: int
-    ) -> AsyncIterator[Streamed]:
-        async with self._send(url, headers, body) as response:
-            if response.status >= 400:
-                content = await _read(response, error_limit, cut=True)
-                yield Streamed(response.status, response.headers, content, NO_CHUNKS)
-            else:
-                yield Streamed(response.status, response.headers, b"", response.content.iter_any())
+    async def _read(self, response: aiohttp.ClientResponse, limit: int, *, cut: bool) -> bytes:
+        # With a Content-Length and no encoding, aiohttp reads exactly that many bytes: one
+        # read. A compressed or chunked body is counted as it is decoded instead.
+        declared = response.content_length
+        if declared is not None and declared <= limit and "Content-Encoding" not in response.headers:
+            return await response.read()
+        return await read_capped(response.content.iter_any(), limit, declared=declared, cut=cut)
+
+    def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        return response.content.iter_any()
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import abc
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ...errors import ErrorKind, UpstreamError
 
-__all__ = ["NO_CHUNKS", "Reply", "Streamed", "Transport", "read_capped"]
+__all__ = ["NO_CHUNKS", "Reply", "Sender", "Streamed", "Transport", "read_capped"]
+
+_R = TypeVar("_R")
 
 
 class Reply:
@@ -60,6 +64,50 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Close the pool (only a transport the gateway made)."""
         ...
+
+
+class Sender(abc.ABC, Generic[_R]):
+    """`Transport.post` and `.stream` over one client library: a subclass says how to send a
+    request and read its reply (`_R`), the judging of statuses and caps is shared."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> AbstractAsyncContextManager[_R]:
+        """POST `body`; the reply, released when the block exits."""
+
+    @abc.abstractmethod
+    def _head(self, response: _R) -> tuple[int, Mapping[str, str]]:
+        """The reply's status and headers."""
+
+    @abc.abstractmethod
+    async def _read(self, response: _R, limit: int, *, cut: bool) -> bytes:
+        """The body, capped at `limit` (see `read_capped`)."""
+
+    @abc.abstractmethod
+    def _chunks(self, response: _R) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, limit: int, error_limit: int
+    ) -> Reply:
+        async with self._send(url, headers, body) as response:
+            status, head = self._head(response)
+            failed = status >= 400
+            content = await self._read(response, error_limit if failed else limit, cut=failed)
+            return Reply(status, head, content)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, error_limit: int
+    ) -> AsyncIterator[Streamed]:
+        async with self._send(url, headers, body) as response:
+            status, head = self._head(response)
+            if status >= 400:
+                content = await self._read(response, error_limit, cut=True)
+                yield Streamed(status, head, content, NO_CHUNKS)
+            else:
+                yield Streamed(status, head, b"", self._chunks(response))
 
 
 class _NoChunks:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 
 from .._errors import aiohttp_errors
-from ._base import NO_CHUNKS, Reply, Streamed, read_capped
+from ._base import Sender, read_capped
 
 __all__ = ["HttpxTransport", "default_http_client"]
 
@@ -37,14 +37,7 @@ def default_http_client(
     return httpx.AsyncClient(transport=transport, timeout=_TIMEOUT, follow_redirects=False)
 
 
-async def _read(response: httpx.Response, limit: int, *, cut: bool = False) -> bytes:
-    declared = response.headers.get("content-length", "")
-    return await read_capped(
-        response.aiter_bytes(), limit, declared=int(declared) if declared.isdigit() else None, cut=cut
-    )
-
-
-class HttpxTransport:
+class HttpxTransport(Sender[httpx.Response]):
     """Sends through `client`, which keeps its own settings (base headers, auth, hooks);
     the gateway closes it only if it made it (`owned`)."""
 
@@ -65,24 +58,17 @@ class HttpxTransport:
         finally:
             await response.aclose()
 
-    async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, *, limit: int, error_limit: int
-    ) -> Reply:
-        async with self._send(url, headers, body) as response:
-            failed = response.status_code >= 400
-            content = await _read(response, error_limit if failed else limit, cut=failed)
-            return Reply(response.status_code, response.headers, content)
+    def _head(self, response: httpx.Response) -> tuple[int, Mapping[str, str]]:
+        return response.status_code, response.headers
 
-    @contextlib.asynccontextmanager
-    async def stream(
-        self, url: str, headers: Mapping[str, str], body: bytes, *, error_limit: int
-    ) -> AsyncIterator[Streamed]:
-        async with self._send(url, headers, body) as response:
-            if response.status_code >= 400:
-                content = await _read(response, error_limit, cut=True)
-                yield Streamed(response.status_code, response.headers, content, NO_CHUNKS)
-            else:
-                yield Streamed(response.status_code, response.headers, b"", response.aiter_bytes())
+    async def _read(self, response: httpx.Response, limit: int, *, cut: bool) -> bytes:
+        declared = response.headers.get("content-length", "")
+        return await read_capped(
+            response.aiter_bytes(), limit, declared=int(declared) if declared.isdigit() else None, cut=cut
+        )
+
+    def _chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        return response.aiter_bytes()
 
     async def aclose(self) -> None:
         if self._owned:
