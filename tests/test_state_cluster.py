@@ -25,6 +25,11 @@ async def cluster_store(redis_cluster: tuple[str, int]) -> AsyncIterator[RedisSt
 
     host, port = redis_cluster
     client = RedisCluster(host=host, port=port)
+    # One connection to each node opened one at a time first: the store sends a multi-slot
+    # operation's batches to the nodes at once, and redis-py's race above is in opening them.
+    await client.initialize()
+    for node in client.get_nodes():
+        await client.execute_command("PING", target_nodes=node)
     store = RedisStore(client=client, prefix=f"test:{uuid.uuid4().hex[:12]}:", timeout=10.0)
     assert store.cluster
     yield store
