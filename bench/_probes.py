@@ -76,6 +76,9 @@ class ImportRun:
 def _import_once(statement: str) -> ImportRun:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    # An installed package imports from its bytecode caches: without them every import
+    # here would compile gate_mw's sources (the baseline's are cached by pip at install).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     output = subprocess.run(
         [sys.executable, "-c", _PROBE, statement, ",".join(LAZY_MODULES)],
         env=env, capture_output=True, text=True, check=True,
