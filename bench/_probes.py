@@ -24,7 +24,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench._common import SRC
+import aiohttp
+from bench._common import SRC, serving_process
 
 from gate_mw import GatewayMiddleware
 
@@ -58,6 +59,20 @@ print(cpu, wall, rss(), ",".join(name for name in lazy if name in sys.modules))
 """
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+# Serves the example app with uvicorn, without `GatewayMiddleware`, on a free port; prints
+# READY and its URL once it listens.
+_SERVE = f"""
+import socket, uvicorn
+from gate_mw import GatewayMiddleware
+from {EXAMPLE_APP} import app
+app.user_middleware = [m for m in app.user_middleware if m.cls is not GatewayMiddleware]
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
+print("READY http://127.0.0.1:%d" % sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+"""
 
 
 # -- import ----------------------------------------------------------------------------
@@ -107,11 +122,13 @@ def import_probe(rounds: int) -> dict[str, list[ImportRun]]:
 @dataclass(frozen=True, slots=True)
 class MiddlewareRuns:
     """Requests per second of the median request, per block, with and without the
-    middleware; and the path."""
+    middleware; the path; and the server's CPU seconds per request when uvicorn serves the
+    app without the middleware (the cost of a served request, for scale)."""
 
     path: str
     with_: list[float]
     without: list[float]
+    served: float
 
     @property
     def cost(self) -> float:
@@ -203,7 +220,7 @@ async def middleware_probe(requests: int, rounds: int, path: str = "/health") ->
     alternating request by request."""
     app = importlib.import_module(EXAMPLE_APP).app
     stacks = _stacks(app)
-    runs = MiddlewareRuns(path, [], [])
+    runs = MiddlewareRuns(path, [], [], await _served_cpu(path, requests))
     async with _lifespan(app) as state:
         scope = _http_scope(path, state)
         scope["app"] = app  # what the app's own `__call__` adds before calling its stack
@@ -213,3 +230,28 @@ async def middleware_probe(requests: int, rounds: int, path: str = "/health") ->
             runs.with_.append(with_)
             runs.without.append(without)
     return runs
+
+
+async def _served_cpu(path: str, requests: int) -> float:
+    """CPU seconds per request of a uvicorn process serving `GET path` of the example app
+    without the middleware, asked one request at a time over a kept-alive connection."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), str(SRC.parent), env.get("PYTHONPATH")]))
+    with serving_process([sys.executable, "-c", _SERVE], env, "READY ") as (line, pid):
+        url = line.split()[1] + path
+        async with aiohttp.ClientSession() as session:
+            for _ in range(requests // 10):  # warm-up
+                async with session.get(url) as response:
+                    await response.read()
+            started = _thread_cpu_ns(pid)
+            for _ in range(requests):
+                async with session.get(url) as response:
+                    await response.read()
+            return (_thread_cpu_ns(pid) - started) / 1e9 / requests
+
+
+def _thread_cpu_ns(pid: int) -> int:
+    # The main thread's CPU in nanoseconds (/proc's clock ticks are 10 ms: too coarse here);
+    # uvicorn serves on it.
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as schedstat:
+        return int(schedstat.read().split()[0])
