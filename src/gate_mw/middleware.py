@@ -55,7 +55,7 @@ class GatewayMiddleware:
         try:
             await self.app(scope, receive, context.send_with_headers)
         except GateError as exc:
-            if context.started:
+            if context.responded:
                 raise
             await context.send_error(exc)
         finally:
@@ -71,12 +71,12 @@ class _Responder(RoutingContext):
     """The routing context of a request through the middleware, which also sends the
     response: one object per request is all a route that calls no model costs."""
 
-    __slots__ = ("held", "send", "started")
+    __slots__ = ("held", "responded", "send")
 
     def __init__(self, gateway: Gateway, scope: Scope, send: Send) -> None:
         RoutingContext.__init__(self, gateway, scope)
         self.send = send
-        self.started = False
+        self.responded = False  # the response head went out
         self.held: Message | None = None
 
     def send_with_headers(self, message: Message) -> Awaitable[None]:
@@ -85,7 +85,7 @@ class _Responder(RoutingContext):
         if message["type"] == "http.response.start":
             calls = self.calls
             if calls is None:  # no model called, the common case: nothing to add
-                self.started = True
+                self.responded = True
                 return self.send(message)
             if not calls.streaming:
                 return self.send(self.headed(message))
@@ -107,7 +107,7 @@ class _Responder(RoutingContext):
 
     def headed(self, message: Message) -> Message:
         """The response head, with `x-gate-*` headers if a model was called."""
-        self.started = True
+        self.responded = True
         calls = self.calls
         return self.with_headers(message) if calls is not None and calls.count else message
 
