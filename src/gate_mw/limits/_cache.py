@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..results import ChatResult, Usage
-
 if TYPE_CHECKING:
     from ..providers import ChatRequest
+    from ..results import ChatResult
 
 __all__ = ["Cache", "CacheMode", "ResponseCache"]
 
@@ -90,6 +89,9 @@ def to_entry(result: ChatResult) -> dict[str, Any]:
 
 
 def from_entry(entry: dict[str, Any], *, request_id: str, latency_s: float, arm: str | None) -> ChatResult:
+    # Here: a policy's `Cache` loads without the result types (the first call loads them).
+    from ..results import ChatResult, Usage
+
     return ChatResult(
         text=entry["text"], model=entry["model"], deployment=entry["deployment"],
         provider=entry["provider"], provider_model=entry["provider_model"],
