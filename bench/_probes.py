@@ -4,9 +4,12 @@
   Gateway, GatewayMiddleware, RoutePolicy``), against ``import httpx, pydantic`` (what any
   httpx-and-pydantic client pays anyway), each in a fresh interpreter, alternating over
   `rounds`: the import's CPU and wall time, and the process's RSS once imported.
-- `middleware_probe(requests, rounds)`: requests/s of the example app's ``GET /health`` (a route
-  that calls no model) with and without `GatewayMiddleware`, driving the ASGI app in-process
-  and alternating the two request by request.
+- `middleware_probe(...)`: what `GatewayMiddleware` costs on the example app's ``GET /health``
+  (a route that calls no model). The target's figure is served: two uvicorn processes serve
+  the app, one with and one without the middleware, asked one request at a time over
+  kept-alive connections, alternating between them, each block's server CPU per request read
+  from /proc; the share lost is that of requests/s when the server is CPU-bound. For
+  information, the same in process: the two ASGI stacks driven directly (no server).
 """
 
 from __future__ import annotations
@@ -60,13 +63,15 @@ print(cpu, wall, rss(), ",".join(name for name in lazy if name in sys.modules))
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
-# Serves the example app with uvicorn, without `GatewayMiddleware`, on a free port; prints
-# READY and its URL once it listens.
+# Serves the example app with uvicorn (as `uvicorn app:app` does: uvloop and httptools when
+# installed) on a free port, without `GatewayMiddleware` when argv[1] is "without" (the app's
+# own middleware list minus it, as `_stacks` builds it); prints READY and its URL once it listens.
 _SERVE = f"""
-import socket, uvicorn
+import socket, sys, uvicorn
 from gate_mw import GatewayMiddleware
 from {EXAMPLE_APP} import app
-app.user_middleware = [m for m in app.user_middleware if m.cls is not GatewayMiddleware]
+if sys.argv[1] == "without":
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not GatewayMiddleware]
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
@@ -121,22 +126,37 @@ def import_probe(rounds: int) -> dict[str, list[ImportRun]]:
 
 @dataclass(frozen=True, slots=True)
 class MiddlewareRuns:
-    """Requests per second of the median request, per block, with and without the
-    middleware; the path; and the server's CPU seconds per request when uvicorn serves the
-    app without the middleware (the cost of a served request, for scale)."""
+    """The path; whether it was an A/A control (no middleware on either side); per block,
+    the served app's CPU seconds per request with and without the middleware; and in
+    process, requests/s of the median request with and without it."""
 
     path: str
+    control: bool
+    served_with: list[float]
+    served_without: list[float]
     with_: list[float]
     without: list[float]
-    served: float
+
+    @property
+    def served_cost(self) -> float:
+        """Share of requests/s lost by a CPU-bound server: the median over block pairs of
+        1 - CPU per request without / with."""
+        pairs = zip(self.served_with, self.served_without, strict=True)
+        return statistics.median(1 - without / with_ for with_, without in pairs)
+
+    @property
+    def served_us(self) -> tuple[float, float]:
+        """Median server CPU per request, with and without the middleware, in us."""
+        return statistics.median(self.served_with) * 1e6, statistics.median(self.served_without) * 1e6
 
     @property
     def cost(self) -> float:
-        """Share of requests/s lost: the median over blocks of each block's."""
+        """In process: share of requests/s lost, the median over blocks of each block's."""
         return statistics.median(1 - w / wo for w, wo in zip(self.with_, self.without, strict=True))
 
     @property
     def added_us(self) -> float:
+        """In process: us the middleware adds to a request, the median over blocks."""
         return statistics.median(1e6 / w - 1e6 / wo for w, wo in zip(self.with_, self.without, strict=True))
 
 
@@ -215,12 +235,20 @@ async def _block(
     return 1e9 / statistics.median(times[0]), 1e9 / statistics.median(times[1])
 
 
-async def middleware_probe(requests: int, rounds: int, path: str = "/health") -> MiddlewareRuns:
-    """`rounds` blocks of `requests` requests to `path` with and without the middleware,
-    alternating request by request."""
+async def middleware_probe(
+    requests: int, rounds: int, served_requests: int, served_rounds: int, path: str = "/health",
+    *, control: bool = False,
+) -> MiddlewareRuns:
+    """`served_rounds` pairs of blocks of `served_requests` requests to `path` served with and
+    without the middleware, then `rounds` in-process blocks of `requests` each way.
+    `control`: the app without the middleware on both sides (an A/A run: the noise)."""
     app = importlib.import_module(EXAMPLE_APP).app
     stacks = _stacks(app)
-    runs = MiddlewareRuns(path, [], [], await _served_cpu(path, requests))
+    runs = MiddlewareRuns(path, control, [], [], [], [])
+    sides = ("without", "without") if control else ("with", "without")
+    await _served(path, sides, served_requests, served_rounds, runs)
+    if control:
+        stacks = (stacks[1], stacks[1])
     async with _lifespan(app) as state:
         scope = _http_scope(path, state)
         scope["app"] = app  # what the app's own `__call__` adds before calling its stack
@@ -232,22 +260,57 @@ async def middleware_probe(requests: int, rounds: int, path: str = "/health") ->
     return runs
 
 
-async def _served_cpu(path: str, requests: int) -> float:
-    """CPU seconds per request of a uvicorn process serving `GET path` of the example app
-    without the middleware, asked one request at a time over a kept-alive connection."""
+async def _served(
+    path: str, sides: tuple[str, str], requests: int, rounds: int, runs: MiddlewareRuns
+) -> None:
+    """Two uvicorn processes serving the example app (`sides`: with or without the
+    middleware), asked `GET path` one request at a time over one kept-alive connection each,
+    alternating between them request by request (the order swapped every other pair);
+    appends each block's server CPU seconds per request (`requests` each way) to `runs`.
+
+    Server CPU, not wall time: the client's own work and the other process's share of the
+    machine stay out of it. Alternating request by request puts both servers under the same
+    load and clock speed; the mean over a block keeps what a CPU-bound server pays for the
+    rare slow request (a collection) in the figure."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), str(SRC.parent), env.get("PYTHONPATH")]))
-    with serving_process([sys.executable, "-c", _SERVE], env, "READY ") as (line, pid):
-        url = line.split()[1] + path
-        async with aiohttp.ClientSession() as session:
-            for _ in range(requests // 10):  # warm-up
-                async with session.get(url) as response:
+    env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in both processes
+    with contextlib.ExitStack() as servers:
+        urls, pids = [], []
+        for name in sides:
+            command = [sys.executable, "-c", _SERVE, name]
+            line, pid = servers.enter_context(serving_process(command, env, "READY "))
+            urls.append(line.split()[1] + path)
+            pids.append(pid)
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [  # one kept-alive connection each
+                await stack.enter_async_context(_session())
+                for _ in sides
+            ]
+
+            async def request(side: int) -> int:
+                """The server's CPU ns for one request (what it did after the previous
+                one's response was read counts here: nothing is lost over a block)."""
+                started = _thread_cpu_ns(pids[side])
+                async with clients[side].get(urls[side]) as response:
                     await response.read()
-            started = _thread_cpu_ns(pid)
-            for _ in range(requests):
-                async with session.get(url) as response:
-                    await response.read()
-            return (_thread_cpu_ns(pid) - started) / 1e9 / requests
+                if response.status != 200:
+                    raise RuntimeError(f"{sides[side]}: the route answered {response.status}")
+                return _thread_cpu_ns(pids[side]) - started
+
+            for index in range(requests // 2):  # warm-up: first-request imports, policy resolution
+                await request(index % 2)
+            for _ in range(rounds):
+                cpu = [0, 0]
+                for index in range(requests):
+                    for side in (0, 1) if index % 2 else (1, 0):
+                        cpu[side] += await request(side)
+                runs.served_with.append(cpu[0] / 1e9 / requests)
+                runs.served_without.append(cpu[1] / 1e9 / requests)
+
+
+def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
 
 
 def _thread_cpu_ns(pid: int) -> int:
