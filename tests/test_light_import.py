@@ -33,7 +33,47 @@ def test_import_gate_mw_alone_loads_no_part_of_the_gateway() -> None:
     """Its names load on first use (PEP 562): `gate_mw.testing` or `gate_mw.errors` alone
     does not pay for the gateway."""
     loaded = _loaded(_PROBE.format("import gate_mw"))
-    assert sorted(name for name in loaded if name.startswith("gate_mw")) == ["gate_mw", "gate_mw._version"]
+    assert sorted(name for name in loaded if name.startswith("gate_mw")) == [
+        "gate_mw", "gate_mw._lazy", "gate_mw._version",
+    ]
+
+
+# Parts of the gateway that a policy, or a gateway in memory that reads no report, never uses.
+POLICY_LEAVES = (
+    "gate_mw.limits._guard", "gate_mw.routing._router", "gate_mw.state._redis", "gate_mw.chat._model",
+)
+GATEWAY_LEAVES = (
+    "gate_mw.state._redis", "gate_mw.state._lua", "gate_mw.insights._report", "gate_mw.insights._experiments",
+)
+
+
+def test_a_policy_loads_no_guard_router_store_or_message_model() -> None:
+    """Packages load their names on first use: a policy's `Budget`, `Limit`, `Cache`,
+    `Experiment` and strategy come without the machinery that enforces them."""
+    code = (
+        "from gate_mw import Budget, Cache, Experiment, Limit, RoutePolicy\n"
+        "RoutePolicy(budget=Budget(1.0), limits=[Limit(rpm=5)], cache=Cache(),"
+        " experiment=Experiment('e', {'a': 'x', 'b': 'y'}))"
+    )
+    loaded = _loaded(_PROBE.format(code))
+    assert [name for name in POLICY_LEAVES if name in loaded] == []
+
+
+def test_a_gateway_in_memory_loads_no_redis_store_or_reports_until_used() -> None:
+    code = (
+        "import asyncio, json, sys\n"
+        "from gate_mw import Gateway\n"
+        "gateway = Gateway(env={})\n"
+        "before = sorted(sys.modules)\n"
+        "asyncio.run(gateway.report())\n"
+        "from gate_mw.state import open_store\n"
+        "open_store('redis://127.0.0.1:6379/0')\n"
+        "print(json.dumps([before, sorted(sys.modules)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    before, after = (set(modules) for modules in json.loads(out.splitlines()[-1]))
+    assert [name for name in GATEWAY_LEAVES if name in before] == []
+    assert {"gate_mw.insights._report", "gate_mw.state._redis", "gate_mw.state._lua"} <= after
 
 
 def test_every_public_name_loads_and_types_agree() -> None:

@@ -12,9 +12,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 
 if TYPE_CHECKING:  # type checkers and IDEs see the names; the runtime loads them on first use
@@ -115,27 +115,10 @@ _EXPORTS = {
 }
 _HOMES = {name: module for module, names in _EXPORTS.items() for name in names}
 
-
 if not TYPE_CHECKING:  # for type checkers, the module has exactly the names imported above
-
-    def __getattr__(name: str) -> Any:
-        home = _HOMES.get(name)
-        if home is None:
-            return _submodule(name)
-        value = getattr(importlib.import_module(home, __name__), name)
-        globals()[name] = value  # later lookups are plain attribute reads
-        return value
-
-    def _submodule(name: str) -> Any:
-        # `gate_mw.config` and the like worked after a bare `import gate_mw` when it imported
-        # them all; they still do.
-        if not name.startswith("_"):
-            try:
-                return importlib.import_module(f".{name}", __name__)
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{__name__}.{name}":
-                    raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # `gate_mw.config` and the like worked after a bare `import gate_mw` when it imported
+    # them all; they still do (`submodules`).
+    __getattr__ = lazy_exports(__name__, globals(), _EXPORTS, submodules=True)
 
 
 def __dir__() -> list[str]:

@@ -1,15 +1,16 @@
 """Insights: spend and usage reports, experiment statistics, and the inspection app with
 its dashboard page, all read from the state store the replicas share."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._experiments import ArmStats, Comparison, ExperimentStats
-from ._insights import Insights
-from ._report import Report, ReportRow
-from ._stats import Estimate
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._experiments import ArmStats, Comparison, ExperimentStats
+    from ._insights import Insights
+    from ._report import Report, ReportRow
     from ._router import InspectionApp
+    from ._stats import Estimate
 
 __all__ = [
     "ArmStats", "Comparison", "Estimate", "ExperimentStats", "InspectionApp", "Insights", "Report",
@@ -17,10 +18,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The inspection app (and Starlette's request and response modules) load when mounted.
-    if name == "InspectionApp":
-        from ._router import InspectionApp
-
-        return InspectionApp
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# A gateway records calls (`Insights`) without loading the reports and statistics that read
+# them, or the inspection app (and Starlette's request and response modules) until mounted.
+if not TYPE_CHECKING:
+    __getattr__ = lazy_exports(__name__, globals(), {
+        "._experiments": ("ArmStats", "Comparison", "ExperimentStats"),
+        "._insights": ("Insights",),
+        "._report": ("Report", "ReportRow"),
+        "._router": ("InspectionApp",),
+        "._stats": ("Estimate",),
+    })

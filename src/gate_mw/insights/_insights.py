@@ -7,13 +7,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..state import Writes
-from ._experiments import ExperimentStats, experiment_stats
-from ._report import Report, build_report
 from ._store import Counters
 
 if TYPE_CHECKING:
     from ..results import ChatResult
     from ..state import StateStore
+    from ._experiments import ExperimentStats
+    from ._report import Report
 
 __all__ = ["Insights"]
 
@@ -86,6 +86,8 @@ class Insights:
     async def report(
         self, window: str = "day", by: Sequence[str] = ("caller", "route", "model")
     ) -> Report:
+        from ._report import build_report  # here: a gateway records calls without reading reports
+
         return await build_report(self.counters, window, by)
 
     def experiment_names(self) -> list[str]:
@@ -93,6 +95,8 @@ class Insights:
 
     async def experiment(self, name: str, control: str | None = None) -> ExperimentStats:
         """Statistics of the experiment `name` (KeyError if no route declares it)."""
+        from ._experiments import experiment_stats  # here, as `build_report` above
+
         for experiment in self._experiments:
             if experiment.name == name:
                 return await experiment_stats(self.counters, name, list(experiment.arms), control)
