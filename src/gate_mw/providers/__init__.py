@@ -11,7 +11,6 @@ from urllib.parse import quote, urlencode
 from ..config import ModelEntry, UpstreamLimits
 from ..errors import ConfigError
 from ._base import ChatRequest, Provider, ProviderReply
-from .anthropic import ANTHROPIC_VERSION, AnthropicProvider
 from .openai import OpenAIProvider
 from .simulated import SimulatedProvider
 from .transport import Transport
@@ -147,6 +146,9 @@ def build_provider(
     elif entry.api_version is not None:
         raise ConfigError("api_version is for provider azure only", entry=label, field="api_version")
     if preset.api == "anthropic":
+        # Here: the Messages translation loads only for a gateway with an Anthropic entry.
+        from .anthropic import ANTHROPIC_VERSION, AnthropicProvider
+
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         return AnthropicProvider(
             system=preset.system, base_url=base_url, headers=headers, secrets=tuple(secrets),
