@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
 
-from .._context import SCOPE_KEY, RoutingContext
+from .._context import RoutingContext
 from .._events import STREAM_HEADERS, serve_stream
 from .._streaming import GateStream
 from ..errors import GateError
@@ -72,9 +72,7 @@ class Endpoint:
         self.proxy, self.api, self.methods, self.handler = proxy, api, methods, handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        context = scope.get(SCOPE_KEY)
-        if not isinstance(context, RoutingContext):  # mounted without GatewayMiddleware
-            context = self.proxy.gateway.new_context(scope)
+        context = self.proxy.context(scope)
         try:
             if scope["method"] not in self.methods:
                 allowed = ", ".join(sorted(self.methods))

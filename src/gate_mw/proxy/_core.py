@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope
 
-from .._context import RoutingContext
+from .._context import SCOPE_KEY, RoutingContext
 from .._events import openai_chunks
 from .._streaming import GateStream
 from ..client import Gate
@@ -137,6 +137,12 @@ class Proxy:
             ("/healthz", Endpoint(self, "openai", get, self._health)),
             ("/readyz", Endpoint(self, "openai", get, self._ready)),
         ]
+
+    def context(self, scope: Scope) -> RoutingContext:
+        """The request's routing context: GatewayMiddleware's, or a new one where the proxy
+        is mounted without it."""
+        context = scope.get(SCOPE_KEY)
+        return context if isinstance(context, RoutingContext) else self.gateway.new_context(scope)
 
     def error(self, api: Api, exc: ProxyError, context: RoutingContext) -> Reply:
         """The answer to a failed request; secret-free, with the `x-gate-*` headers when a

@@ -16,14 +16,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.routing import Mount
-
 from ..errors import ConfigError
 from ..middleware import GatewayMiddleware
+from ._app import ProxyApp
 from ._core import Proxy
-from .starlette import openai_routes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,16 +32,11 @@ __all__ = ["app_from_env", "build_app", "main"]
 CONFIG_ENV = "GATE_MW_SERVE_CONFIG"
 
 
-def build_app(target: Gateway | Proxy) -> Starlette:
+def build_app(target: Gateway | Proxy) -> GatewayMiddleware:
     """The standalone proxy app: the endpoints at `/v1` and at the root (where LiteLLM
     clients also call), the gateway's middleware and lifespan."""
     proxy = target if isinstance(target, Proxy) else Proxy(target)
-    routes = openai_routes(proxy)
-    return Starlette(
-        routes=[Mount("/v1", routes=routes), *routes],
-        middleware=[Middleware(GatewayMiddleware, gateway=proxy.gateway)],
-        lifespan=proxy.gateway.lifespan,
-    )
+    return GatewayMiddleware(ProxyApp(proxy), gateway=proxy.gateway)
 
 
 def _load(config: str | None) -> Gateway:
@@ -54,7 +45,7 @@ def _load(config: str | None) -> Gateway:
     return Gateway.from_file(config) if config else Gateway()
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> GatewayMiddleware:
     """The app of a worker process (`--workers`, `--reload`): the file named in the
     environment, loaded again without repeating the warnings the parent printed."""
     quiet = logging.getLogger("gate_mw.config")
