@@ -10,7 +10,6 @@ answered, after how many attempts, at what cost; nothing else shows a fallback.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import time
@@ -29,6 +28,7 @@ from ..providers._base import ChatRequest, estimated_usage
 from ._anthropic import message_body, message_events, read_messages
 from ._asgi import Endpoint, Reply, Streamed
 from ._errors import Api, ProxyError, error_body
+from ._json import loads
 from ._keys import KeyStore, VirtualKey, hash_key, key_rules
 from ._litellm_limits import key_fields
 from ._openai import ChatArgs, completion_body, read_chat
@@ -182,7 +182,7 @@ class Proxy:
             if not message.get("more_body", False):
                 break
         try:
-            return json.loads(b"".join(chunks))
+            return loads(b"".join(chunks))
         except ValueError:
             raise ProxyError(400, "the body is not valid JSON", code="invalid_json") from None
 
