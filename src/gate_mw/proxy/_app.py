@@ -4,6 +4,9 @@ A framework's router, mounts and exception middleware cost a request more CPU th
 proxy's own work around `gate.chat`, and the proxy needs none of them: its few paths are
 looked up in a dict (two templates, `/models/{model}` and `/keys/{key_id}`, by prefix),
 an unknown path is a 404 in OpenAI's error shape, and the lifespan runs the gateway's.
+Nor does it need `GatewayMiddleware` around it: its endpoints answer gate errors and set
+the `x-gate-*` headers themselves, so the app makes each request's routing context (on
+the scope, current, continuing an incoming trace) as the middleware would, and no more.
 The Starlette, FastAPI and Litestar flavours, for mounting in an app, stay as they are.
 """
 
@@ -12,6 +15,8 @@ from __future__ import annotations
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from .._context import SCOPE_KEY, activate, deactivate
+from ..telemetry._propagation import continue_trace, end_continued
 from ._errors import ProxyError
 
 if TYPE_CHECKING:
@@ -29,10 +34,11 @@ PREFIXES = ("/v1", "")
 class ProxyApp:
     """The proxy's endpoints at each of `prefixes`, and the gateway's lifespan."""
 
-    __slots__ = ("_paths", "_templates", "proxy")
+    __slots__ = ("_paths", "_templates", "gateway", "proxy")
 
     def __init__(self, proxy: Proxy, prefixes: tuple[str, ...] = PREFIXES) -> None:
         self.proxy = proxy
+        self.gateway = proxy.gateway
         self._paths: dict[str, Endpoint] = {}
         # (path up to the parameter, its name, endpoint): `/v1/models/` + `{model}`.
         self._templates: list[tuple[str, str, Endpoint]] = []
@@ -52,11 +58,21 @@ class ProxyApp:
             if root and path.startswith(root):  # servers give the full path (ASGI 3)
                 path = path[len(root) :]
             endpoint = self._paths.get(path) or self._templated(scope, path)
-            if endpoint is not None:
-                await endpoint(scope, receive, send)
-                return
-            error = ProxyError(404, f"Invalid URL ({scope['method']} {path})", code="unknown_url")
-            await self.proxy.error("openai", error, self.proxy.context(scope)).send(receive, send)
+            context = scope[SCOPE_KEY] = self.gateway.new_context(scope)
+            token = activate(context)
+            trace_token = continue_trace(scope)
+            try:
+                if endpoint is not None:
+                    await endpoint(scope, receive, send)
+                else:
+                    error = ProxyError(404, f"Invalid URL ({scope['method']} {path})", code="unknown_url")
+                    await self.proxy.error("openai", error, context).send(receive, send)
+            finally:
+                end_continued(trace_token)
+                deactivate(token)
+                # The scope and its context refer to each other: parted, both are freed
+                # now rather than by the cycle collector.
+                del scope[SCOPE_KEY]
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:  # `gate-mw serve` runs uvicorn without websockets

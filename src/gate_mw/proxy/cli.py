@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..middleware import GatewayMiddleware
 from ._app import ProxyApp
 from ._core import Proxy
 
@@ -35,11 +34,10 @@ CONFIG_ENV = "GATE_MW_SERVE_CONFIG"
 GC_THRESHOLDS = (10_000, 50, 100)
 
 
-def build_app(target: Gateway | Proxy) -> GatewayMiddleware:
+def build_app(target: Gateway | Proxy) -> ProxyApp:
     """The standalone proxy app: the endpoints at `/v1` and at the root (where LiteLLM
-    clients also call), the gateway's middleware and lifespan."""
-    proxy = target if isinstance(target, Proxy) else Proxy(target)
-    return GatewayMiddleware(ProxyApp(proxy), gateway=proxy.gateway)
+    clients also call), each request's routing context, and the gateway's lifespan."""
+    return ProxyApp(target if isinstance(target, Proxy) else Proxy(target))
 
 
 def _load(config: str | None) -> Gateway:
@@ -48,7 +46,7 @@ def _load(config: str | None) -> Gateway:
     return Gateway.from_file(config) if config else Gateway()
 
 
-def app_from_env() -> GatewayMiddleware:
+def app_from_env() -> ProxyApp:
     """The app of a worker process (`--workers`, `--reload`): the file named in the
     environment, loaded again without repeating the warnings the parent printed."""
     quiet = logging.getLogger("gate_mw.config")
@@ -60,7 +58,7 @@ def app_from_env() -> GatewayMiddleware:
         quiet.setLevel(level)
 
 
-def worker_app() -> GatewayMiddleware:
+def worker_app() -> ProxyApp:
     """`app_from_env` for a worker process, its heap settled for serving."""
     app = app_from_env()
     _settle_heap()
