@@ -1,0 +1,115 @@
+"""`gate-mw serve`'s own ASGI app (`ProxyApp`), served by uvicorn on loopback: its paths
+with and without `/v1`, a 404 in OpenAI's shape, a continued trace, and the lifespan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from _apps import ENV, MESSAGES, make_gateway, openai_entry, serve_http
+from conftest import Telemetry
+from gate_mw import ModelEntry, current_context
+from gate_mw.proxy.cli import build_app
+from gate_mw.testing import FakeUpstream, Reply
+
+pytestmark = pytest.mark.anyio
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+BODY = {"model": "m", "messages": MESSAGES}
+
+
+def gateway_over(up: FakeUpstream, **options: Any) -> Any:
+    return make_gateway([openai_entry(up, "m", model="gpt-4o")], **options)
+
+
+async def test_the_endpoints_answer_at_v1_and_at_the_root(fake_upstream: FakeUpstream) -> None:
+    fake_upstream.set_default("gpt-4o", Reply(text="hi"))
+    async with serve_http(build_app(gateway_over(fake_upstream))) as url, httpx.AsyncClient() as client:
+        for base in (f"{url}/v1", url):
+            chat = await client.post(f"{base}/chat/completions", json=BODY)
+            assert chat.status_code == 200
+            assert chat.json()["choices"][0]["message"]["content"] == "hi"
+            assert chat.headers["x-gate-model"] == "m"
+            model = await client.get(f"{base}/models/m")  # a path parameter
+            assert model.json()["id"] == "m"
+            assert (await client.get(f"{base}/healthz")).json() == {"status": "ok"}
+        wrong = await client.get(f"{url}/v1/chat/completions")
+        assert wrong.status_code == 405
+        assert wrong.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("path", ["/v2/chat/completions", "/v1/models/m/extra", "/v1/models/", "/"])
+async def test_an_unknown_path_is_a_404_in_openais_shape(fake_upstream: FakeUpstream, path: str) -> None:
+    async with serve_http(build_app(gateway_over(fake_upstream))) as url, httpx.AsyncClient() as client:
+        response = await client.post(f"{url}{path}", json=BODY)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["message"] == f"Invalid URL (POST {path})"
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "unknown_url", None)
+    assert response.headers["x-request-id"]
+    assert fake_upstream.calls() == 0
+
+
+async def test_an_incoming_trace_is_continued_and_the_context_is_current(
+    fake_upstream: FakeUpstream, telemetry: Telemetry
+) -> None:
+    seen: list[object] = []
+    app = build_app(gateway_over(fake_upstream, telemetry=telemetry.config))
+
+    async def probe(scope: Any, receive: Any, send: Any) -> None:  # where a handler would run
+        seen.append(current_context())
+        await original(scope, receive, send)
+
+    original = app._paths["/v1/chat/completions"]
+    app._paths["/v1/chat/completions"] = probe  # type: ignore[assignment]
+    headers = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
+    async with serve_http(app) as url, httpx.AsyncClient() as client:
+        response = await client.post(f"{url}/v1/chat/completions", json=BODY, headers=headers)
+    assert response.status_code == 200
+    assert len(seen) == 1
+    assert seen[0] is not None
+    spans = telemetry.spans("chat")
+    assert spans
+    assert {f"{span.context.trace_id:032x}" for span in spans} == {TRACE_ID}
+
+
+async def test_the_lifespan_starts_and_stops_the_gateway() -> None:
+    app = build_app(make_gateway([openai_entry_without_key()], env={}))
+    sent: list[dict[str, Any]] = []
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with pytest.raises(Exception, match="NO_SUCH_KEY"):
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert "NO_SUCH_KEY" in sent[0]["message"]
+
+
+async def test_a_started_lifespan_completes_startup_and_shutdown(fake_upstream: FakeUpstream) -> None:
+    gateway = gateway_over(fake_upstream)
+    app = build_app(gateway)
+    sent: list[str] = []
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def openai_entry_without_key() -> ModelEntry:
+    assert "NO_SUCH_KEY" not in ENV
+    return ModelEntry(
+        name="m", provider="openai", model="gpt-4o", api_base="http://127.0.0.1:9/v1",
+        api_key_env="NO_SUCH_KEY",
+    )
