@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     # Off by default: a formatted line per request is CPU and I/O on the server's hot path,
-    # and spans, metrics and the insights store record every call already.
+    # and spans, metrics and the insights store record every call already. X-Forwarded-For
+    # is read only for this log: the proxy itself uses neither client address nor scheme.
     serve.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     return parser
 
@@ -142,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, flush=True)
     if args.workers == 1 and not args.reload:
         config = uvicorn.Config(
-            build_app(proxy), log_level=args.log_level, lifespan="on", ws="none", access_log=args.access_log
+            build_app(proxy), log_level=args.log_level, lifespan="on", ws="none", access_log=args.access_log,
+            proxy_headers=args.access_log,
         )
         _settle_heap()
         uvicorn.Server(config).run(sockets=[sock])
@@ -159,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         lifespan="on",
         access_log=args.access_log,
+        proxy_headers=args.access_log,
     )
     return 0
 
