@@ -1,18 +1,26 @@
 """`gate-mw serve`'s own ASGI app (`ProxyApp`), served by uvicorn on loopback: its paths
-with and without `/v1`, a 404 in OpenAI's shape, a continued trace, and the lifespan."""
+with and without `/v1`, a 404 in OpenAI's shape, a continued trace, the lifespan; and the
+uvicorn protocol it runs under, which joins a response's writes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from _apps import ENV, MESSAGES, make_gateway, openai_entry, serve_http
 from conftest import Telemetry
 from gate_mw import ModelEntry, current_context
+from gate_mw.proxy._uvicorn import HTTP_PROTOCOL, CoalescingTransport
 from gate_mw.proxy.cli import build_app
-from gate_mw.testing import FakeUpstream, Reply
+from gate_mw.testing import FakeUpstream, Reply, Stream
 
 pytestmark = pytest.mark.anyio
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -113,3 +121,93 @@ def openai_entry_without_key() -> ModelEntry:
         name="m", provider="openai", model="gpt-4o", api_base="http://127.0.0.1:9/v1",
         api_key_env="NO_SUCH_KEY",
     )
+
+
+@contextlib.asynccontextmanager
+async def serve_coalescing(app: Any) -> AsyncIterator[str]:
+    """`app` under uvicorn with the protocol `gate-mw serve` runs."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    config = uvicorn.Config(
+        app, lifespan="on", ws="none", http=HTTP_PROTOCOL, log_config=None, log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+async def test_answers_and_streams_go_out_whole_through_the_coalescing_protocol(
+    fake_upstream: FakeUpstream,
+) -> None:
+    assert not isinstance(HTTP_PROTOCOL, str)  # httptools is installed (the proxy extra)
+    fake_upstream.set_default("gpt-4o", Reply(text="hello there"), stream=Stream(chunks=("a", "b", "c")))
+    async with (
+        serve_coalescing(build_app(gateway_over(fake_upstream))) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        for _ in range(3):  # on one kept-alive connection
+            answer = await client.post("/v1/chat/completions", json=BODY)
+            assert answer.json()["choices"][0]["message"]["content"] == "hello there"
+            assert answer.headers["x-gate-model"] == "m"
+        async with client.stream("POST", "/v1/chat/completions", json={**BODY, "stream": True}) as stream:
+            lines = [line async for line in stream.aiter_lines() if line.startswith("data: ")]
+        assert lines[-1] == "data: [DONE]"
+        text = "".join(
+            choice["delta"].get("content") or ""
+            for line in lines[:-1]
+            for choice in json.loads(line.removeprefix("data: "))["choices"]
+        )
+        assert text == "abc"
+
+
+class _Recorder:
+    """The transport a `CoalescingTransport` writes to, recording each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra {name}"
+
+
+async def test_writes_in_one_turn_of_the_loop_go_out_as_one() -> None:
+    inner = _Recorder()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"head ")
+    transport.write(b"body")
+    assert inner.writes == []
+    await asyncio.sleep(0)
+    assert inner.writes == [b"head body"]
+    transport.write(b"next")
+    await asyncio.sleep(0)
+    assert inner.writes == [b"head body", b"next"]
+    assert transport.get_extra_info("peername") == "extra peername"  # the rest is the transport's
+
+
+async def test_closing_writes_what_is_pending_first_and_nothing_goes_to_a_closed_transport() -> None:
+    inner = _Recorder()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"last words")
+    transport.close()
+    assert inner.writes == [b"last words"]
+    assert inner.closed
+    transport.write(b"too late")
+    await asyncio.sleep(0)
+    assert inner.writes == [b"last words"]

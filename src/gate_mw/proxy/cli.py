@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ._app import ProxyApp
 from ._core import Proxy
+from ._uvicorn import HTTP_PROTOCOL
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers == 1 and not args.reload:
         config = uvicorn.Config(
             build_app(proxy), log_level=args.log_level, lifespan="on", ws="none", access_log=args.access_log,
-            proxy_headers=args.access_log,
+            proxy_headers=args.access_log, http=HTTP_PROTOCOL,
         )
         _settle_heap()
         uvicorn.Server(config).run(sockets=[sock])
@@ -162,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="on",
         access_log=args.access_log,
         proxy_headers=args.access_log,
+        http=HTTP_PROTOCOL,
     )
     return 0
 
