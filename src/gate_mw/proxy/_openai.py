@@ -138,7 +138,9 @@ def read_chat(body: Any) -> ChatArgs:
         ("top_p", _number(body, "top_p", 0, 1)),
         ("stop", _stop(body)),
     )
-    kwargs.update((name, value) for name, value in read if value is not None)
+    for name, value in read:
+        if value is not None:
+            kwargs[name] = value
     extra: dict[str, Any] = {}
     for name, value in body.items():
         if name in _READ_HERE or value is None:
