@@ -16,7 +16,8 @@ import openai
 import pytest
 
 from _apps import serve_http
-from gate_mw.proxy.cli import CONFIG_ENV, GC_THRESHOLDS, app_from_env, main
+from gate_mw._heap import THRESHOLDS
+from gate_mw.proxy.cli import CONFIG_ENV, app_from_env, main
 
 SCRIPT = Path(sys.executable).with_name("gate-mw")
 
@@ -103,4 +104,4 @@ def test_a_worker_settles_its_heap_before_serving() -> None:
     before, frozen, thresholds = json.loads(out.splitlines()[-1])
     assert before == 0
     assert frozen > 10_000  # modules and the gateway: never scanned for cycles again
-    assert tuple(thresholds) == GC_THRESHOLDS
+    assert tuple(thresholds) == THRESHOLDS

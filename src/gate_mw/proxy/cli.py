@@ -9,7 +9,6 @@ served, so `gate-mw serve` answers out of the box. Needs the `proxy` extra (uvic
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import socket
@@ -17,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .._heap import settle_heap
 from ..errors import ConfigError
 from ._app import ProxyApp
 from ._core import Proxy
@@ -31,8 +31,6 @@ __all__ = ["app_from_env", "build_app", "main", "worker_app"]
 
 #: How the serving process tells its workers which file to load ("" for none).
 CONFIG_ENV = "GATE_MW_SERVE_CONFIG"
-#: The cycle collector's thresholds in a serving process (Python's are 700, 10, 10).
-GC_THRESHOLDS = (10_000, 50, 100)
 
 
 def build_app(target: Gateway | Proxy) -> ProxyApp:
@@ -62,21 +60,8 @@ def app_from_env() -> ProxyApp:
 def worker_app() -> ProxyApp:
     """`app_from_env` for a worker process, its heap settled for serving."""
     app = app_from_env()
-    _settle_heap()
+    settle_heap()
     return app
-
-
-def _settle_heap() -> None:
-    """Tune the cycle collector of a process that is about to serve.
-
-    With hundreds of requests in flight the young generation fills every few requests and
-    each collection scans the in-flight objects again: at 256 in flight the collector took
-    ~10 % of the server's instructions (callgrind). Objects made so far (modules, the
-    gateway) live as long as the process: frozen, no collection scans them again.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_app(proxy), log_level=args.log_level, lifespan="on", ws="none", access_log=args.access_log,
             proxy_headers=args.access_log, http=HTTP_PROTOCOL,
         )
-        _settle_heap()
+        settle_heap()
         uvicorn.Server(config).run(sockets=[sock])
         return 0
     sock.close()
