@@ -72,7 +72,7 @@ class ProxyApp:
                 deactivate(token)
                 # The scope and its context refer to each other: parted, both are freed
                 # now rather than by the cycle collector.
-                del scope[SCOPE_KEY]
+                scope.pop(SCOPE_KEY, None)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:  # `gate-mw serve` runs uvicorn without websockets
