@@ -312,13 +312,24 @@ class Telemetry:
             attributes=attributes,
         )
 
-    def activate(self, span: Span) -> object:
+    @staticmethod
+    def activate(span: Span) -> object | None:
         """Make `span` current (its context goes upstream); undo with `deactivate`."""
-        return otel_context.attach(trace.set_span_in_context(span))
+        return _attach(span)
 
     @staticmethod
-    def deactivate(token: object) -> None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+    def deactivate(token: object | None) -> None:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+
+def _attach(span: Span) -> object | None:
+    """Make `span` current; None when it already is: without an SDK the API's tracer hands
+    back the current span, and attaching it again would change nothing but cost a context."""
+    context = otel_context.get_current()
+    if not span.is_recording() and span is trace.get_current_span(context):
+        return None
+    return otel_context.attach(trace.set_span_in_context(span, context))
 
 
 class _CurrentSpan:
@@ -332,13 +343,14 @@ class _CurrentSpan:
         self.span = span
 
     def __enter__(self) -> Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._token = _attach(self.span)
         return self.span
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        otel_context.detach(self._token)
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
         span = self.span
         # Like the SDK, only Exception: GeneratorExit and cancellation are not errors.
         if isinstance(exc, Exception) and span.is_recording():
