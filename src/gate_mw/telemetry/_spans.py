@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ _MAX_SERIES = 2000
 _OVERFLOW = {"otel.metric.overflow": True}
 
 
+_EXCEPTION_EVENT = "gen_ai.client.operation.exception"
 _OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
@@ -93,6 +94,8 @@ class Telemetry:
         self.tracer = trace.get_tracer("gate_mw", __version__, tracer_provider=config.tracer_provider)
         self.events = _logs.get_logger("gate_mw", __version__, logger_provider=config.logger_provider)
         self._providers = (config.tracer_provider, config.meter_provider, config.logger_provider)
+        # `Logger.enabled` is recent in the API (a no-op logger says False); without it, emit.
+        self._events_enabled: Callable[..., bool] | None = getattr(self.events, "enabled", None)
         meter = metrics.get_meter("gate_mw", __version__, meter_provider=config.meter_provider)
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}",
@@ -116,6 +119,7 @@ class Telemetry:
         # Cost is summed here and read when metrics are collected: an observable counter
         # reports the same monotonic sum as a counter without an SDK call per reply.
         self._series: dict[tuple[str, str, tuple[Any, ...] | None], _Series] = {}
+        self._span_names: dict[str, str] = {}
         self.cache = meter.create_counter(
             "gate.cache", unit="{request}", description="Response cache lookups by result (hit, miss)"
         )
@@ -174,9 +178,10 @@ class Telemetry:
             attributes["gen_ai.request.temperature"] = request.temperature
         if request.top_p is not None:
             attributes["gen_ai.request.top_p"] = request.top_p
-        span = self.tracer.start_span(
-            f"chat {deployment.upstream_model}", kind=SpanKind.CLIENT, attributes=attributes
-        )
+        name = self._span_names.get(deployment.id)
+        if name is None:  # one per deployment: formatted once
+            name = self._span_names[deployment.id] = f"chat {deployment.upstream_model}"
+        span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         if self.capture_content and span.is_recording():
             span.set_attributes(input_attributes(request.messages))
         return span
@@ -283,10 +288,11 @@ class Telemetry:
         *, extra: Mapping[str, Any] | None = None,
     ) -> None:
         error_type = str(error.status) if error.status else error.kind.value
-        if span.is_recording():
-            span.set_attribute("gate.error.kind", error.kind.value)
         self._exception_event(span, deployment, error, error_type)
-        span_failed(span, error_type, error.detail)
+        if span.is_recording():
+            span.set_attributes({"gate.error.kind": error.kind.value, "error.type": error_type})
+            span.set_status(Status(StatusCode.ERROR, error.detail))
+        span.end()
         attributes = {**deployment.metric_attributes, "error.type": error_type}
         if extra:
             attributes.update(extra)
@@ -297,7 +303,12 @@ class Telemetry:
         self, span: Span, deployment: Deployment, error: UpstreamError, error_type: str
     ) -> None:
         """The conventions' `gen_ai.client.operation.exception` log event, in the context
-        of the attempt's span (the message is the redacted one the span carries)."""
+        of the attempt's span (the message is the redacted one the span carries); nothing
+        is put together when no logger provider would take it."""
+        if self._events_enabled is not None and not self._events_enabled(
+            severity_number=_logs.SeverityNumber.WARN, event_name=_EXCEPTION_EVENT
+        ):
+            return
         attributes = {
             **deployment.metric_attributes,
             "error.type": error_type,
@@ -305,7 +316,7 @@ class Telemetry:
             "exception.message": str(error),
         }
         self.events.emit(
-            event_name="gen_ai.client.operation.exception",
+            event_name=_EXCEPTION_EVENT,
             context=trace.set_span_in_context(span),
             severity_number=_logs.SeverityNumber.WARN,
             severity_text="WARN",
