@@ -156,12 +156,15 @@ class Telemetry:
 
     def route_span(self, route: str, attributes: Mapping[str, Any]) -> _CurrentSpan:
         """The parent span of one gateway call (a context manager making it current)."""
-        return _CurrentSpan(self.start_route(route, attributes))
+        context = otel_context.get_current()  # given to the SDK, which would look it up thrice
+        return _CurrentSpan(self.start_route(route, attributes, context), context)
 
-    def start_route(self, route: str, attributes: Mapping[str, Any]) -> Span:
+    def start_route(
+        self, route: str, attributes: Mapping[str, Any], context: otel_context.Context | None = None
+    ) -> Span:
         """The parent span of a streamed call, which outlives the code that starts it."""
         return self.tracer.start_span(
-            f"gate.route {route}", kind=SpanKind.INTERNAL, attributes=attributes
+            f"gate.route {route}", context, SpanKind.INTERNAL, attributes
         )
 
     def start_attempt(
@@ -334,10 +337,12 @@ class Telemetry:
             otel_context.detach(token)  # type: ignore[arg-type]
 
 
-def _attach(span: Span) -> object | None:
-    """Make `span` current; None when it already is: without an SDK the API's tracer hands
-    back the current span, and attaching it again would change nothing but cost a context."""
-    context = otel_context.get_current()
+def _attach(span: Span, context: otel_context.Context | None = None) -> object | None:
+    """Make `span` current in `context` (the current one by default); None when it already
+    is: without an SDK the API's tracer hands back the current span, and attaching it again
+    would change nothing but cost a context."""
+    if context is None:
+        context = otel_context.get_current()
     if not span.is_recording() and span is trace.get_current_span(context):
         return None
     return otel_context.attach(trace.set_span_in_context(span, context))
@@ -348,13 +353,14 @@ class _CurrentSpan:
     recorded on it as `start_as_current_span` does. One small object where that makes three
     generator-based context managers, which a call holds for as long as its upstream takes."""
 
-    __slots__ = ("_token", "span")
+    __slots__ = ("_context", "_token", "span")
 
-    def __init__(self, span: Span) -> None:
+    def __init__(self, span: Span, context: otel_context.Context) -> None:
         self.span = span
+        self._context = context
 
     def __enter__(self) -> Span:
-        self._token = _attach(self.span)
+        self._token = _attach(self.span, self._context)
         return self.span
 
     def __exit__(
