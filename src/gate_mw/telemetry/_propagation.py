@@ -27,12 +27,14 @@ _seen: list[Any] = [None, False]
 
 
 def _key(context: Context) -> str:
-    (key,) = context
-    return key
+    """The one key `context` holds; "" if it holds more or none."""
+    keys = list(context)
+    return keys[0] if len(keys) == 1 else ""
 
 
 # The keys the API files the current span and the baggage under, learnt through the API
-# itself, so that `outgoing` reads them with one dict lookup each rather than four calls.
+# itself, so that `outgoing` reads them with one dict lookup each rather than four calls
+# (should a later API store them otherwise, the fast path is off and the propagator writes).
 _SPAN_KEY = _key(trace.set_span_in_context(trace.INVALID_SPAN, Context()))
 _BAGGAGE_KEY = _key(baggage.set_baggage("_", "_", Context()))
 
@@ -40,7 +42,8 @@ _BAGGAGE_KEY = _key(baggage.set_baggage("_", "_", Context()))
 def _is_default(propagator: TextMapPropagator) -> bool:
     inner = getattr(propagator, "_propagators", None)
     return (
-        type(propagator) is CompositePropagator and isinstance(inner, (list, tuple))
+        bool(_SPAN_KEY and _BAGGAGE_KEY)
+        and type(propagator) is CompositePropagator and isinstance(inner, (list, tuple))
         and {type(p) for p in inner} == _W3C and len(inner) == 2
     )
 
