@@ -301,7 +301,6 @@ class Telemetry:
             attributes.update(extra)
         self.duration.record(duration, attributes)
 
-
     def _exception_event(
         self, span: Span, deployment: Deployment, error: UpstreamError, error_type: str
     ) -> None:
