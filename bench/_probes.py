@@ -239,7 +239,7 @@ async def middleware_probe(
     requests: int, rounds: int, served_requests: int, served_rounds: int, path: str = "/health",
     *, control: bool = False,
 ) -> MiddlewareRuns:
-    """`served_rounds` pairs of blocks of `served_requests` requests to `path` served with and
+    """`served_rounds` blocks of `served_requests` requests each way to `path`, served with and
     without the middleware, then `rounds` in-process blocks of `requests` each way.
     `control`: the app without the middleware on both sides (an A/A run: the noise)."""
     app = importlib.import_module(EXAMPLE_APP).app
@@ -283,10 +283,7 @@ async def _served(
             urls.append(line.split()[1] + path)
             pids.append(pid)
         async with contextlib.AsyncExitStack() as stack:
-            clients = [  # one kept-alive connection each
-                await stack.enter_async_context(_session())
-                for _ in sides
-            ]
+            clients = [await stack.enter_async_context(_session()) for _ in sides]
 
             async def request(side: int) -> int:
                 """The server's CPU ns for one request (what it did after the previous
@@ -310,6 +307,7 @@ async def _served(
 
 
 def _session() -> aiohttp.ClientSession:
+    """A session over one kept-alive connection."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
 
 
