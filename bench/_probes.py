@@ -65,9 +65,12 @@ ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 # Serves the example app with uvicorn (as `uvicorn app:app` does: uvloop and httptools when
 # installed) on a free port, without `GatewayMiddleware` when argv[1] is "without" (the app's
-# own middleware list minus it, as `_stacks` builds it); prints READY and its URL once it listens.
+# own middleware list minus it, as `_stacks` builds it), on CPU argv[2] if given; prints READY
+# and its URL once it listens.
 _SERVE = f"""
-import socket, sys, uvicorn
+import os, socket, sys, uvicorn
+if len(sys.argv) > 2:
+    os.sched_setaffinity(0, {{int(sys.argv[2])}})
 from gate_mw import GatewayMiddleware
 from {EXAMPLE_APP} import app
 if sys.argv[1] == "without":
@@ -275,10 +278,18 @@ async def _served(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), str(SRC.parent), env.get("PYTHONPATH")]))
     env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in both processes
+    # Both servers on one CPU and this client on another, when there are two: otherwise where
+    # the scheduler wakes each server (beside the client or not) differs between the two
+    # processes and weighs more than the middleware.
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = [str(cpus[-1])] if len(cpus) > 1 else []
     with contextlib.ExitStack() as servers:
+        if pinned:
+            servers.callback(os.sched_setaffinity, 0, set(cpus))
+            os.sched_setaffinity(0, set(cpus[:-1]))
         urls, pids = [], []
         for name in sides:
-            command = [sys.executable, "-c", _SERVE, name]
+            command = [sys.executable, "-c", _SERVE, name, *pinned]
             line, pid = servers.enter_context(serving_process(command, env, "READY "))
             urls.append(line.split()[1] + path)
             pids.append(pid)
