@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from ._attempts import chat_result, record_failure, timeout_of, walk
 from .chat._model import StreamDone, TextDelta, ToolCallDelta
 from .errors import ErrorKind, StreamInterrupted, UpstreamError
 from .providers._base import ProviderReply, StreamEnd, StreamEvent, estimated_usage
@@ -136,17 +137,17 @@ class GateStream:
             raise
         telemetry = call.gateway.telemetry
         if hit is not None:
-            with telemetry.route_span(call.route, call._route_attributes()):
+            with telemetry.route_span(call.route, call.route_attributes()):
                 self._replayed, self._events = hit, replay(hit.text)
                 self._unpend(hit.model)
                 self._state = _OPEN
             return
-        route_span = self._route_span = telemetry.start_route(call.route, call._route_attributes())
+        route_span = self._route_span = telemetry.start_route(call.route, call.route_attributes())
         try:
             # Current only while walking, so the attempt spans are its children; it is
             # ended by whatever ends the stream, maybe in another task.
             with trace.use_span(route_span):
-                await call._walk(self._attempts, self._attempt)
+                await walk(call, self._attempts, self._attempt)
         except BaseException as exc:
             self._state = _DONE
             self._unpend(None)
@@ -285,7 +286,7 @@ class GateStream:
         telemetry = call.gateway.telemetry
         provider = deployment.provider
         assert provider is not None, "the gateway builds providers before any call"
-        limit = call._timeout(deployment)
+        limit = timeout_of(call, deployment)
         ttft = call.policy.ttft
         if ttft is not None and (limit is None or ttft < limit):
             limit = ttft
@@ -308,7 +309,7 @@ class GateStream:
             if error is None:
                 attempt_cancelled(span, self._cancel_reason())
                 raise
-            call._failed(deployment, span, error, started, attempts)
+            record_failure(call, deployment, span, error, started, attempts)
             raise error from None
         telemetry.deactivate(token)
         ttfc = perf_counter() - started
@@ -428,8 +429,8 @@ class GateStream:
         self._call.gateway.telemetry.attempt_succeeded(
             span, deployment, reply, cost, latency, extra=self._extra(), cost_source=self._cost_source
         )
-        self.result = self._call._result(
-            deployment, reply, cost, self._attempts, self._cost_source, parsed
+        self.result = chat_result(
+            self._call, deployment, reply, cost, self._attempts, self._cost_source, parsed
         )
         route_span.end()
 
@@ -442,7 +443,9 @@ class GateStream:
         telemetry.record_reply(span, deployment, reply, cost, extra=extra, cost_source=self._cost_source)
         telemetry.attempt_failed(span, deployment, error, latency, extra=extra)
         span_failed(route_span, error.kind.value, str(error))
-        partial = self._spent = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
+        partial = self._spent = chat_result(
+            self._call, deployment, reply, cost, self._attempts, self._cost_source
+        )
         return StreamInterrupted(
             f"the stream from {deployment.alias} failed after {len(self._parts)} chunks: {error}",
             self._attempts, request_id=self.request_id, kind=error.kind, partial=partial,
@@ -452,7 +455,9 @@ class GateStream:
         reason = self._cancel_reason()
         deployment, span, route_span = self._close()
         reply, cost, _ = self._settle(deployment, _NO_END, reason)
-        self._spent = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
+        self._spent = chat_result(
+            self._call, deployment, reply, cost, self._attempts, self._cost_source
+        )
         self._call.gateway.telemetry.record_reply(
             span, deployment, reply, cost, extra=self._extra(), cost_source=self._cost_source
         )

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..chat._tokens import estimate_messages
 from ..errors import PolicyError, UpstreamError
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Decision", "Router"]
 
-_T = TypeVar("_T")
 _MAX_ROUTES = 512  # compiled policies kept; a policy made per call must not grow this
 # Fields read before the arm is drawn (they shape the request itself), so arms cannot vary them.
 _ROUTE_ONLY = frozenset({"max_tokens", "temperature", "idle_timeout", "name"})
@@ -286,49 +285,44 @@ class Router:
 
     # -- feedback ------------------------------------------------------------------------
 
-    async def attempt(
-        self, deployment: Deployment, admission: Admission, stream: bool,
-        attempt: Callable[[], Awaitable[_T]], writes: Writes | None = None,
-        failures: Any = None,
-    ) -> _T:
-        """Run one attempt, feeding its outcome to the breaker and, where some route ranks
-        by them, to the latency window and the in-flight and per-minute counts.
+    @property
+    def counted(self) -> tuple[bool, bool] | None:
+        """What an attempt starting now counts (in flight, per-minute usage), when some
+        compiled route ranks by either; None otherwise. Read once per attempt, so a route
+        compiled meanwhile cannot unbalance the counts."""
+        figures = self._figures
+        busy, usage = "in_flight" in figures, "usage" in figures
+        return (busy, usage) if busy or usage else None
+
+    async def begin(self, deployment_id: str, counted: tuple[bool, bool]) -> None:
+        """An attempt starts (`counted` from `counted`)."""
+        await self.state.started(deployment_id, in_flight=counted[0], usage=counted[1])
+
+    async def end(self, deployment_id: str) -> None:
+        """An attempt counted in flight ended, whatever its outcome."""
+        await self.state.finished(deployment_id)
+
+    def succeeded(
+        self, deployment_id: str, admission: Admission, stream: bool, writes: Writes,
+        failures: Any, seconds: float,
+    ) -> Awaitable[None] | None:
+        """Feed an attempt's success (it took `seconds`) to the breaker and, where some
+        route ranks by it, the latency window: into the call's one write after it; what
+        must be awaited now (a half-open probe closing its breaker), if anything.
 
         A stream's attempt ends at its first token, but its outcome is known only when it
         ends: a stream cut later is as much a failure. So a stream's success is left to
-        `stream_ended`; its failures before the first token are counted here. With
-        `writes`, a success's bookkeeping joins the call's one write after it; `failures`
-        is the consecutive-failure count read before (None: unknown)."""
-        state, health, figures = self.state, self.health, self._figures
-        busy = "in_flight" in figures  # read once: a route compiled meanwhile must not unbalance it
-        if busy or "usage" in figures:
-            await state.started(deployment.id, in_flight=busy, usage="usage" in figures)
-        settled = False
-        timer = self.timer
-        started = timer()
-        try:
-            result = await attempt()
-            settled = True
-            if not stream:
-                if "latency" in figures:
-                    if writes is None:
-                        await state.observe_latency(deployment.id, timer() - started)
-                    else:  # into the call's one write after it
-                        state.observe_into(writes, deployment.id, timer() - started)
-                if writes is None or admission.probe:
-                    await health.succeeded(deployment.id, admission)
-                else:
-                    health.success_writes(deployment.id, writes, reset=failures != 0)
-            return result
-        except UpstreamError as error:
-            settled = True
-            await health.failed(deployment.id, admission, error.kind)
-            raise
-        finally:
-            if not settled:
-                await health.abandoned(deployment.id, admission)
-            if busy:
-                await state.finished(deployment.id)
+        `stream_ended`; its failures before the first token are counted as any other's
+        (`health.failed`). `failures` is the consecutive-failure count read before the
+        call (None: unknown)."""
+        if stream:
+            return None
+        if "latency" in self._figures:
+            self.state.observe_into(writes, deployment_id, seconds)
+        if admission.probe:
+            return self.health.succeeded(deployment_id, admission)
+        self.health.success_writes(deployment_id, writes, reset=failures != 0)
+        return None
 
     async def stream_ended(
         self, deployment_id: str, admission: Admission, ttft: float,
