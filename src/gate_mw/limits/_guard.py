@@ -128,13 +128,12 @@ class Guard:
         if policy.limits or policy.budgets or self.rules:
             ticket.usd, ticket.tokens = _estimate(request, deployments)
             ticket.taken = self._checks(policy, route, caller, ticket.usd, ticket.tokens, now)
-        if not ticket.taken and not all_reads:
+        if not ticket.taken:  # nothing to reserve: a plain read (breakers, cache), if any
+            if all_reads:
+                self._found(ticket, all_reads, await store.get_many(all_reads))
             return ticket
         verdict = await store.reserve([t.check for t in ticket.taken], all_reads)
-        found = dict(zip(all_reads, verdict.reads, strict=True))
-        if ticket.cache_key is not None and self.cache.backend == "store" and cache_mode == "use":
-            ticket.cache_entry = found.pop(ticket.cache_key, None)
-        ticket.reads = found
+        self._found(ticket, all_reads, verdict.reads)
         ticket.used = verdict.used
         if verdict.refused is not None:
             raise _refusal(ticket.taken[verdict.refused], verdict.used[verdict.refused], now, request_id)
@@ -144,6 +143,13 @@ class Guard:
                 before = used - taken.check.amount
                 ticket.downgraded = ticket.downgraded or before >= threshold - 1e-12
         return ticket
+
+    def _found(self, ticket: Ticket, reads: Sequence[str], values: Sequence[Any]) -> None:
+        """What the reads before the call found: the cached answer (a store cache), the rest."""
+        found = dict(zip(reads, values, strict=True))
+        if ticket.cache_key is not None and self.cache.backend == "store" and ticket.cache_mode == "use":
+            ticket.cache_entry = found.pop(ticket.cache_key, None)
+        ticket.reads = found
 
     async def used(
         self, policy: RoutePolicy, *, route: str, caller: str | None = None
@@ -190,6 +196,8 @@ class Guard:
 
     def headers(self, ticket: Ticket) -> list[tuple[bytes, bytes]]:
         """`x-ratelimit-*` headers of the tightest rate limit of each kind."""
+        if not ticket.taken:
+            return []
         now = self.store.clock()
         best: dict[str, tuple[float, float, float]] = {}
         for taken, used in zip(ticket.taken, ticket.used, strict=True):

@@ -120,6 +120,10 @@ class Router:
         if self._cached(policy) is None:
             self._remember(policy, self._compile(policy, route, ""))
 
+    def compiled(self, policy: RoutePolicy) -> bool:
+        """Whether `policy` is compiled (and so checked) already."""
+        return self._cached(policy) is not None
+
     def _cached(self, policy: RoutePolicy) -> _Route | None:
         found = self._routes.get(id(policy))
         if found is not None and found.policy is policy:

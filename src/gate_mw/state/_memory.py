@@ -155,14 +155,19 @@ class MemoryStore:
         now = self.clock()
         routing, callers = self._routing, self._callers
         for key, (delta, ttl) in writes.adds.items():
-            # `_add(..., refresh=True)` inlined: a call's write adds a dozen counters.
+            # `_add(..., refresh=True)` and `_Space.write` inlined: a call's write adds a
+            # dozen counters.
             space = callers if CALLER_TAG in key else routing
-            item = space.data.get(key)
+            data = space.data
+            item = data.get(key)
             expires = None if ttl is None else now + ttl
             if item is None or (item[1] is not None and item[1] <= now):
-                space.write(key, delta, expires)
+                data[key] = (delta, expires)
             else:
-                space.write(key, item[0] + delta, item[1] if expires is None else expires)
+                data[key] = (item[0] + delta, item[1] if expires is None else expires)
+            data.move_to_end(key)
+            if len(data) > space.max_keys:
+                data.popitem(last=False)
         for key, (value, ttl) in writes.puts.items():
             self._space(key).write(key, value, None if ttl is None else now + ttl)
         for key, samples in writes.observations.items():
