@@ -66,7 +66,10 @@ async def walk(call: Call, attempts: list[Attempt], attempt: AttemptFn[_T]) -> _
     limited = call.deployment_limits()
     fallback_reason: str | None = None
     too_small: int | None = None  # context windows at most this size cannot hold the prompt
-    for position, deployment in enumerate(call.plan, start=1):
+    plan = call.plan
+    for index in range(len(plan)):  # no iterator objects: held for as long as the call
+        deployment = plan[index]
+        position = index + 1
         window = deployment.context_window
         if too_small is not None and window is not None and window <= too_small:
             continue

@@ -119,7 +119,8 @@ class Call:
             gateway.router.downgrade(decision, self.request)
             self.plan = decision.deployments
         calls = context.calls_made()
-        calls.headers.extend(gateway.guard.headers(ticket))
+        if ticket.taken:
+            calls.headers.extend(gateway.guard.headers(ticket))
         if ticket.cache_key is None:
             return None
         hit = gateway.guard.hit(

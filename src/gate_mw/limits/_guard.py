@@ -49,9 +49,11 @@ class Ticket:
     )
 
     def __init__(self) -> None:
-        self.taken: list[_Taken] = []
+        # Empty tuples until something is taken: most calls take nothing, and a ticket
+        # lives as long as its call.
+        self.taken: Sequence[_Taken] = ()
         #: Deployment limits taken by attempts: (deployment id, check)
-        self.deployment_taken: list[tuple[str, _Taken]] = []
+        self.deployment_taken: list[tuple[str, _Taken]] | tuple[()] = ()
         self.used: tuple[float, ...] = ()
         self.usd = 0.0  # reserved per USD check
         self.tokens = 0.0
@@ -190,14 +192,14 @@ class Guard:
         if verdict.refused is not None:
             refused = taken[verdict.refused]
             return f"at its {refused.kind} limit ({refused.check.limit:g})"
+        if not ticket.deployment_taken:
+            ticket.deployment_taken = []
         for item in taken:
             ticket.deployment_taken.append((deployment.id, item))
         return None
 
     def headers(self, ticket: Ticket) -> list[tuple[bytes, bytes]]:
         """`x-ratelimit-*` headers of the tightest rate limit of each kind."""
-        if not ticket.taken:
-            return []
         now = self.store.clock()
         best: dict[str, tuple[float, float, float]] = {}
         for taken, used in zip(ticket.taken, ticket.used, strict=True):

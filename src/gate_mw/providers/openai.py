@@ -142,8 +142,11 @@ class OpenAIProvider(HTTPProvider):
     """Speaks the OpenAI chat completions API."""
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
-        payload = openai_payload(model, request)
-        body, billed = await self._post_billed("/chat/completions", payload)
+        try:
+            reply = await self._send("/chat/completions", openai_payload(model, request))
+        except self._errors as exc:
+            raise self._failure(exc) from None
+        body, billed = self._json(reply), self._billed(reply)
         try:
             choices = body["choices"]
             first = _choice(choices[0])
