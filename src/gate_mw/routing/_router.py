@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -51,8 +51,14 @@ class Decision:
     tier: str | None = None
     task: str | None = None
     downgraded: bool = False
+    #: The span attributes of a plan fixed at compile time (the declared chain), shared
+    #: by every call that gets it; None: built per call.
+    fixed_attributes: Mapping[str, Any] | None = None
 
-    def span_attributes(self) -> dict[str, Any]:
+    def span_attributes(self) -> Mapping[str, Any]:
+        """The decision as route span attributes (not to be changed: may be shared)."""
+        if self.fixed_attributes is not None and self.arm is None and not self.downgraded:
+            return self.fixed_attributes
         attributes: dict[str, Any] = {
             "gate.strategy": self.strategy,
             "gate.candidates": tuple(d.id for d in self.deployments),
@@ -90,6 +96,8 @@ class _Route:
     # Nothing per call to do beyond the declared chain: ordered, no filters, no budget.
     fixed: bool = False
     min_window: int | None = None
+    #: The route span attributes of the declared chain, when `fixed`.
+    fixed_attributes: Mapping[str, Any] | None = None
 
 
 class Router:
@@ -170,6 +178,10 @@ class Router:
         compiled.fixed = type(strategy) is OrderedStrategy and (
             policy.max_cost_usd is None and policy.max_latency is None
         )
+        if compiled.fixed:
+            compiled.fixed_attributes = Decision(
+                candidates, policy, "ordered", excluded
+            ).span_attributes()
         windows = [d.context_window for d in candidates if d.context_window is not None]
         compiled.min_window = min(windows) if windows else None
         if policy.experiment is not None:
@@ -237,9 +249,13 @@ class Router:
         if compiled.fixed and max_cost_usd is None:
             deployments: Sequence[Deployment] = compiled.candidates
             window = compiled.min_window
+            fixed = compiled.fixed_attributes
             if window is not None and (prompt := estimate_messages(request.messages)) > window:
-                deployments = _demote(deployments, prompt, set())
-            return Decision(deployments, policy, "ordered", compiled.excluded, stream, name, arm)
+                deployments, fixed = _demote(deployments, prompt, set()), None
+            return Decision(
+                deployments, policy, "ordered", compiled.excluded, stream, name, arm,
+                fixed_attributes=fixed,
+            )
         prompt = estimate_messages(request.messages)
         info = RequestInfo(
             messages=request.messages, prompt_tokens=prompt,
