@@ -19,7 +19,22 @@ from .transport import Reply, Transport
 __all__ = ["HTTPProvider"]
 
 _JSON = {"content-type": "application/json"}
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# No circular check (a dict of ids per call): the gate hands over checked copies, which
+# hold no cycles and nest at most `chat._validate.MAX_DEPTH` deep.
+_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
+_decode = json.JSONDecoder().decode
+
+
+def _decoded(content: bytes) -> Any:
+    """`json.loads(content)`, without its encoding detection for the common case: a reply
+    that is UTF-8 without a byte order mark. Anything else (or invalid) goes to
+    `json.loads`, which then decides as it always does."""
+    try:
+        return _decode(content.decode("utf-8", "surrogatepass"))
+    except ValueError:
+        return json.loads(content)
 
 
 def _encoded(payload: Mapping[str, Any]) -> bytes:
@@ -102,7 +117,7 @@ class HTTPProvider(Provider):
         if reply.status_code >= 400:
             raise error_from_response(reply, self._secrets)
         try:
-            return json.loads(reply.content)
+            return _decoded(reply.content)
         except ValueError as exc:
             raise error_from_exception(exc) from None
 
