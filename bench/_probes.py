@@ -1,10 +1,12 @@
 """The gateway benchmark's two probes that make no chat call.
 
-- `import_probe(rounds)`: ``import gate_mw`` against ``import httpx, pydantic`` (what any
+- `import_probe(rounds)`: ``import gate_mw``, and what an app writes (``from gate_mw import
+  Gateway, GatewayMiddleware, RoutePolicy``), against ``import httpx, pydantic`` (what any
   httpx-and-pydantic client pays anyway), each in a fresh interpreter, alternating over
   `rounds`: the import's CPU and wall time, and the process's RSS once imported.
 - `middleware_probe(requests, rounds)`: requests/s of the example app's ``GET /health`` (a route
-  that calls no model) with and without `GatewayMiddleware`, driving the ASGI app in-process.
+  that calls no model) with and without `GatewayMiddleware`, driving the ASGI app in-process
+  and alternating the two request by request.
 """
 
 from __future__ import annotations
@@ -17,40 +19,60 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench._common import SRC, Clock
+import aiohttp
+from bench._common import SRC, serving_process
 
 from gate_mw import GatewayMiddleware
 
-__all__ = ["EXAMPLE_APP", "ImportRun", "MiddlewareRuns", "import_probe", "middleware_probe"]
+__all__ = [
+    "APP_IMPORT", "BASELINE_IMPORT", "EXAMPLE_APP", "GATE_IMPORT", "ImportRun", "MiddlewareRuns",
+    "import_probe", "middleware_probe",
+]
 
 EXAMPLE_APP = "examples.fastapi_app.app"
-BASELINE_IMPORT = ("httpx", "pydantic")
-GATE_IMPORT = ("gate_mw",)
+BASELINE_IMPORT = "import httpx, pydantic"
+GATE_IMPORT = "import gate_mw"
+# What an app writes: a lazy `import gate_mw` alone would only move the cost here.
+APP_IMPORT = "from gate_mw import Gateway, GatewayMiddleware, RoutePolicy"
 # Modules `import gate_mw` should not pull in until they are used (issue 14, deliverable 4).
 LAZY_MODULES = (
     "aiohttp", "yaml", "opentelemetry.sdk", "starlette", "fastapi", "litestar", "redis", "httpx_aiohttp",
 )
 
-# Run in a fresh interpreter: imports argv's modules, prints CPU s, wall s, RSS bytes, and the
-# LAZY_MODULES that the import loaded.
+# Run in a fresh interpreter: runs argv's import statement, prints CPU s, wall s, RSS bytes, and
+# the LAZY_MODULES that the import loaded.
 _PROBE = """
 import os, sys, time
 def rss():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-names, lazy = sys.argv[1].split(","), sys.argv[2].split(",")
+statement, lazy = compile(sys.argv[1], "<import>", "exec"), sys.argv[2].split(",")
 wall, cpu = time.perf_counter(), time.process_time()
-for name in names:
-    __import__(name)
+exec(statement)
 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
 print(cpu, wall, rss(), ",".join(name for name in lazy if name in sys.modules))
 """
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+# Serves the example app with uvicorn, without `GatewayMiddleware`, on a free port; prints
+# READY and its URL once it listens.
+_SERVE = f"""
+import socket, uvicorn
+from gate_mw import GatewayMiddleware
+from {EXAMPLE_APP} import app
+app.user_middleware = [m for m in app.user_middleware if m.cls is not GatewayMiddleware]
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
+print("READY http://127.0.0.1:%d" % sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+"""
 
 
 # -- import ----------------------------------------------------------------------------
@@ -66,11 +88,14 @@ class ImportRun:
     loaded: tuple[str, ...]
 
 
-def _import_once(modules: Sequence[str]) -> ImportRun:
+def _import_once(statement: str) -> ImportRun:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    # An installed package imports from its bytecode caches: without them every import
+    # here would compile gate_mw's sources (the baseline's are cached by pip at install).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     output = subprocess.run(
-        [sys.executable, "-c", _PROBE, ",".join(modules), ",".join(LAZY_MODULES)],
+        [sys.executable, "-c", _PROBE, statement, ",".join(LAZY_MODULES)],
         env=env, capture_output=True, text=True, check=True,
     ).stdout.split()
     cpu, wall, rss = float(output[0]), float(output[1]), int(output[2])
@@ -78,15 +103,16 @@ def _import_once(modules: Sequence[str]) -> ImportRun:
 
 
 def import_probe(rounds: int) -> dict[str, list[ImportRun]]:
-    """`rounds` fresh-process imports of the baseline and of gate_mw, alternating which goes
-    first; one untimed pair before (it writes the bytecode caches)."""
-    probes = {"import httpx, pydantic": BASELINE_IMPORT, "import gate_mw": GATE_IMPORT}
-    for modules in probes.values():
-        _import_once(modules)
-    runs: dict[str, list[ImportRun]] = {name: [] for name in probes}
+    """`rounds` fresh-process runs of each import statement, keyed by it, rotating which goes
+    first; one untimed round before (it writes the bytecode caches)."""
+    statements = [BASELINE_IMPORT, GATE_IMPORT, APP_IMPORT]
+    for statement in statements:
+        _import_once(statement)
+    runs: dict[str, list[ImportRun]] = {statement: [] for statement in statements}
     for round_ in range(rounds):
-        for name in sorted(probes, reverse=bool(round_ % 2)):
-            runs[name].append(_import_once(probes[name]))
+        turn = round_ % len(statements)
+        for statement in statements[turn:] + statements[:turn]:
+            runs[statement].append(_import_once(statement))
     return runs
 
 
@@ -95,15 +121,18 @@ def import_probe(rounds: int) -> dict[str, list[ImportRun]]:
 
 @dataclass(frozen=True, slots=True)
 class MiddlewareRuns:
-    """Requests per CPU second, per round, with and without the middleware; and the path."""
+    """Requests per second of the median request, per block, with and without the
+    middleware; the path; and the server's CPU seconds per request when uvicorn serves the
+    app without the middleware (the cost of a served request, for scale)."""
 
     path: str
     with_: list[float]
     without: list[float]
+    served: float
 
     @property
     def cost(self) -> float:
-        """Share of requests/s lost: the median over rounds of each back-to-back pair's."""
+        """Share of requests/s lost: the median over blocks of each block's."""
         return statistics.median(1 - w / wo for w, wo in zip(self.with_, self.without, strict=True))
 
     @property
@@ -111,11 +140,9 @@ class MiddlewareRuns:
         return statistics.median(1e6 / w - 1e6 / wo for w, wo in zip(self.with_, self.without, strict=True))
 
 
-def _stacks(app: Any) -> tuple[Callable[[], None], Callable[[], None]]:
-    """Switches putting the app's middleware stack with, or without, `GatewayMiddleware` in place.
-
-    Both stacks are built once, from the app's own middleware list, and swapped in between rounds.
-    """
+def _stacks(app: Any) -> tuple[ASGIApp, ASGIApp]:
+    """The app's middleware stack built with, and without, `GatewayMiddleware`, from the
+    app's own middleware list; each is called as the app calls its own."""
     declared = list(app.user_middleware)
     if not any(middleware.cls is GatewayMiddleware for middleware in declared):
         raise SystemExit(f"{EXAMPLE_APP} does not install GatewayMiddleware")
@@ -123,11 +150,7 @@ def _stacks(app: Any) -> tuple[Callable[[], None], Callable[[], None]]:
     app.user_middleware = [middleware for middleware in declared if middleware.cls is not GatewayMiddleware]
     without_stack = app.build_middleware_stack()
     app.user_middleware = declared
-
-    def use(stack: Any) -> Callable[[], None]:
-        return lambda: setattr(app, "middleware_stack", stack)
-
-    return use(with_stack), use(without_stack)
+    return with_stack, without_stack
 
 
 @contextlib.asynccontextmanager
@@ -160,8 +183,15 @@ def _http_scope(path: str, state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _requests_per_s(app: ASGIApp, scope: dict[str, Any], requests: int) -> float:
-    statuses: list[int] = []
+async def _block(
+    stacks: tuple[ASGIApp, ASGIApp], scope: dict[str, Any], requests: int
+) -> tuple[float, float]:
+    """`requests` requests through each stack, alternating one by one (the order swapped
+    every other pair), each timed alone; the requests/s of each stack's median request.
+
+    Alternating per request puts both under the same load, caches and heap; the median
+    drops requests that a collection or the scheduler interrupted."""
+    statuses: set[int] = set()
     request = {"type": "http.request", "body": b"", "more_body": False}
 
     async def receive() -> dict[str, Any]:
@@ -169,29 +199,59 @@ async def _requests_per_s(app: ASGIApp, scope: dict[str, Any], requests: int) ->
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            statuses.append(message["status"])
+            statuses.add(message["status"])
 
+    times: tuple[list[int], list[int]] = ([], [])
+    clock = time.perf_counter_ns
     gc.collect()
-    with Clock() as clock:
-        for _ in range(requests):
-            await app({**scope, "state": dict(scope["state"])}, receive, send)
-    if any(status != 200 for status in statuses):
-        raise RuntimeError(f"the route answered {set(statuses)}, not 200")
-    return requests / clock.cpu  # single-threaded and CPU-bound: time descheduled is not counted
+    for index in range(requests):
+        for side in (0, 1) if index % 2 else (1, 0):
+            fresh = {**scope, "state": dict(scope["state"])}
+            started = clock()
+            await stacks[side](fresh, receive, send)
+            times[side].append(clock() - started)
+    if statuses != {200}:
+        raise RuntimeError(f"the route answered {statuses}, not 200")
+    return 1e9 / statistics.median(times[0]), 1e9 / statistics.median(times[1])
 
 
 async def middleware_probe(requests: int, rounds: int, path: str = "/health") -> MiddlewareRuns:
-    """`rounds` pairs of `requests` requests to `path`, without then with the middleware."""
+    """`rounds` blocks of `requests` requests to `path` with and without the middleware,
+    alternating request by request."""
     app = importlib.import_module(EXAMPLE_APP).app
-    use_with, use_without = _stacks(app)
-    runs = MiddlewareRuns(path, [], [])
+    stacks = _stacks(app)
+    runs = MiddlewareRuns(path, [], [], await _served_cpu(path, requests))
     async with _lifespan(app) as state:
         scope = _http_scope(path, state)
-        for use in (use_without, use_with):  # warm-up: caches, route policy resolution
-            use()
-            await _requests_per_s(app, scope, requests // 10)
+        scope["app"] = app  # what the app's own `__call__` adds before calling its stack
+        await _block(stacks, scope, requests // 10)  # warm-up: caches, route policy resolution
         for _ in range(rounds):
-            for figures, use in ((runs.without, use_without), (runs.with_, use_with)):
-                use()
-                figures.append(await _requests_per_s(app, scope, requests))
+            with_, without = await _block(stacks, scope, requests)
+            runs.with_.append(with_)
+            runs.without.append(without)
     return runs
+
+
+async def _served_cpu(path: str, requests: int) -> float:
+    """CPU seconds per request of a uvicorn process serving `GET path` of the example app
+    without the middleware, asked one request at a time over a kept-alive connection."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), str(SRC.parent), env.get("PYTHONPATH")]))
+    with serving_process([sys.executable, "-c", _SERVE], env, "READY ") as (line, pid):
+        url = line.split()[1] + path
+        async with aiohttp.ClientSession() as session:
+            for _ in range(requests // 10):  # warm-up
+                async with session.get(url) as response:
+                    await response.read()
+            started = _thread_cpu_ns(pid)
+            for _ in range(requests):
+                async with session.get(url) as response:
+                    await response.read()
+            return (_thread_cpu_ns(pid) - started) / 1e9 / requests
+
+
+def _thread_cpu_ns(pid: int) -> int:
+    # The main thread's CPU in nanoseconds (/proc's clock ticks are 10 ms: too coarse here);
+    # uvicorn serves on it.
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as schedstat:
+        return int(schedstat.read().split()[0])

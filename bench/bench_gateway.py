@@ -46,7 +46,16 @@ from bench._clients import (
 )
 from bench._common import Upstream, fake_upstream, print_table
 from bench._load import Run, drive, drive_steady
-from bench._probes import EXAMPLE_APP, ImportRun, MiddlewareRuns, import_probe, middleware_probe
+from bench._probes import (
+    APP_IMPORT,
+    BASELINE_IMPORT,
+    EXAMPLE_APP,
+    GATE_IMPORT,
+    ImportRun,
+    MiddlewareRuns,
+    import_probe,
+    middleware_probe,
+)
 
 SEQUENTIAL, CONCURRENT, SLOW = "sequential", "32 in flight", "256 x 200 ms"
 IN_FLIGHT = {SEQUENTIAL: 1, CONCURRENT: 32, SLOW: 256}
@@ -58,7 +67,6 @@ PHASE_ROWS = {
     CONCURRENT: (RAW, HTTPX, GATE, GATE_SDK, FALLBACK, LITELLM),
     SLOW: (RAW, HTTPX, GATE, GATE_SDK, LITELLM),
 }
-IMPORT_GATE, IMPORT_BASE = "import gate_mw", "import httpx, pydantic"
 
 # Targets of issue 14, as ratios within one run.
 MAX_GATE_CPU = 1.5  # x raw aiohttp's CPU per call, no SDK
@@ -245,7 +253,7 @@ def _detail_table(results: Results) -> None:
 
 
 def _import_table(runs: dict[str, list[ImportRun]]) -> None:
-    print(f"\nImport in a fresh interpreter, {len(runs[IMPORT_GATE])} alternating rounds. Medians.")
+    print(f"\nImport in a fresh interpreter, {len(runs[GATE_IMPORT])} rotating rounds. Medians.")
     print_table(
         ["import", "CPU ms", "wall ms", "RSS MiB"],
         [
@@ -255,13 +263,14 @@ def _import_table(runs: dict[str, list[ImportRun]]) -> None:
             for name, rs in runs.items()
         ],
     )
-    loaded = ", ".join(runs[IMPORT_GATE][0].loaded) or "none of the modules it should load lazily"
-    print(f"import gate_mw also loads: {loaded}")
+    for statement in (GATE_IMPORT, APP_IMPORT):
+        loaded = ", ".join(runs[statement][0].loaded) or "none of the modules it should load lazily"
+        print(f"{statement} also loads: {loaded}")
 
 
 def _middleware_table(runs: MiddlewareRuns, requests: int) -> None:
-    print(f"\nGET {runs.path} of {EXAMPLE_APP}, in-process ASGI, {len(runs.with_)} paired rounds x "
-          f"{requests:,} requests; requests per CPU second, median")
+    print(f"\nGET {runs.path} of {EXAMPLE_APP}, in-process ASGI, {len(runs.with_)} blocks of "
+          f"{requests:,} requests each way, alternating request by request; the median request")
     print_table(
         ["middleware", "req/s", "us/request"],
         [[name, f"{statistics.median(figures):,.0f}", f"{1e6 / statistics.median(figures):.1f}"]
@@ -305,21 +314,35 @@ def _client_targets(results: Results, litellm: str) -> list[list[str]]:
 
 
 def _import_targets(runs: dict[str, list[ImportRun]]) -> list[list[str]]:
-    pairs = list(zip(runs[IMPORT_GATE], runs[IMPORT_BASE], strict=True))
-    time = statistics.median(gate.cpu / base.cpu for gate, base in pairs)
-    mib = statistics.median((gate.rss - base.rss) / 2**20 for gate, base in pairs)
-    return [
-        ["import gate_mw: CPU time vs httpx, pydantic", f"{time:.2f}x", f"<= {MAX_IMPORT_TIME:g}x",
-         _verdict(time <= MAX_IMPORT_TIME)],
-        ["import gate_mw: RSS over httpx, pydantic", f"{mib:+.1f} MiB", f"<= +{MAX_IMPORT_MIB:g} MiB",
-         _verdict(mib <= MAX_IMPORT_MIB)],
-    ]
+    """The targets for `import gate_mw` and, held to the same limits, for what an app
+    imports (`from gate_mw import Gateway, ...`): laziness that only moves the cost from
+    the one to the other does not pass."""
+    targets = []
+    labels = {GATE_IMPORT: "import gate_mw", APP_IMPORT: "from gate_mw import Gateway, ..."}
+    for statement, label in labels.items():
+        pairs = list(zip(runs[statement], runs[BASELINE_IMPORT], strict=True))
+        time = statistics.median(gate.cpu / base.cpu for gate, base in pairs)
+        mib = statistics.median((gate.rss - base.rss) / 2**20 for gate, base in pairs)
+        targets += [
+            [f"{label}: CPU time vs httpx, pydantic", f"{time:.2f}x", f"<= {MAX_IMPORT_TIME:g}x",
+             _verdict(time <= MAX_IMPORT_TIME)],
+            [f"{label}: RSS over httpx, pydantic", f"{mib:+.1f} MiB", f"<= +{MAX_IMPORT_MIB:g} MiB",
+             _verdict(mib <= MAX_IMPORT_MIB)],
+        ]
+    return targets
 
 
-def _middleware_target(runs: MiddlewareRuns) -> list[str]:
+def _middleware_target(runs: MiddlewareRuns) -> list[list[str]]:
+    served = runs.added_us / (runs.served * 1e6)
     return [
-        f"middleware on {runs.path} (no model): req/s lost", f"{runs.cost:.1%}",
-        f"<= {MAX_MIDDLEWARE_COST:.0%}", _verdict(runs.cost <= MAX_MIDDLEWARE_COST),
+        [
+            f"middleware on {runs.path} (no model): req/s lost", f"{runs.cost:.1%}",
+            f"<= {MAX_MIDDLEWARE_COST:.0%}", _verdict(runs.cost <= MAX_MIDDLEWARE_COST),
+        ],
+        [  # for scale: what a server in front adds to each request shrinks the share
+            f"the same {runs.added_us:.1f} us of a uvicorn-served request ({runs.served * 1e6:.0f} us)",
+            f"{served:.1%}", f"<= {MAX_MIDDLEWARE_COST:.0%}", "info",
+        ],
     ]
 
 
@@ -353,7 +376,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     if args.only in (None, "middleware"):
         middleware = await middleware_probe(settings.asgi_requests, settings.asgi_rounds)
         _middleware_table(middleware, settings.asgi_requests)
-        targets.append(_middleware_target(middleware))
+        targets += _middleware_target(middleware)
     print("\nTargets of issue 14 (ratios within this run; medians over interleaved rounds)")
     print_table(["target", "measured", "limit", "verdict"], [*targets, STREAMING])
     return 0

@@ -22,7 +22,7 @@ from gate_mw import (
     GatewayMiddleware,
     PolicyError,
     RoutePolicy,
-    RoutingContext,
+    middleware,
     route_policy,
 )
 from gate_mw.litestar import GateClient, GatePlugin, GatePluginConfig
@@ -138,27 +138,24 @@ async def test_opt_holding_something_else_than_a_policy_fails_at_startup() -> No
 # -- routing happens before middleware --------------------------------------------------
 
 
-class CountingGateway(Gateway):
-    """A gateway that records the paths it made a routing context for."""
+async def test_404_and_405_never_reach_the_middleware(monkeypatch: pytest.MonkeyPatch) -> None:
+    contexts: list[str] = []
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.contexts: list[str] = []
+    class Counting(middleware._Responder):
+        """Records the paths the middleware made a routing context for."""
 
-    def new_context(self, scope: MutableMapping[str, Any]) -> RoutingContext:
-        self.contexts.append(scope["path"])
-        return super().new_context(scope)
+        def __init__(self, gateway: Gateway, scope: MutableMapping[str, Any], send: Any) -> None:
+            super().__init__(gateway, scope, send)
+            contexts.append(scope["path"])
 
-
-async def test_404_and_405_never_reach_the_middleware() -> None:
-    gateway = CountingGateway()
-    async with serve(Litestar([unset], plugins=[GatePlugin(gateway)])) as client:
+    monkeypatch.setattr(middleware, "_Responder", Counting)
+    async with serve(Litestar([unset], plugins=[GatePlugin(Gateway())])) as client:
         missing = await client.get("/missing")
         wrong_method = await client.post("/unset")
         found = await client.get("/unset")
     assert (missing.status_code, wrong_method.status_code, found.status_code) == (404, 405, 200)
     assert "x-request-id" not in missing.headers
-    assert gateway.contexts == ["/unset"]
+    assert contexts == ["/unset"]
 
 
 # -- the plugin -------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The Redis store on a real three-node Redis Cluster started on loopback: every operation,
 with keys of one operation sharing a hash tag and the others spread over the nodes.
 
-Calls are made one after another here: redis-py's asyncio Cluster client can break a
-connection it is opening while other calls open theirs (an AttributeError inside
-`send_packed_command`), which is its bug, not the store's; concurrency is covered by the
-atomicity suite on a single Redis, including the Cluster code path."""
+The client is given to the store unopened: the store opens one connection per node before
+its first operation (`state/_batch.py: open_cluster`), past redis-py's opening race.
+Concurrency is covered by the atomicity suite on a single Redis, including the Cluster
+code path."""
 
 from __future__ import annotations
 
@@ -25,11 +25,6 @@ async def cluster_store(redis_cluster: tuple[str, int]) -> AsyncIterator[RedisSt
 
     host, port = redis_cluster
     client = RedisCluster(host=host, port=port)
-    # One connection to each node opened one at a time first: the store sends a multi-slot
-    # operation's batches to the nodes at once, and redis-py's race above is in opening them.
-    await client.initialize()
-    for node in client.get_nodes():
-        await client.execute_command("PING", target_nodes=node)
     store = RedisStore(client=client, prefix=f"test:{uuid.uuid4().hex[:12]}:", timeout=10.0)
     assert store.cluster
     yield store

@@ -34,7 +34,7 @@ def error_response(exc: GateError, context: RoutingContext) -> tuple[int, bytes]
 
 
 class GatewayMiddleware:
-    """Pure ASGI and stateless; per-request state lives in a `_Responder`.
+    """Pure ASGI and stateless; per-request state lives in the request's `_Responder`.
 
     The request's `RoutingContext` is on its scope (`SCOPE_KEY`) and current (see
     `current_context`) while the app handles it."""
@@ -47,42 +47,45 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        context = self.gateway.new_context(scope)
+        context = _Responder(self.gateway, scope, send)
         scope[SCOPE_KEY] = context
-        responder = _Responder(context, send)
         token = activate(context)
         # An incoming traceparent is continued here when no server instrumentation did.
         trace_token = continue_trace(scope)
         try:
-            await self.app(scope, receive, responder.send_with_headers)
+            await self.app(scope, receive, context.send_with_headers)
         except GateError as exc:
-            if responder.started:
+            if context.responded:
                 raise
-            await responder.send_error(exc)
+            await context.send_error(exc)
         finally:
-            end_continued(trace_token)
+            if trace_token is not None:
+                end_continued(trace_token)
             deactivate(token)
             # The scope and its context refer to each other: part them, so that the
             # request's objects are freed now rather than by the cycle collector.
             scope.pop(SCOPE_KEY, None)
 
 
-class _Responder:
-    __slots__ = ("context", "held", "send", "started")
+class _Responder(RoutingContext):
+    """The routing context of a request through the middleware, which also sends the
+    response: one object per request is all a route that calls no model costs."""
 
-    def __init__(self, context: RoutingContext, send: Send) -> None:
-        self.context = context
+    __slots__ = ("held", "responded", "send")
+
+    def __init__(self, gateway: Gateway, scope: Scope, send: Send) -> None:
+        RoutingContext.__init__(self, gateway, scope)
         self.send = send
-        self.started = False
+        self.responded = False  # the response head went out
         self.held: Message | None = None
 
     def send_with_headers(self, message: Message) -> Awaitable[None]:
         """The app's `send`. A plain function: on the common path it hands back the
         awaitable of the server's `send` rather than wrapping it in a coroutine."""
         if message["type"] == "http.response.start":
-            calls = self.context.calls
+            calls = self.calls
             if calls is None:  # no model called, the common case: nothing to add
-                self.started = True
+                self.responded = True
                 return self.send(message)
             if not calls.streaming:
                 return self.send(self.headed(message))
@@ -104,20 +107,20 @@ class _Responder:
 
     def headed(self, message: Message) -> Message:
         """The response head, with `x-gate-*` headers if a model was called."""
-        self.started = True
-        calls = self.context.calls
+        self.responded = True
+        calls = self.calls
         return self.with_headers(message) if calls is not None and calls.count else message
 
     def with_headers(self, message: Message) -> Message:
         """`message` (a response head) with the `x-gate-*` headers the app did not set."""
         headers = list(message.get("headers", ()))
         present = {name.lower() for name, _ in headers}
-        headers.extend(h for h in self.context.response_headers() if h[0] not in present)
+        headers.extend(h for h in self.response_headers() if h[0] not in present)
         return {**message, "headers": headers}
 
     async def send_error(self, exc: GateError) -> None:
         """Answer an unhandled gate error with its status and a JSON body, never a trace."""
-        status, payload = error_response(exc, self.context)
+        status, payload = error_response(exc, self)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),

@@ -70,7 +70,8 @@ class RoutePolicy(BaseModel):
         None, gt=0, description="streams: most seconds between chunks once the first arrived"
     )
     retries: int = Field(1, ge=0, le=10, description="extra tries of one deployment")
-    backoff: Backoff = Backoff()
+    # A factory, not an instance: building one at import would build Backoff's validator.
+    backoff: Backoff = Field(default_factory=Backoff)
     temperature: float | None = Field(None, ge=0, le=2)
     name: str | None = Field(None, description="route name in spans and metrics")
     # Routing: filters every strategy honours, and what some strategies rank by.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import StateUnavailable
 from . import _lua
+from ._batch import Batch, hash_tag, open_cluster, reserve_argv
 from ._memory import MemoryStore
 from ._protocol import Check, Verdict, Writes
 
@@ -176,6 +177,7 @@ class RedisStore:
         self.round_trips += 1
         names = ("RESERVE", "ADD", "COMPARE_AND_SET", "WRITE", "OBSERVE")
         if self.cluster:  # SCRIPT LOAD goes to every primary; a Cluster pipeline cannot send it
+            await open_cluster(self.client)
             shas = [await self.client.script_load(getattr(_lua, name)) for name in names]
         else:
             pipe = self.client.pipeline(transaction=False)
@@ -233,10 +235,10 @@ class RedisStore:
 
         return await self._run(remote, lambda: self.local.compare_and_set(key, expected, value, ttl=ttl))
 
-    def _batch(self) -> _Batch:
-        return _Batch(self.client, self.cluster)
+    def _batch(self) -> Batch:
+        return Batch(self.client, self.cluster)
 
-    def _add(self, pipe: _Batch, key: str, delta: float, ttl: float | None, *, refresh: bool) -> None:
+    def _add(self, pipe: Batch, key: str, delta: float, ttl: float | None, *, refresh: bool) -> None:
         # A counter without a TTL of its own (in flight, consecutive failures) lives
         # max_ttl past its last change.
         refresh = refresh or ttl is None
@@ -264,7 +266,7 @@ class RedisStore:
         # back what they took (refusals only).
         groups: dict[str, list[int]] = {}
         for index, check in enumerate(checks):
-            groups.setdefault(_tag(check.key), []).append(index)
+            groups.setdefault(hash_tag(check.key), []).append(index)
 
         async def remote() -> Verdict:
             self.round_trips += 1
@@ -273,7 +275,7 @@ class RedisStore:
                 refusal, values, found = await self.client.evalsha(
                     self._shas["RESERVE"], len(checks) + len(reads),
                     *[self._k(c.key) for c in checks], *[self._k(key) for key in reads],
-                    *_reserve_argv(now, checks),
+                    *reserve_argv(now, checks),
                 )
                 refused = int(refusal) - 1 if refusal else None
                 return Verdict(refused is None, tuple(float(v) for v in values), refused,
@@ -282,7 +284,7 @@ class RedisStore:
             for members in groups.values():
                 keys = [self._k(checks[i].key) for i in members]
                 pipe.evalsha(self._shas["RESERVE"], len(members), *keys,
-                             *_reserve_argv(now, [checks[i] for i in members]))
+                             *reserve_argv(now, [checks[i] for i in members]))
             for key in reads:
                 pipe.get(self._k(key))
             replies = await pipe.execute()
@@ -387,52 +389,3 @@ class RedisStore:
         # Our own pool is closed with the client; a client given to us is the caller's.
         if self.url is not None:
             await self.client.aclose(close_connection_pool=True)
-
-
-class _Batch:
-    """Commands sent together: a pipeline on a single Redis, or (a Cluster pipeline cannot
-    carry scripts) concurrent calls to the nodes holding their keys; either way one round
-    trip of waiting."""
-
-    __slots__ = ("calls", "client", "cluster")
-
-    def __init__(self, client: Any, cluster: bool) -> None:
-        self.client, self.cluster = client, cluster
-        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def evalsha(self, *args: Any) -> None:
-        self.calls.append(("evalsha", args, {}))
-
-    def get(self, key: str) -> None:
-        self.calls.append(("get", (key,), {}))
-
-    def set(self, key: str, value: str, *, px: int) -> None:
-        self.calls.append(("set", (key, value), {"px": px}))
-
-    async def execute(self) -> list[Any]:
-        if self.cluster:
-            client = self.client
-            return list(await asyncio.gather(
-                *(getattr(client, name)(*args, **kwargs) for name, args, kwargs in self.calls)
-            ))
-        pipe = self.client.pipeline(transaction=False)
-        for name, args, kwargs in self.calls:
-            getattr(pipe, name)(*args, **kwargs)
-        return list(await pipe.execute())
-
-
-def _reserve_argv(now: str, checks: Sequence[Check]) -> list[str]:
-    argv = [now, str(len(checks))]
-    for c in checks:
-        argv += [repr(float(c.limit)), repr(float(c.amount)), repr(float(c.period)), repr(float(c.ttl))]
-    return argv
-
-
-def _tag(key: str) -> str:
-    """The hash tag of `key` as Redis Cluster reads it: the first `{...}`, else the key."""
-    start = key.find("{")
-    if start >= 0:
-        end = key.find("}", start + 1)
-        if end > start + 1:
-            return key[start + 1:end]
-    return key
