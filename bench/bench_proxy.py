@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -186,11 +187,21 @@ async def bench_cpu(calls: int, rounds: int) -> list[str]:
 # -- (b) 256 in flight x 200 ms -------------------------------------------------------------
 
 
-async def _keep_busy(
-    call: Callable[[], Awaitable[float]], seconds: float
-) -> tuple[float, list[float], float]:
-    """Keep IN_FLIGHT calls going; measure `seconds` after a ramp: (calls/s, latencies,
-    this process's CPU seconds)."""
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """What `_keep_busy` measured in its window."""
+
+    rate: float  # calls/s
+    latencies: list[float]
+    done: int  # calls finished in the window
+    seconds: float  # the window
+    cpu: float  # this process's CPU seconds
+    watched: list[float]  # the CPU seconds of each watched process
+
+
+async def _keep_busy(call: Callable[[], Awaitable[float]], seconds: float, watch: Sequence[int] = ()) -> Busy:
+    """Keep IN_FLIGHT calls going; measure `seconds` after a ramp, with the CPU of this
+    process and of the processes `watch` names."""
     latencies: list[float] = []
     window = {"open": False, "done": 0}
     stop = asyncio.Event()
@@ -205,25 +216,28 @@ async def _keep_busy(
 
     workers = asyncio.gather(*(worker(SLOW_LATENCY * i / IN_FLIGHT) for i in range(IN_FLIGHT)))
     await asyncio.sleep(RAMP)  # every worker running
+    before = [cpu_seconds(pid) for pid in watch]
     with Clock() as clock:
         window["open"] = True
         started = time.perf_counter()
         await asyncio.sleep(seconds)
         window["open"] = False
         elapsed = time.perf_counter() - started
+    watched = [cpu_seconds(pid) - cpu for pid, cpu in zip(watch, before, strict=True)]
     stop.set()
     await workers
-    return window["done"] / elapsed, latencies, clock.cpu
+    done = window["done"]
+    return Busy(done / elapsed, latencies, done, elapsed, clock.cpu, watched)
 
 
-async def _steady(url: str, seconds: float) -> tuple[float, list[float], float]:
+async def _steady(url: str, seconds: float, watch: Sequence[int]) -> Busy:
     """`_keep_busy` with HTTP requests to the proxy at `url`."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         target = f"{url}/v1/chat/completions"
-        return await _keep_busy(lambda: _post(session, target), seconds)
+        return await _keep_busy(lambda: _post(session, target), seconds, watch)
 
 
-async def _steady_gate(gateway: Gateway, seconds: float) -> tuple[float, list[float], float]:
+async def _steady_gate(gateway: Gateway, seconds: float, watch: Sequence[int]) -> Busy:
     """`_keep_busy` with `gate.chat` in this process."""
     gate = gateway.client()
     messages = BODY["messages"]
@@ -233,12 +247,13 @@ async def _steady_gate(gateway: Gateway, seconds: float) -> tuple[float, list[fl
         await gate.chat(messages, max_tokens=16)  # type: ignore[arg-type]
         return time.perf_counter() - started
 
-    return await _keep_busy(call, seconds)
+    return await _keep_busy(call, seconds, watch)
 
 
 async def bench_throughput(seconds: float, rounds: int) -> list[str]:
     ideal = IN_FLIGHT / SLOW_LATENCY
     rows = []
+    served: list[float] = []  # the server's CPU seconds per proxied request
     rates: dict[str, list[float]] = {
         "proxy (gate-mw serve)": [], "gate.chat in process": [], "raw aiohttp to upstream": []
     }
@@ -248,25 +263,29 @@ async def bench_throughput(seconds: float, rounds: int) -> list[str]:
         with _server(_config(upstream, Path(directory))) as (url, pid):
             for _ in range(rounds):  # interleaved, so drift hits both alike
                 for mode in rates:
-                    server_before, upstream_before = cpu_seconds(pid), upstream.cpu_seconds()
+                    watch = (pid, upstream.pid)
                     if mode.startswith("proxy"):
-                        rate, latencies, client_cpu = await _steady(url, seconds)
+                        busy = await _steady(url, seconds, watch)
                     elif mode.startswith("raw"):  # the floor: this client and the upstream alone
-                        rate, latencies, client_cpu = await _steady(upstream.url, seconds)
+                        busy = await _steady(upstream.url, seconds, watch)
                     else:
-                        rate, latencies, client_cpu = await _steady_gate(gateway, seconds)
-                    span = seconds + RAMP
-                    rates[mode].append(rate)
+                        busy = await _steady_gate(gateway, seconds, watch)
+                    rates[mode].append(busy.rate)
+                    server, up = busy.watched
+                    if mode.startswith("proxy"):
+                        served.append(server / busy.done)
                     rows.append(
                         [
                             mode,
-                            f"{rate:,.0f}",
-                            f"{rate / ideal:.1%}",
-                            f"{percentile(latencies, 50) * 1000:.0f}",
-                            f"{percentile(latencies, 99) * 1000:.0f}",
-                            f"{client_cpu / seconds:.0%}",
-                            f"{(cpu_seconds(pid) - server_before) / span:.0%}",
-                            f"{(upstream.cpu_seconds() - upstream_before) / span:.0%}",
+                            f"{busy.rate:,.0f}",
+                            f"{busy.rate / ideal:.1%}",
+                            f"{percentile(busy.latencies, 50) * 1000:.0f}",
+                            f"{percentile(busy.latencies, 99) * 1000:.0f}",
+                            f"{busy.cpu / busy.seconds:.0%}",
+                            f"{server / busy.seconds:.0%}",
+                            f"{server / busy.done * 1e6:.0f}" if mode.startswith("proxy") else "-",
+                            f"{up / busy.seconds:.0%}",
+                            f"{up / busy.done * 1e6:.0f}",
                         ]
                     )
         await gateway.aclose()
@@ -275,7 +294,10 @@ async def bench_throughput(seconds: float, rounds: int) -> list[str]:
         f"{rounds} rounds of {seconds:g} s (ideal {ideal:,.0f}/s)"
     )
     print_table(
-        ["mode", "calls/s", "of ideal", "p50 ms", "p99 ms", "this process CPU", "server CPU", "upstream CPU"],
+        [
+            "mode", "calls/s", "of ideal", "p50 ms", "p99 ms", "this process CPU", "server CPU",
+            "server us/req", "upstream CPU", "upstream us/req",
+        ],
         rows,
     )
     proxy, direct = max(rates["proxy (gate-mw serve)"]), max(rates["gate.chat in process"])
@@ -288,6 +310,8 @@ async def bench_throughput(seconds: float, rounds: int) -> list[str]:
         f"the proxy reaches {proxy / direct:.0%} of it",
         f"info  same run, raw aiohttp client straight to the upstream: {raw:,.0f} requests/s "
         f"= {raw / ideal:.1%} of ideal; the proxy reaches {proxy / raw:.0%} of it",
+        f"info  the server's CPU per proxied request under this load: {min(served) * 1e6:.0f} us "
+        f"(least of {rounds} rounds)",
     ]
 
 

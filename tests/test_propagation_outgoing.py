@@ -19,7 +19,7 @@ from opentelemetry.propagators.textmap import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
-from gate_mw.telemetry._propagation import outgoing
+from gate_mw.telemetry._propagation import _is_default, outgoing
 
 HEADERS = {"authorization": "Bearer k", "content-type": "application/json"}
 
@@ -95,3 +95,10 @@ def test_configured_propagators_are_used() -> None:
     finally:
         propagate.set_global_textmap(before)
     assert outgoing(HEADERS) is HEADERS
+
+
+def test_the_default_propagators_are_written_without_them() -> None:
+    """The fast path is on for OpenTelemetry's default propagators (it found the keys the API
+    keeps the span and the baggage under), and off for any other."""
+    assert _is_default(propagate.get_global_textmap())
+    assert not _is_default(CompositePropagator([_Always()]))

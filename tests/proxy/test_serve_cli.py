@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -15,6 +16,7 @@ import openai
 import pytest
 
 from _apps import serve_http
+from gate_mw._heap import THRESHOLDS
 from gate_mw.proxy.cli import CONFIG_ENV, app_from_env, main
 
 SCRIPT = Path(sys.executable).with_name("gate-mw")
@@ -88,3 +90,18 @@ async def test_workers_build_the_app_from_the_file_the_cli_names(
     async with serve_http(app) as url, httpx.AsyncClient() as client:
         models = (await client.get(f"{url}/v1/models")).json()
     assert [m["id"] for m in models["data"]] == ["m"]
+
+
+def test_a_worker_settles_its_heap_before_serving() -> None:
+    # In a fresh interpreter: freezing and the thresholds are process-wide.
+    code = (
+        "import gc, json; from gate_mw.proxy import cli\n"
+        "before = gc.get_freeze_count()\n"
+        "cli.worker_app()\n"
+        "print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    before, frozen, thresholds = json.loads(out.splitlines()[-1])
+    assert before == 0
+    assert frozen > 10_000  # modules and the gateway: never scanned for cycles again
+    assert tuple(thresholds) == THRESHOLDS

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
 
-from .._context import SCOPE_KEY, RoutingContext
+from .._context import RoutingContext
 from .._events import STREAM_HEADERS, serve_stream
 from .._streaming import GateStream
 from ..errors import GateError
 from ._errors import Api, ProxyError, from_gate_error
+from ._json import dumps
 
 if TYPE_CHECKING:
     from ._core import Proxy
@@ -22,7 +22,6 @@ __all__ = ["Endpoint", "Handler", "Reply", "Streamed"]
 Handler = Callable[[Scope, Receive, RoutingContext], Awaitable["Reply"]]
 _JSON = (b"content-type", b"application/json")
 _STREAM_HEADERS = [(name.encode(), value.encode()) for name, value in STREAM_HEADERS.items()]
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class Reply:
@@ -34,7 +33,7 @@ class Reply:
         self.status, self.body, self.headers = status, body, headers or []
 
     async def send(self, receive: Receive, send: Send) -> None:
-        payload = _encode(self.body).encode()
+        payload = dumps(self.body)
         headers = [_JSON, (b"content-length", str(len(payload)).encode()), *self.headers]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
@@ -72,9 +71,7 @@ class Endpoint:
         self.proxy, self.api, self.methods, self.handler = proxy, api, methods, handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        context = scope.get(SCOPE_KEY)
-        if not isinstance(context, RoutingContext):  # mounted without GatewayMiddleware
-            context = self.proxy.gateway.new_context(scope)
+        context = self.proxy.context(scope)
         try:
             if scope["method"] not in self.methods:
                 allowed = ", ".join(sorted(self.methods))

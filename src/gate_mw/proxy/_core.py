@@ -10,7 +10,6 @@ answered, after how many attempts, at what cost; nothing else shows a fallback.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import time
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope
 
-from .._context import RoutingContext
+from .._context import SCOPE_KEY, RoutingContext
 from .._events import openai_chunks
 from .._streaming import GateStream
 from ..client import Gate
@@ -29,6 +28,7 @@ from ..providers._base import ChatRequest, estimated_usage
 from ._anthropic import message_body, message_events, read_messages
 from ._asgi import Endpoint, Reply, Streamed
 from ._errors import Api, ProxyError, error_body
+from ._json import loads
 from ._keys import KeyStore, VirtualKey, hash_key, key_rules
 from ._litellm_limits import key_fields
 from ._openai import ChatArgs, completion_body, read_chat
@@ -138,6 +138,12 @@ class Proxy:
             ("/readyz", Endpoint(self, "openai", get, self._ready)),
         ]
 
+    def context(self, scope: Scope) -> RoutingContext:
+        """The request's routing context: GatewayMiddleware's, or a new one where the proxy
+        is mounted without it."""
+        context = scope.get(SCOPE_KEY)
+        return context if isinstance(context, RoutingContext) else self.gateway.new_context(scope)
+
     def error(self, api: Api, exc: ProxyError, context: RoutingContext) -> Reply:
         """The answer to a failed request; secret-free, with the `x-gate-*` headers when a
         model was called."""
@@ -176,7 +182,7 @@ class Proxy:
             if not message.get("more_body", False):
                 break
         try:
-            return json.loads(b"".join(chunks))
+            return loads(b"".join(chunks))
         except ValueError:
             raise ProxyError(400, "the body is not valid JSON", code="invalid_json") from None
 

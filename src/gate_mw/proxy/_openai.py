@@ -130,10 +130,17 @@ def read_chat(body: Any) -> ChatArgs:
     options = body.get("stream_options")
     args.include_usage = isinstance(options, dict) and options.get("include_usage") is True
     kwargs = args.kwargs
-    kwargs["max_tokens"] = _tokens(body)
-    kwargs["temperature"] = _number(body, "temperature", 0, 2)
-    kwargs["top_p"] = _number(body, "top_p", 0, 1)
-    kwargs["stop"] = _stop(body)
+    # Only what the body sets: an option left out is None to Gate.chat, and costs its
+    # checks nothing.
+    read = (
+        ("max_tokens", _tokens(body)),
+        ("temperature", _number(body, "temperature", 0, 2)),
+        ("top_p", _number(body, "top_p", 0, 1)),
+        ("stop", _stop(body)),
+    )
+    for name, value in read:
+        if value is not None:
+            kwargs[name] = value
     extra: dict[str, Any] = {}
     for name, value in body.items():
         if name in _READ_HERE or value is None:

@@ -16,36 +16,27 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.routing import Mount
-
+from .._heap import settle_heap
 from ..errors import ConfigError
-from ..middleware import GatewayMiddleware
+from ._app import ProxyApp
 from ._core import Proxy
-from .starlette import openai_routes
+from ._uvicorn import HTTP_PROTOCOL
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ..gateway import Gateway
 
-__all__ = ["app_from_env", "build_app", "main"]
+__all__ = ["app_from_env", "build_app", "main", "worker_app"]
 
 #: How the serving process tells its workers which file to load ("" for none).
 CONFIG_ENV = "GATE_MW_SERVE_CONFIG"
 
 
-def build_app(target: Gateway | Proxy) -> Starlette:
+def build_app(target: Gateway | Proxy) -> ProxyApp:
     """The standalone proxy app: the endpoints at `/v1` and at the root (where LiteLLM
-    clients also call), the gateway's middleware and lifespan."""
-    proxy = target if isinstance(target, Proxy) else Proxy(target)
-    routes = openai_routes(proxy)
-    return Starlette(
-        routes=[Mount("/v1", routes=routes), *routes],
-        middleware=[Middleware(GatewayMiddleware, gateway=proxy.gateway)],
-        lifespan=proxy.gateway.lifespan,
-    )
+    clients also call), each request's routing context, and the gateway's lifespan."""
+    return ProxyApp(target if isinstance(target, Proxy) else Proxy(target))
 
 
 def _load(config: str | None) -> Gateway:
@@ -54,7 +45,7 @@ def _load(config: str | None) -> Gateway:
     return Gateway.from_file(config) if config else Gateway()
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ProxyApp:
     """The app of a worker process (`--workers`, `--reload`): the file named in the
     environment, loaded again without repeating the warnings the parent printed."""
     quiet = logging.getLogger("gate_mw.config")
@@ -64,6 +55,13 @@ def app_from_env() -> Starlette:
         return build_app(_load(os.environ.get(CONFIG_ENV) or None))
     finally:
         quiet.setLevel(level)
+
+
+def worker_app() -> ProxyApp:
+    """`app_from_env` for a worker process, its heap settled for serving."""
+    app = app_from_env()
+    settle_heap()
+    return app
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     # Off by default: a formatted line per request is CPU and I/O on the server's hot path,
-    # and spans, metrics and the insights store record every call already.
+    # and spans, metrics and the insights store record every call already. X-Forwarded-For
+    # is read only for this log: the proxy itself uses neither client address nor scheme.
     serve.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     return parser
 
@@ -130,14 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, flush=True)
     if args.workers == 1 and not args.reload:
         config = uvicorn.Config(
-            build_app(proxy), log_level=args.log_level, lifespan="on", ws="none", access_log=args.access_log
+            build_app(proxy), log_level=args.log_level, lifespan="on", ws="none", access_log=args.access_log,
+            proxy_headers=args.access_log, http=HTTP_PROTOCOL,
         )
+        settle_heap()
         uvicorn.Server(config).run(sockets=[sock])
         return 0
     sock.close()
     os.environ[CONFIG_ENV] = args.config or ""
     uvicorn.run(
-        "gate_mw.proxy.cli:app_from_env",
+        "gate_mw.proxy.cli:worker_app",
         factory=True,
         host=args.host,
         port=port,
@@ -146,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         lifespan="on",
         access_log=args.access_log,
+        proxy_headers=args.access_log,
+        http=HTTP_PROTOCOL,
     )
     return 0
 

@@ -4,11 +4,12 @@ instrumentation did so, and sent upstream on every attempt from the attempt's sp
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -25,10 +26,24 @@ _W3C = {TraceContextTextMapPropagator, W3CBaggagePropagator}
 _seen: list[Any] = [None, False]
 
 
+def _key(context: Context) -> str:
+    """The one key `context` holds; "" if it holds more or none."""
+    keys = list(context)
+    return keys[0] if len(keys) == 1 else ""
+
+
+# The keys the API files the current span and the baggage under, learnt through the API
+# itself, so that `outgoing` reads them with one dict lookup each rather than four calls
+# (should a later API store them otherwise, the fast path is off and the propagator writes).
+_SPAN_KEY = _key(trace.set_span_in_context(trace.INVALID_SPAN, Context()))
+_BAGGAGE_KEY = _key(baggage.set_baggage("_", "_", Context()))
+
+
 def _is_default(propagator: TextMapPropagator) -> bool:
     inner = getattr(propagator, "_propagators", None)
     return (
-        type(propagator) is CompositePropagator and isinstance(inner, (list, tuple))
+        bool(_SPAN_KEY and _BAGGAGE_KEY)
+        and type(propagator) is CompositePropagator and isinstance(inner, (list, tuple))
         and {type(p) for p in inner} == _W3C and len(inner) == 2
     )
 
@@ -44,15 +59,18 @@ def outgoing(headers: Mapping[str, str]) -> Mapping[str, str]:
         # just `traceparent` (and `tracestate`) with a span context: the common cases,
         # written here without the propagation API's per-call carrier and setter.
         current = otel_context.get_current()
-        if not baggage.get_all(current):
-            span_context = trace.get_current_span(current).get_span_context()
+        if not current.get(_BAGGAGE_KEY):
+            span = cast("trace.Span | None", current.get(_SPAN_KEY))
+            if span is None:
+                return headers
+            span_context = span.get_span_context()
             if span_context == _INVALID:
                 return headers
             out = dict(headers)
-            # As `TraceContextTextMapPropagator` writes it, in one formatting operation.
-            out["traceparent"] = (
-                f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-                f"{span_context.trace_flags:02x}"
+            # As `TraceContextTextMapPropagator` writes it, in one formatting operation
+            # (`%` formats these ints in half the time an f-string's format specs take).
+            out["traceparent"] = "00-%032x-%016x-%02x" % (  # noqa: UP031
+                span_context.trace_id, span_context.span_id, span_context.trace_flags
             )
             if span_context.trace_state:
                 out["tracestate"] = span_context.trace_state.to_header()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ _MAX_SERIES = 2000
 _OVERFLOW = {"otel.metric.overflow": True}
 
 
+_EXCEPTION_EVENT = "gen_ai.client.operation.exception"
 _OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
@@ -93,6 +94,8 @@ class Telemetry:
         self.tracer = trace.get_tracer("gate_mw", __version__, tracer_provider=config.tracer_provider)
         self.events = _logs.get_logger("gate_mw", __version__, logger_provider=config.logger_provider)
         self._providers = (config.tracer_provider, config.meter_provider, config.logger_provider)
+        # `Logger.enabled` is recent in the API (a no-op logger says False); without it, emit.
+        self._events_enabled: Callable[..., bool] | None = getattr(self.events, "enabled", None)
         meter = metrics.get_meter("gate_mw", __version__, meter_provider=config.meter_provider)
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}",
@@ -116,6 +119,7 @@ class Telemetry:
         # Cost is summed here and read when metrics are collected: an observable counter
         # reports the same monotonic sum as a counter without an SDK call per reply.
         self._series: dict[tuple[str, str, tuple[Any, ...] | None], _Series] = {}
+        self._span_names: dict[str, str] = {}
         self.cache = meter.create_counter(
             "gate.cache", unit="{request}", description="Response cache lookups by result (hit, miss)"
         )
@@ -152,12 +156,15 @@ class Telemetry:
 
     def route_span(self, route: str, attributes: Mapping[str, Any]) -> _CurrentSpan:
         """The parent span of one gateway call (a context manager making it current)."""
-        return _CurrentSpan(self.start_route(route, attributes))
+        context = otel_context.get_current()  # given to the SDK, which would look it up thrice
+        return _CurrentSpan(self.start_route(route, attributes, context), context)
 
-    def start_route(self, route: str, attributes: Mapping[str, Any]) -> Span:
+    def start_route(
+        self, route: str, attributes: Mapping[str, Any], context: otel_context.Context | None = None
+    ) -> Span:
         """The parent span of a streamed call, which outlives the code that starts it."""
         return self.tracer.start_span(
-            f"gate.route {route}", kind=SpanKind.INTERNAL, attributes=attributes
+            f"gate.route {route}", context, SpanKind.INTERNAL, attributes
         )
 
     def start_attempt(
@@ -174,9 +181,10 @@ class Telemetry:
             attributes["gen_ai.request.temperature"] = request.temperature
         if request.top_p is not None:
             attributes["gen_ai.request.top_p"] = request.top_p
-        span = self.tracer.start_span(
-            f"chat {deployment.upstream_model}", kind=SpanKind.CLIENT, attributes=attributes
-        )
+        name = self._span_names.get(deployment.id)
+        if name is None:  # one per deployment: formatted once
+            name = self._span_names[deployment.id] = f"chat {deployment.upstream_model}"
+        span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         if self.capture_content and span.is_recording():
             span.set_attributes(input_attributes(request.messages))
         return span
@@ -283,21 +291,26 @@ class Telemetry:
         *, extra: Mapping[str, Any] | None = None,
     ) -> None:
         error_type = str(error.status) if error.status else error.kind.value
-        if span.is_recording():
-            span.set_attribute("gate.error.kind", error.kind.value)
         self._exception_event(span, deployment, error, error_type)
-        span_failed(span, error_type, error.detail)
+        if span.is_recording():
+            span.set_attributes({"gate.error.kind": error.kind.value, "error.type": error_type})
+            span.set_status(Status(StatusCode.ERROR, error.detail))
+        span.end()
         attributes = {**deployment.metric_attributes, "error.type": error_type}
         if extra:
             attributes.update(extra)
         self.duration.record(duration, attributes)
 
-
     def _exception_event(
         self, span: Span, deployment: Deployment, error: UpstreamError, error_type: str
     ) -> None:
         """The conventions' `gen_ai.client.operation.exception` log event, in the context
-        of the attempt's span (the message is the redacted one the span carries)."""
+        of the attempt's span (the message is the redacted one the span carries); nothing
+        is put together when no logger provider would take it."""
+        if self._events_enabled is not None and not self._events_enabled(
+            severity_number=_logs.SeverityNumber.WARN, event_name=_EXCEPTION_EVENT
+        ):
+            return
         attributes = {
             **deployment.metric_attributes,
             "error.type": error_type,
@@ -305,20 +318,33 @@ class Telemetry:
             "exception.message": str(error),
         }
         self.events.emit(
-            event_name="gen_ai.client.operation.exception",
+            event_name=_EXCEPTION_EVENT,
             context=trace.set_span_in_context(span),
             severity_number=_logs.SeverityNumber.WARN,
             severity_text="WARN",
             attributes=attributes,
         )
 
-    def activate(self, span: Span) -> object:
+    @staticmethod
+    def activate(span: Span) -> object | None:
         """Make `span` current (its context goes upstream); undo with `deactivate`."""
-        return otel_context.attach(trace.set_span_in_context(span))
+        return _attach(span)
 
     @staticmethod
-    def deactivate(token: object) -> None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+    def deactivate(token: object | None) -> None:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+
+def _attach(span: Span, context: otel_context.Context | None = None) -> object | None:
+    """Make `span` current in `context` (the current one by default); None when it already
+    is: without an SDK the API's tracer hands back the current span, and attaching it again
+    would change nothing but cost a context."""
+    if context is None:
+        context = otel_context.get_current()
+    if not span.is_recording() and span is trace.get_current_span(context):
+        return None
+    return otel_context.attach(trace.set_span_in_context(span, context))
 
 
 class _CurrentSpan:
@@ -326,19 +352,21 @@ class _CurrentSpan:
     recorded on it as `start_as_current_span` does. One small object where that makes three
     generator-based context managers, which a call holds for as long as its upstream takes."""
 
-    __slots__ = ("_token", "span")
+    __slots__ = ("_context", "_token", "span")
 
-    def __init__(self, span: Span) -> None:
+    def __init__(self, span: Span, context: otel_context.Context) -> None:
         self.span = span
+        self._context = context
 
     def __enter__(self) -> Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._token = _attach(self.span, self._context)
         return self.span
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        otel_context.detach(self._token)
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
         span = self.span
         # Like the SDK, only Exception: GeneratorExit and cancellation are not errors.
         if isinstance(exc, Exception) and span.is_recording():

@@ -11,11 +11,12 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from .._heap import settle_heap
 from ._behaviours import Fault, Reply, Stream
 from ._upstream import FakeUpstream
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = ["main"]
 
@@ -62,6 +63,7 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
 
     def ready(url: str) -> None:
+        settle_heap()  # a benchmark's upstream: as little of the machine as it can take
         # Installed only once serving, so stop() always has a running server to stop.
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, upstream.stop)
@@ -70,10 +72,21 @@ async def _serve(args: argparse.Namespace) -> None:
     await upstream.serve(on_ready=ready)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed: a benchmark's upstream should take as little of
+    the machine's CPU as it can (a real provider takes none of it)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = _parser().parse_args(argv)
-    asyncio.run(_serve(args))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(args))
     return 0
 
 

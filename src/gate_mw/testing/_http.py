@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -143,10 +144,10 @@ class HTTPConnection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, as the server makes (uvloop's is not a subclass of asyncio's).
+        self._transport = typing.cast("asyncio.Transport", transport)
         if self._shutting_down:
-            transport.abort()
+            self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
