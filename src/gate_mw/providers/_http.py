@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._json import loads
 from ..config import UpstreamLimits
 from ..errors import ErrorKind, UpstreamError
 from ..telemetry._propagation import outgoing
@@ -24,17 +25,6 @@ _JSON = {"content-type": "application/json"}
 _encode = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
 ).encode
-_decode = json.JSONDecoder().decode
-
-
-def _decoded(content: bytes) -> Any:
-    """`json.loads(content)`, without its encoding detection for the common case: a reply
-    that is UTF-8 without a byte order mark. Anything else (or invalid) goes to
-    `json.loads`, which then decides as it always does."""
-    try:
-        return _decode(content.decode("utf-8", "surrogatepass"))
-    except ValueError:
-        return json.loads(content)
 
 
 def _encoded(payload: Mapping[str, Any]) -> bytes:
@@ -117,7 +107,7 @@ class HTTPProvider(Provider):
         if reply.status_code >= 400:
             raise error_from_response(reply, self._secrets)
         try:
-            return _decoded(reply.content)
+            return loads(reply.content)
         except ValueError as exc:
             raise error_from_exception(exc) from None
 
