@@ -1,31 +1,20 @@
-"""Runs one gateway call along its fallback chain: attempts, retries, backoff, deadline."""
+"""One gateway call: its routing decision, the guards before it, single flight, the walk
+along its plan (`_attempts`) and the settling after it."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections.abc import Coroutine, Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from ._backoff import retry_delay
-from .chat._tokens import estimate_messages
-from .errors import (
-    AllAttemptsFailed,
-    DeadlineExceeded,
-    ErrorKind,
-    LimitError,
-    NoCandidates,
-    RequestRejected,
-    UpstreamError,
-)
+from ._attempts import chat_attempt, walk
+from .errors import LimitError
 from .results import Attempt, ChatResult
-from .routing._health import UNREAD, Health
+from .routing._health import Health
 from .routing._router import Decision
 from .state import Writes
-from .telemetry._spans import attempt_cancelled
 
 if TYPE_CHECKING:
     from ._context import RoutingContext
@@ -34,23 +23,10 @@ if TYPE_CHECKING:
     from .gateway import Gateway
     from .limits import CacheMode, Limit, Ticket
     from .policy import RoutePolicy
-    from .providers import ChatRequest, ProviderReply
+    from .providers import ChatRequest
     from .routing._health import Admission
 
 __all__ = ["Call"]
-
-_T = TypeVar("_T")
-_AttemptFn = Callable[["Deployment", dict[str, Any], list[Attempt]], Awaitable[_T]]
-
-logger = logging.getLogger("gate_mw")
-
-# Kinds after which this deployment is left at once for the next model.
-_NEXT_MODEL = frozenset({
-    ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.NOT_FOUND, ErrorKind.CONTEXT_LENGTH,
-    ErrorKind.CONTENT_FILTER, ErrorKind.UNSUPPORTED,
-})
-# Of those, the ones that say nothing about the deployment's configuration.
-_NOT_MISCONFIGURED = frozenset({ErrorKind.CONTENT_FILTER, ErrorKind.UNSUPPORTED})
 
 
 class Call:
@@ -88,17 +64,8 @@ class Call:
         #: against it when it ends.
         self.admission: Admission | None = None
 
-    def _remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - perf_counter()
-
-    def _timeout(self, deployment: Deployment) -> float | None:
-        limits = [
-            limit for limit in (self.policy.timeout, deployment.entry.timeout, self._remaining())
-            if limit is not None
-        ]
-        return min(limits) if limits else None
-
-    def _route_attributes(self) -> dict[str, Any]:
+    def route_attributes(self) -> dict[str, Any]:
+        """The route span's attributes: the route, the request and the decision."""
         attributes: dict[str, Any] = {"gate.route": self.route, "gate.request_id": self.context.request_id}
         if self.decision is not None:
             attributes.update(self.decision.span_attributes())
@@ -109,7 +76,7 @@ class Call:
             attributes["gate.cache"] = "hit" if ticket.cache_entry is not None else "miss"
         return attributes
 
-    def _metric_attributes(self) -> dict[str, Any] | None:
+    def metric_attributes(self) -> dict[str, Any] | None:
         """Per-call metric attributes (the experiment arm), if any."""
         return None if self.decision is None else self.decision.metric_attributes()
 
@@ -152,7 +119,8 @@ class Call:
             gateway.router.downgrade(decision, self.request)
             self.plan = decision.deployments
         calls = context.calls_made()
-        calls.headers.extend(gateway.guard.headers(ticket))
+        if ticket.taken:
+            calls.headers.extend(gateway.guard.headers(ticket))
         if ticket.cache_key is None:
             return None
         hit = gateway.guard.hit(
@@ -162,7 +130,7 @@ class Call:
         gateway.telemetry.cache_lookup(self.route, hit is not None)
         return hit
 
-    def _deployment_limits(self) -> dict[str, list[Limit]] | None:
+    def deployment_limits(self) -> dict[str, list[Limit]] | None:
         """The limits each deployment of the plan has on this route, if any has."""
         decision = self.decision
         assert decision is not None
@@ -172,12 +140,6 @@ class Call:
         guard = self.gateway.guard
         found = {d.id: guard.deployment_rules(self.policy, d, usage) for d in self.plan}
         return {key: rules for key, rules in found.items() if rules} or None
-
-    def _known(self, deployment: Deployment, key: int) -> Any:
-        """The breaker record (0) or failure count (1) read before the call, if read."""
-        reads = self.ticket.reads if self.ticket is not None else {}
-        found = Health.keys(deployment.id)[key]
-        return reads.get(found, UNREAD)
 
     async def settle(self, result: ChatResult | None, *, ok: bool | None = None) -> None:
         """Account the finished call: tokens and arm figures for routing, settled budgets
@@ -220,7 +182,7 @@ class Call:
         await self.decide()
         hit = await self.guard()
         if hit is not None:
-            with self.gateway.telemetry.route_span(self.route, self._route_attributes()):
+            with self.gateway.telemetry.route_span(self.route, self.route_attributes()):
                 self.context.calls_made().record((), hit)
             await self.settle(hit)
             return hit
@@ -228,8 +190,8 @@ class Call:
         if isinstance(flight, asyncio.Future):
             return await self._follow(flight)
         try:
-            with self.gateway.telemetry.route_span(self.route, self._route_attributes()) as span:
-                result = await self._walk(attempts, self._attempt)
+            with self.gateway.telemetry.route_span(self.route, self.route_attributes()) as span:
+                result = await walk(self, attempts, self._attempt)
                 if span.is_recording():
                     span.set_attributes(
                         {"gate.deployment": result.deployment, "gate.attempts": len(attempts)}
@@ -277,136 +239,10 @@ class Call:
         await self.settle(result)
         return result
 
-    async def _walk(self, attempts: list[Attempt], attempt: _AttemptFn[_T]) -> _T:
-        """Try `attempt` on each deployment of the plan, with retries, until one succeeds.
-
-        Shared by plain and streamed calls: `attempt` raises `UpstreamError` on failure,
-        appending to `attempts` either way.
-        """
-        decision = self.decision
-        assert decision is not None, "decide() comes first: its outcome names the route span"
-        policy = self.policy
-        router = self.gateway.router
-        stream = decision.stream
-        skipped: dict[str, str] = {}  # deployments not tried, and why (cooling down, limits)
-        limited = self._deployment_limits()
-        fallback_reason: str | None = None
-        too_small: int | None = None  # context windows at most this size cannot hold the prompt
-        for position, deployment in enumerate(self.plan, start=1):
-            window = deployment.context_window
-            if too_small is not None and window is not None and window <= too_small:
-                continue
-            for retry in range(policy.retries + 1):
-                remaining = self._remaining()
-                if remaining is not None and remaining <= 0:
-                    raise self._deadline_error(attempts)
-                if limited and (rules := limited.get(deployment.id)) and self.ticket is not None:
-                    why = await self.gateway.guard.take_deployment(self.ticket, deployment, rules)
-                    if why is not None:
-                        skipped[deployment.id] = why
-                        break
-                admission = await router.health.admit(deployment.id, self._known(deployment, 0))
-                if admission.reason is not None:
-                    skipped[deployment.id] = admission.reason
-                    break
-                routing = {
-                    "gate.route": self.route,
-                    "gate.deployment": deployment.id,
-                    "gate.chain.position": position,
-                    "gate.attempt": len(attempts) + 1,
-                }
-                if fallback_reason is not None:
-                    routing["gate.fallback.reason"] = fallback_reason
-                self.admission = admission
-                try:
-                    return await router.attempt(
-                        deployment, admission, stream, partial(attempt, deployment, routing, attempts),
-                        self.writes, self._known(deployment, 1),
-                    )
-                except UpstreamError as error:
-                    if self.ticket is not None:  # what was read before is stale now
-                        for key in Health.keys(deployment.id):
-                            self.ticket.reads.pop(key, None)
-                    fallback_reason = error.kind.value
-                    if error.kind is ErrorKind.BAD_REQUEST:
-                        raise RequestRejected(
-                            str(error), attempts, request_id=self.context.request_id,
-                            status=error.status or 400,
-                        ) from None
-                    if error.kind in _NEXT_MODEL:
-                        if error.kind is ErrorKind.CONTEXT_LENGTH:
-                            too_small = window or estimate_messages(self.request.messages)
-                        elif error.kind not in _NOT_MISCONFIGURED:
-                            self.gateway.report_misconfigured(deployment, error)
-                        break
-                    if self.deadline is not None and perf_counter() >= self.deadline:
-                        raise self._deadline_error(attempts) from None
-                    if retry == policy.retries:
-                        break
-                    delay = retry_delay(policy.backoff, retry, error.retry_after, self.gateway.rng)
-                    remaining = self._remaining()
-                    if delay is None or (remaining is not None and delay >= remaining):
-                        break
-                    await asyncio.sleep(delay)
-        if not attempts:
-            reasons = {**decision.reasons, **skipped}
-            raise NoCandidates(
-                "no deployment could take the call: " + "; ".join(f"{k}: {v}" for k, v in reasons.items())
-                if reasons else "no deployment could take the call",
-                reasons, request_id=self.context.request_id,
-            )
-        raise AllAttemptsFailed(
-            f"all {len(attempts)} attempts failed", attempts, request_id=self.context.request_id,
-        )
-
-    def _deadline_error(self, attempts: list[Attempt]) -> DeadlineExceeded:
-        return DeadlineExceeded(
-            f"deadline of {self.policy.deadline}s exceeded after {len(attempts)} attempts",
-            attempts, request_id=self.context.request_id,
-        )
-
-    async def _attempt(
+    def _attempt(
         self, deployment: Deployment, routing: dict[str, Any], attempts: list[Attempt]
-    ) -> ChatResult:
-        telemetry = self.gateway.telemetry
-        provider = deployment.provider
-        assert provider is not None, "the gateway builds providers before any call"
-        timeout = self._timeout(deployment)
-        span = telemetry.start_attempt(deployment, self.request, routing)
-        started = perf_counter()
-        token = telemetry.activate(span)  # its context goes upstream as `traceparent`
-        try:
-            if timeout is None:  # no limit: spare the timer
-                reply = await provider.chat(deployment.upstream_model, self.request)
-            else:
-                async with asyncio.timeout(timeout):
-                    reply = await provider.chat(deployment.upstream_model, self.request)
-        except UpstreamError as error:
-            self._failed(deployment, span, error, started, attempts)
-            raise
-        except TimeoutError:
-            timed_out = UpstreamError(ErrorKind.TIMEOUT, f"no answer within {timeout:.3g}s")
-            self._failed(deployment, span, timed_out, started, attempts)
-            raise timed_out from None
-        except BaseException:
-            attempt_cancelled(span)
-            raise
-        finally:
-            telemetry.deactivate(token)
-        try:
-            parsed = self.parse(reply.text, reply.tool_calls)
-        except UpstreamError as error:
-            self._failed(deployment, span, error, started, attempts)
-            raise
-        latency = perf_counter() - started
-        cost, source = deployment.cost(reply)
-        telemetry.attempt_succeeded(
-            span, deployment, reply, cost, latency, extra=self._metric_attributes(), cost_source=source
-        )
-        attempts.append(
-            Attempt(deployment.alias, deployment.id, provider.system, "ok", latency, status=200)
-        )
-        return self._result(deployment, reply, cost, attempts, source, parsed)
+    ) -> Coroutine[Any, Any, ChatResult]:
+        return chat_attempt(self, deployment, routing, attempts)
 
     def parse(self, text: str, tool_calls: Sequence[ToolCall]) -> Any:
         """The answer validated against the call's `output=` (None without one, or when
@@ -415,43 +251,3 @@ class Call:
         if output is None or tool_calls:
             return None
         return output.parse(text)
-
-    def _failed(
-        self, deployment: Deployment, span: Any, error: UpstreamError, started: float,
-        attempts: list[Attempt],
-    ) -> None:
-        latency = perf_counter() - started
-        logger.info("gate_mw: attempt on %s failed: %s", deployment.id, error.detail)
-        self.gateway.telemetry.attempt_failed(
-            span, deployment, error, latency, extra=self._metric_attributes()
-        )
-        attempts.append(Attempt(
-            deployment.alias, deployment.id, deployment.system, error.kind.value, latency,
-            status=error.status, error=str(error),
-        ))
-
-    def _result(
-        self, deployment: Deployment, reply: ProviderReply, cost: float | None,
-        attempts: list[Attempt], cost_source: str | None = None, parsed: Any = None,
-    ) -> ChatResult:
-        return ChatResult(
-            text=reply.text,
-            model=deployment.alias,
-            deployment=deployment.id,
-            provider=deployment.system,
-            provider_model=reply.model,
-            finish_reason=reply.finish_reason,
-            usage=reply.usage,
-            cost_usd=cost,
-            latency_s=perf_counter() - self.started,
-            attempts=tuple(attempts),
-            request_id=self.context.request_id,
-            response_id=reply.response_id,
-            arm=self.context.arm,
-            cost_source=cost_source,
-            raw=reply.raw,
-            tool_calls=reply.tool_calls,
-            parsed=parsed,
-            choices=reply.choices,
-            system_fingerprint=reply.system_fingerprint,
-        )

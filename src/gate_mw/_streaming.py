@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from ._attempts import chat_result, record_failure, timeout_of, walk
+from ._stream_timer import StreamTimer
 from .chat._model import StreamDone, TextDelta, ToolCallDelta
 from .errors import ErrorKind, StreamInterrupted, UpstreamError
 from .providers._base import ProviderReply, StreamEnd, StreamEvent, estimated_usage
@@ -51,11 +53,10 @@ class GateStream:
     """
 
     __slots__ = (
-        "_admission", "_attempts", "_call", "_cancelling", "_chunk_attributes", "_cost_source",
-        "_deadline", "_deployment", "_disconnected", "_error", "_events", "_expired", "_first",
-        "_idle", "_last_chunk", "_limited", "_loop", "_parts", "_pending", "_reader", "_reading",
-        "_replayed", "_route_span", "_span", "_spent", "_started", "_state", "_time", "_timer",
-        "_ttfc", "result",
+        "_admission", "_attempts", "_call", "_chunk_attributes", "_cost_source", "_deployment",
+        "_disconnected", "_error", "_events", "_first", "_last_chunk", "_parts", "_pending",
+        "_replayed", "_route_span", "_span", "_spent", "_started", "_state", "_timer", "_ttfc",
+        "result",
     )
 
     def __init__(self, call: Call) -> None:
@@ -75,18 +76,8 @@ class GateStream:
         self._last_chunk = 0.0  # perf_counter when the last chunk arrived
         self._chunk_attributes: Mapping[str, Any] = {}
         self._disconnected = False
-        # After the commit point, idle and total limits are kept by one timer that is
-        # re-armed only when it fires: nothing is scheduled per chunk.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._time: Callable[[], float] = perf_counter
-        self._idle: float | None = None
-        self._deadline: float | None = None  # in loop time
-        self._limited = False
-        self._reading: float | None = None  # loop time the current read began
-        self._reader: asyncio.Task[Any] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._expired: UpstreamError | None = None
-        self._cancelling = 0
+        # After the commit point: the idle and total limits, if the policy sets any.
+        self._timer: StreamTimer | None = None
         #: The complete answer, once the stream has ended normally.
         self.result: ChatResult | None = None
         # What an interrupted or abandoned stream still cost, for budgets and usage.
@@ -136,17 +127,17 @@ class GateStream:
             raise
         telemetry = call.gateway.telemetry
         if hit is not None:
-            with telemetry.route_span(call.route, call._route_attributes()):
+            with telemetry.route_span(call.route, call.route_attributes()):
                 self._replayed, self._events = hit, replay(hit.text)
                 self._unpend(hit.model)
                 self._state = _OPEN
             return
-        route_span = self._route_span = telemetry.start_route(call.route, call._route_attributes())
+        route_span = self._route_span = telemetry.start_route(call.route, call.route_attributes())
         try:
             # Current only while walking, so the attempt spans are its children; it is
             # ended by whatever ends the stream, maybe in another task.
             with trace.use_span(route_span):
-                await call._walk(self._attempts, self._attempt)
+                await walk(call, self._attempts, self._attempt)
         except BaseException as exc:
             self._state = _DONE
             self._unpend(None)
@@ -207,20 +198,14 @@ class GateStream:
         if event is not None:
             self._first = None
         elif self._state == _OPEN:
-            events = self._events
+            events, timer = self._events, self._timer
             assert events is not None
-            if self._limited:
-                # A timestamp per read, nothing scheduled: the timer is armed once and
-                # re-armed only when it fires.
-                self._reader = asyncio.current_task()
-                self._reading = now = self._time()
-                if self._timer is None:
-                    self._arm(now)
+            if timer is not None:
+                timer.reading()
             try:
                 event = await events.__anext__()
             except BaseException as exc:
-                self._reading = None
-                error = self._failure(exc, self._reader)
+                error = self._failure(exc, None if timer is None else timer.read())
                 if error is None:
                     self._abort()
                     await self._finish()
@@ -228,7 +213,8 @@ class GateStream:
                 interrupted = self._interrupt(error)
                 await self._finish()
                 raise interrupted from None
-            self._reading = None
+            if timer is not None:
+                timer.read()
         elif self._state == _NEW:
             await self.open()
             return await self._step()
@@ -285,7 +271,7 @@ class GateStream:
         telemetry = call.gateway.telemetry
         provider = deployment.provider
         assert provider is not None, "the gateway builds providers before any call"
-        limit = call._timeout(deployment)
+        limit = timeout_of(call, deployment)
         ttft = call.policy.ttft
         if ttft is not None and (limit is None or ttft < limit):
             limit = ttft
@@ -308,7 +294,7 @@ class GateStream:
             if error is None:
                 attempt_cancelled(span, self._cancel_reason())
                 raise
-            call._failed(deployment, span, error, started, attempts)
+            record_failure(call, deployment, span, error, started, attempts)
             raise error from None
         telemetry.deactivate(token)
         ttfc = perf_counter() - started
@@ -319,12 +305,12 @@ class GateStream:
         self._deployment, self._span, self._events = deployment, span, events
         self._started, self._first, self._ttfc = started, first, ttfc
         self._admission = call.admission
-        loop = self._loop = asyncio.get_running_loop()
-        self._time = loop.time
-        self._idle = call.policy.idle_timeout  # the policy may be an experiment arm's
-        if call.deadline is not None:
-            self._deadline = loop.time() + (call.deadline - perf_counter())
-        self._limited = self._idle is not None or self._deadline is not None
+        idle = call.policy.idle_timeout  # the policy may be an experiment arm's
+        if idle is not None or call.deadline is not None:
+            deadline = None
+            if call.deadline is not None:
+                deadline = asyncio.get_running_loop().time() + (call.deadline - perf_counter())
+            self._timer = StreamTimer(idle, deadline, call.policy.deadline)
 
     def _unpend(self, model: str | None, *, record: bool = True) -> None:
         """The stream committed to `model` or failed (None): account it for the headers."""
@@ -337,44 +323,12 @@ class GateStream:
 
     # -- after the commit point --------------------------------------------------------
 
-    def _arm(self, now: float) -> None:
-        assert self._loop is not None
-        self._timer = self._loop.call_at(self._expiry(now), self._watch)
-
-    def _expiry(self, since: float) -> float:
-        idle, deadline = self._idle, self._deadline
-        if idle is None:
-            assert deadline is not None
-            return deadline
-        return since + idle if deadline is None else min(since + idle, deadline)
-
-    def _watch(self) -> None:
-        """Timer callback: re-arm for the read in progress, or cancel it if it is late."""
-        self._timer = None
-        since, task = self._reading, self._reader
-        if since is None or task is None or self._state != _OPEN:
-            return  # not reading: the next read arms the timer again
-        expiry = self._expiry(since)
-        if self._time() < expiry:
-            self._arm(since)
-            return
-        if expiry == self._deadline:
-            message = f"the deadline of {self._call.policy.deadline}s ran out mid-stream"
-            self._expired = UpstreamError(ErrorKind.DEADLINE, message)
-        else:
-            self._expired = UpstreamError(ErrorKind.TIMEOUT, f"no chunk for {self._idle}s")
-        self._cancelling = task.cancelling()
-        task.cancel()
-
     def _failure(self, exc: BaseException, task: asyncio.Task[Any] | None) -> UpstreamError | None:
         """The upstream failure `exc` stands for, or None for a cancellation to let through."""
         if isinstance(exc, UpstreamError):
             return exc
         if isinstance(exc, asyncio.CancelledError):
-            expired, self._expired = self._expired, None
-            if expired is not None and task is not None and task.uncancel() <= self._cancelling:
-                return expired
-            return None
+            return None if self._timer is None else self._timer.expired(task)
         if isinstance(exc, StopAsyncIteration):
             return UpstreamError(ErrorKind.PROTOCOL, "the stream stopped without its end event")
         if isinstance(exc, Exception):
@@ -393,8 +347,7 @@ class GateStream:
         """Leave the open state, exactly once; the caller then ends the spans."""
         self._state = _DONE
         if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+            self._timer.stop()
         deployment, span, route_span = self._deployment, self._span, self._route_span
         assert deployment is not None
         assert span is not None
@@ -428,8 +381,8 @@ class GateStream:
         self._call.gateway.telemetry.attempt_succeeded(
             span, deployment, reply, cost, latency, extra=self._extra(), cost_source=self._cost_source
         )
-        self.result = self._call._result(
-            deployment, reply, cost, self._attempts, self._cost_source, parsed
+        self.result = chat_result(
+            self._call, deployment, reply, cost, self._attempts, self._cost_source, parsed
         )
         route_span.end()
 
@@ -442,7 +395,9 @@ class GateStream:
         telemetry.record_reply(span, deployment, reply, cost, extra=extra, cost_source=self._cost_source)
         telemetry.attempt_failed(span, deployment, error, latency, extra=extra)
         span_failed(route_span, error.kind.value, str(error))
-        partial = self._spent = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
+        partial = self._spent = chat_result(
+            self._call, deployment, reply, cost, self._attempts, self._cost_source
+        )
         return StreamInterrupted(
             f"the stream from {deployment.alias} failed after {len(self._parts)} chunks: {error}",
             self._attempts, request_id=self.request_id, kind=error.kind, partial=partial,
@@ -452,7 +407,9 @@ class GateStream:
         reason = self._cancel_reason()
         deployment, span, route_span = self._close()
         reply, cost, _ = self._settle(deployment, _NO_END, reason)
-        self._spent = self._call._result(deployment, reply, cost, self._attempts, self._cost_source)
+        self._spent = chat_result(
+            self._call, deployment, reply, cost, self._attempts, self._cost_source
+        )
         self._call.gateway.telemetry.record_reply(
             span, deployment, reply, cost, extra=self._extra(), cost_source=self._cost_source
         )

@@ -123,7 +123,8 @@ class Gate:
         _check_cache_mode(cache)
         request = self._request("chat", messages, options)
         gateway = self.gateway
-        await gateway.start()
+        if not gateway._ready():
+            await gateway.start()
         return await self._call(request, model, max_cost_usd, stream=False, cache=cache).run()
 
     def _call(

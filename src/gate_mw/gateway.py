@@ -205,6 +205,8 @@ class Gateway:
 
     def validate_policy(self, policy: RoutePolicy, route: str) -> RoutePolicy:
         """`policy` with defaults filled in, checked against this gateway's models."""
+        if policy.models and self.router.compiled(policy):  # checked already
+            return policy
         if not policy.models:
             policy = policy.model_copy(update={"models": self.default_policy.models})
         if unknown := self.registry.unknown(policy.models):
@@ -286,6 +288,10 @@ class Gateway:
                 self._pool = AiohttpTransport(self._max_connections)
             self._loop = asyncio.get_running_loop()  # a pool the gateway made is bound to it
         return self._pool
+
+    def _ready(self) -> bool:
+        """Whether calls may go out now without `start` (it has run, on this event loop)."""
+        return self._started and (self._loop is None or self._loop is asyncio.get_running_loop())
 
     async def start(self, app: Any = None) -> None:
         """Read API keys and build providers; with `app`, check every route policy in it."""

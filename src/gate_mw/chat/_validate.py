@@ -55,7 +55,8 @@ def _check_json(value: object, where: str, depth: int = 0) -> Any:
         return int(value)
     if depth >= MAX_DEPTH:
         raise _Invalid(f"{where}: nested more than {MAX_DEPTH} levels deep")
-    if isinstance(value, Mapping):
+    # `type(...) is dict` first: an ABC's isinstance is a Python-level call.
+    if type(value) is dict or isinstance(value, Mapping):
         checked: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
@@ -76,7 +77,7 @@ def _check_json(value: object, where: str, depth: int = 0) -> Any:
 
 
 def _check_message(message: object, where: str) -> dict[str, Any]:
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         raise _Invalid(f"{where}: a message must be a mapping with role and content, "
                        f"got {type(message).__name__}")
     role = message.get("role")
@@ -137,7 +138,9 @@ def _check_option(name: str, value: object) -> Any:
 def _validate(
     messages: object, options: Mapping[str, Any]
 ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
-    if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
+    if type(messages) is not list and (
+        isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence)
+    ):
         raise _Invalid(f"messages: must be a list of messages, got {type(messages).__name__}")
     if not messages:
         raise _Invalid("messages: must not be empty")

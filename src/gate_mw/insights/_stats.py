@@ -4,6 +4,7 @@ intervals from sums and sums of squares, and differences against a control arm."
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,10 +23,7 @@ _Z = 1.959963984540054  # two-sided 95 % quantile of the normal distribution
 
 def bucket_of(seconds: float) -> int:
     """The index of the bucket holding `seconds` (the last one is open-ended)."""
-    for index, bound in enumerate(DURATION_BUCKETS):
-        if seconds <= bound:
-            return index
-    return len(DURATION_BUCKETS)
+    return bisect_left(DURATION_BUCKETS, seconds)  # the first bound >= seconds
 
 
 def percentile(counts: Sequence[float], q: float) -> float | None:

@@ -29,13 +29,16 @@ OTHER = "(other)"
 # Per granularity: the key prefix, bucket width and ttl; and each latency bucket's field.
 _GRANULARITIES = tuple((f"ins:{width:g}:", width, ttl) for width, ttl in GRANULARITIES)
 _LATENCY = tuple(f"lat{i}" for i in range(len(DURATION_BUCKETS) + 1))
+# Each width is a multiple of the first, so a group's keys change only when the first
+# granularity's bucket does: they are built then, not per call.
+assert all(width % GRANULARITIES[0][0] == 0 for width, _ in GRANULARITIES)
 _GROUPS_KEY = "ins:groups"
 
 
 class Counters:
     """Adds a finished call to the counters and reads them back."""
 
-    __slots__ = ("_ids", "max_groups", "store")
+    __slots__ = ("_ids", "_keys", "max_groups", "store")
 
     def __init__(self, store: StateStore, *, max_groups: int = 500) -> None:
         if max_groups < 1:
@@ -43,6 +46,8 @@ class Counters:
         self.store = store
         self.max_groups = max_groups
         self._ids: dict[tuple[str, str, str], int] = {}  # groups known here -> id
+        # group id -> (first granularity's bucket, per granularity: (ttl, field -> key))
+        self._keys: dict[int, tuple[int, tuple[tuple[float, dict[str, str]], ...]]] = {}
 
     async def groups(self) -> list[tuple[str, str, str]]:
         """Every (caller, route, model) recorded by any replica, in id order."""
@@ -88,17 +93,31 @@ class Counters:
         gid = self._ids.get(group)
         if gid is None:  # first sight here: register it (awaited only then)
             gid = await self._group_id(group)
-        now = self.store.clock()
-        values = (
-            ("calls", 1), ("errors", 0 if ok else 1), ("cost", cost), ("in", input_tokens),
-            ("out", output_tokens), (_LATENCY[bucket_of(latency_s)], 1),
-        )
         add = writes.add
-        for label, width, ttl in _GRANULARITIES:
-            prefix = f"{label}{int(now // width)}:{gid}:"
-            for k, v in values:
-                if v:
-                    add(prefix + k, v, ttl)
+        for ttl, keys in self._bucket_keys(gid, self.store.clock()):
+            add(keys["calls"], 1, ttl)
+            if not ok:
+                add(keys["errors"], 1, ttl)
+            if cost:
+                add(keys["cost"], cost, ttl)
+            if input_tokens:
+                add(keys["in"], input_tokens, ttl)
+            if output_tokens:
+                add(keys["out"], output_tokens, ttl)
+            add(keys[_LATENCY[bucket_of(latency_s)]], 1, ttl)
+
+    def _bucket_keys(self, gid: int, now: float) -> tuple[tuple[float, dict[str, str]], ...]:
+        """The counter keys of group `gid` in the buckets holding `now`, per granularity."""
+        first = int(now // _GRANULARITIES[0][1])
+        found = self._keys.get(gid)
+        if found is not None and found[0] == first:
+            return found[1]
+        keys = tuple(
+            (ttl, {name: f"{label}{int(now // width)}:{gid}:{name}" for name in FIELDS})
+            for label, width, ttl in _GRANULARITIES
+        )
+        self._keys[gid] = (first, keys)
+        return keys
 
     async def read(
         self, gids: Sequence[int], width: float, buckets: Sequence[int]

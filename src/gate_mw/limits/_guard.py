@@ -49,9 +49,11 @@ class Ticket:
     )
 
     def __init__(self) -> None:
-        self.taken: list[_Taken] = []
+        # Empty tuples until something is taken: most calls take nothing, and a ticket
+        # lives as long as its call.
+        self.taken: Sequence[_Taken] = ()
         #: Deployment limits taken by attempts: (deployment id, check)
-        self.deployment_taken: list[tuple[str, _Taken]] = []
+        self.deployment_taken: list[tuple[str, _Taken]] | tuple[()] = ()
         self.used: tuple[float, ...] = ()
         self.usd = 0.0  # reserved per USD check
         self.tokens = 0.0
@@ -128,13 +130,12 @@ class Guard:
         if policy.limits or policy.budgets or self.rules:
             ticket.usd, ticket.tokens = _estimate(request, deployments)
             ticket.taken = self._checks(policy, route, caller, ticket.usd, ticket.tokens, now)
-        if not ticket.taken and not all_reads:
+        if not ticket.taken:  # nothing to reserve: a plain read (breakers, cache), if any
+            if all_reads:
+                self._found(ticket, all_reads, await store.get_many(all_reads))
             return ticket
         verdict = await store.reserve([t.check for t in ticket.taken], all_reads)
-        found = dict(zip(all_reads, verdict.reads, strict=True))
-        if ticket.cache_key is not None and self.cache.backend == "store" and cache_mode == "use":
-            ticket.cache_entry = found.pop(ticket.cache_key, None)
-        ticket.reads = found
+        self._found(ticket, all_reads, verdict.reads)
         ticket.used = verdict.used
         if verdict.refused is not None:
             raise _refusal(ticket.taken[verdict.refused], verdict.used[verdict.refused], now, request_id)
@@ -144,6 +145,13 @@ class Guard:
                 before = used - taken.check.amount
                 ticket.downgraded = ticket.downgraded or before >= threshold - 1e-12
         return ticket
+
+    def _found(self, ticket: Ticket, reads: Sequence[str], values: Sequence[Any]) -> None:
+        """What the reads before the call found: the cached answer (a store cache), the rest."""
+        found = dict(zip(reads, values, strict=True))
+        if ticket.cache_key is not None and self.cache.backend == "store" and ticket.cache_mode == "use":
+            ticket.cache_entry = found.pop(ticket.cache_key, None)
+        ticket.reads = found
 
     async def used(
         self, policy: RoutePolicy, *, route: str, caller: str | None = None
@@ -184,6 +192,8 @@ class Guard:
         if verdict.refused is not None:
             refused = taken[verdict.refused]
             return f"at its {refused.kind} limit ({refused.check.limit:g})"
+        if not ticket.deployment_taken:
+            ticket.deployment_taken = []
         for item in taken:
             ticket.deployment_taken.append((deployment.id, item))
         return None

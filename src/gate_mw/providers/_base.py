@@ -104,7 +104,9 @@ def billed_cost(value: Any, *, free: bool = True) -> float | None:
     """A cost an upstream reported (a number or numeric string, USD), or None when it is
     missing or not a finite, non-negative number. `free=False` takes 0 as unknown: LiteLLM
     reports 0 for models it has no price for."""
-    if isinstance(value, Mapping):  # a `usage` object: OpenRouter puts the bill in `cost`
+    if value is None:
+        return None
+    if type(value) is dict or isinstance(value, Mapping):  # `usage`: OpenRouter's bill in `cost`
         value = value.get("cost")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._json import loads
 from ..config import UpstreamLimits
 from ..errors import ErrorKind, UpstreamError
 from ..telemetry._propagation import outgoing
 from ._base import Provider, billed_cost
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
-from .transport import Transport
+from .transport import Reply, Transport
 
 __all__ = ["HTTPProvider"]
 
 _JSON = {"content-type": "application/json"}
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# No circular check (a dict of ids per call): the gate hands over checked copies, which
+# hold no cycles and nest at most `chat._validate.MAX_DEPTH` deep.
+_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
 
 
 def _encoded(payload: Mapping[str, Any]) -> bytes:
@@ -77,26 +82,39 @@ class HTTPProvider(Provider):
             payload = {key: value for key, value in payload.items() if key not in self._omit}
         return self._base_url + path + self._query, _encoded(payload)
 
-    async def _post(self, path: str, payload: Mapping[str, Any]) -> Any:
-        return (await self._post_billed(path, payload))[0]
+    # A plain call awaits the transport's `post` itself, `_send` and `_body` around it: no
+    # coroutine of ours sits between the provider and the transport while the reply is
+    # awaited. `except self._errors` reads the transport's errors only when one is raised.
 
-    async def _post_billed(self, path: str, payload: Mapping[str, Any]) -> tuple[Any, float | None]:
-        """The reply's JSON, and the cost a LiteLLM proxy reported in its header."""
+    def _send(self, path: str, payload: Mapping[str, Any]) -> Coroutine[Any, Any, Reply]:
+        """POST `payload` as JSON; await it under `except self._errors` and map those
+        with `_failure`."""
         url, content = self._request(path, payload)
-        transport = self._client()
-        try:
-            reply = await transport.post(
-                url, outgoing(self._headers), content, limit=self._max_body, error_limit=self._max_error_body
-            )
-        except transport.errors as exc:
-            raise error_from_exception(exc, self._secrets) from None
+        return self._client().post(
+            url, outgoing(self._headers), content, limit=self._max_body, error_limit=self._max_error_body
+        )
+
+    @property
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        """What the transport raises for a failed connection or HTTP framing."""
+        return self._client().errors
+
+    def _failure(self, exc: BaseException) -> UpstreamError:
+        return error_from_exception(exc, self._secrets)
+
+    def _json(self, reply: Reply) -> Any:
+        """The reply's JSON; `UpstreamError` for an error status or a body that is no JSON."""
         if reply.status_code >= 400:
             raise error_from_response(reply, self._secrets)
         try:
-            body = json.loads(reply.content)
+            return loads(reply.content)
         except ValueError as exc:
             raise error_from_exception(exc) from None
-        return body, billed_cost(reply.headers.get("x-litellm-response-cost"), free=False)
+
+    @staticmethod
+    def _billed(reply: Reply) -> float | None:
+        """The cost a LiteLLM proxy reported in its header."""
+        return billed_cost(reply.headers.get("x-litellm-response-cost"), free=False)
 
     @contextlib.asynccontextmanager
     async def _events(self, path: str, payload: Mapping[str, Any]) -> AsyncIterator[SSEDecoder]:

@@ -43,7 +43,11 @@ class AnthropicProvider(HTTPProvider):
     """Speaks the Anthropic Messages API."""
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
-        body = await self._post("/v1/messages", anthropic_payload(model, request))
+        try:
+            reply = await self._send("/v1/messages", anthropic_payload(model, request))
+        except self._errors as exc:
+            raise self._failure(exc) from None
+        body = self._json(reply)
         forced = _forced_name(request)
         try:
             text, tool_calls = reply_content(body["content"], forced)

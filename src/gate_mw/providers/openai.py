@@ -69,7 +69,7 @@ def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
 
 def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage from an OpenAI `usage` object, or an estimate flagged as such."""
-    if not isinstance(usage, Mapping):
+    if type(usage) is not dict and not isinstance(usage, Mapping):
         return estimated_usage(request, text)
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
@@ -96,15 +96,18 @@ def _tool_calls(calls: Any) -> tuple[ToolCall, ...]:
     )
 
 
-def _choice(choice: Mapping[str, Any]) -> Choice:
+def _answer(choice: Mapping[str, Any]) -> tuple[str, str | None, tuple[ToolCall, ...]]:
+    """A choice's text, finish reason and tool calls."""
     message = choice["message"]
-    content = message.get("content")
-    return Choice(
-        int(choice.get("index") or 0),
-        reply_text(content),
+    return (
+        reply_text(message.get("content")),
         optional_str(choice.get("finish_reason")),
         _tool_calls(message.get("tool_calls")),
     )
+
+
+def _choice(choice: Mapping[str, Any]) -> Choice:
+    return Choice(int(choice.get("index") or 0), *_answer(choice))
 
 
 class _ToolCalls:
@@ -142,18 +145,23 @@ class OpenAIProvider(HTTPProvider):
     """Speaks the OpenAI chat completions API."""
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
-        payload = openai_payload(model, request)
-        body, billed = await self._post_billed("/chat/completions", payload)
+        try:
+            reply = await self._send("/chat/completions", openai_payload(model, request))
+        except self._errors as exc:
+            raise self._failure(exc) from None
+        body, billed = self._json(reply), self._billed(reply)
         try:
             choices = body["choices"]
-            first = _choice(choices[0])
+            first = choices[0]
+            int(first.get("index") or 0)  # checked as `_choice` checks every choice's
+            text, finish_reason, tool_calls = _answer(first)
             return ProviderReply(
-                text=first.text,
-                finish_reason=first.finish_reason,
+                text=text,
+                finish_reason=finish_reason,
                 model=optional_str(body.get("model")) or model,
                 response_id=optional_str(body.get("id")),
-                usage=openai_usage(body.get("usage"), request, first.text),
-                tool_calls=first.tool_calls,
+                usage=openai_usage(body.get("usage"), request, text),
+                tool_calls=tool_calls,
                 choices=tuple(map(_choice, choices)) if len(choices) > 1 else (),
                 raw=body if request.raw else None,
                 cost=billed_cost(body.get("usage")) if billed is None else billed,

@@ -9,10 +9,10 @@ from starlette.types import Receive, Scope, Send
 
 from .._context import RoutingContext
 from .._events import STREAM_HEADERS, serve_stream
+from .._json import dumps
 from .._streaming import GateStream
 from ..errors import GateError
 from ._errors import Api, ProxyError, from_gate_error
-from ._json import dumps
 
 if TYPE_CHECKING:
     from ._core import Proxy

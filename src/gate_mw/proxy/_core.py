@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope
 
 from .._context import SCOPE_KEY, RoutingContext
 from .._events import openai_chunks
+from .._json import loads
 from .._streaming import GateStream
 from ..client import Gate
 from ..errors import ConfigError, GateError
@@ -28,7 +29,6 @@ from ..providers._base import ChatRequest, estimated_usage
 from ._anthropic import message_body, message_events, read_messages
 from ._asgi import Endpoint, Reply, Streamed
 from ._errors import Api, ProxyError, error_body
-from ._json import loads
 from ._keys import KeyStore, VirtualKey, hash_key, key_rules
 from ._litellm_limits import key_fields
 from ._openai import ChatArgs, completion_body, read_chat

@@ -8,6 +8,7 @@ half_open --(probe succeeds)--> closed;  --(probe fails)--> open again
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ..errors import ConfigError, ErrorKind
@@ -96,6 +97,12 @@ ADMITTED = Admission(None)
 _PROBE = Admission(None, probe=True)
 
 
+@lru_cache(maxsize=4096)
+def _keys(deployment_id: str) -> tuple[str, str]:
+    # Built once per deployment: every call reads both before its first attempt.
+    return "cb:" + deployment_id, "cbf:" + deployment_id
+
+
 class Health:
     """Breaker bookkeeping for every deployment, in the routing state store."""
 
@@ -112,7 +119,15 @@ class Health:
     @staticmethod
     def keys(deployment_id: str) -> tuple[str, str]:
         """The keys of a deployment's breaker and consecutive failures, read before a call."""
-        return "cb:" + deployment_id, "cbf:" + deployment_id
+        return _keys(deployment_id)
+
+    @staticmethod
+    def closed(known: Any) -> Admission | None:
+        """The admission when the breaker record read before the call (`known`) shows it
+        closed, without a store call; None when `admit` must decide."""
+        if known is None or (known is not UNREAD and known[0] == "closed"):
+            return ADMITTED
+        return None
 
     async def admit(self, deployment_id: str, known: Any = UNREAD) -> Admission:
         """Closed: admitted. Open: refused until the cooldown ends, then one caller wins

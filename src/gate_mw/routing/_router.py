@@ -1,27 +1,24 @@
 """The router: turns a route policy into a per-call plan, and feeds back what attempts showed.
 
-Policies are compiled once (when the gateway validates them): static filters applied,
-strategy resolved, experiment arms compiled. A decision then only does the per-call work:
+Policies are compiled once (`_plan.py`); a decision then only does the per-call work:
 estimated cost, the strategy's order, budget downgrade and soft demotions.
 """
 
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..chat._tokens import estimate_messages
-from ..errors import PolicyError, UpstreamError
-from ..policy import RoutePolicy, make_policy
-from ._experiments import Experiment, Experiments
+from ..errors import UpstreamError
+from ..policy import RoutePolicy
+from ._experiments import Experiments
 from ._health import Admission, Breaker, CooldownState, Health
+from ._plan import Decision, Route, Routes
 from ._request import RequestInfo
-from ._state import Figure, RoutingState
-from ._strategies import OrderedStrategy, Strategy, resolve_strategy, strategy_names
+from ._state import RoutingState
 
 if TYPE_CHECKING:
     from .._context import RoutingContext
@@ -31,66 +28,6 @@ if TYPE_CHECKING:
     from ..state import StateStore, Writes
 
 __all__ = ["Decision", "Router"]
-
-_T = TypeVar("_T")
-_MAX_ROUTES = 512  # compiled policies kept; a policy made per call must not grow this
-# Fields read before the arm is drawn (they shape the request itself), so arms cannot vary them.
-_ROUTE_ONLY = frozenset({"max_tokens", "temperature", "idle_timeout", "name"})
-
-
-@dataclass(slots=True)
-class Decision:
-    """The plan of one call and why: shown on its route span and used by the chain."""
-
-    deployments: Sequence[Deployment]
-    policy: RoutePolicy
-    strategy: str
-    reasons: dict[str, str] = field(default_factory=dict)
-    stream: bool = False
-    experiment: str | None = None
-    arm: str | None = None
-    tier: str | None = None
-    task: str | None = None
-    downgraded: bool = False
-
-    def span_attributes(self) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            "gate.strategy": self.strategy,
-            "gate.candidates": tuple(d.id for d in self.deployments),
-        }
-        if self.reasons:
-            attributes["gate.excluded"] = tuple(self.reasons)
-        if self.arm is not None:
-            attributes["gate.experiment.name"] = self.experiment
-            attributes["gate.experiment.arm"] = self.arm
-        if self.tier is not None:
-            attributes["gate.tier"] = self.tier
-        if self.task is not None:
-            attributes["gate.task"] = self.task
-        if self.downgraded:
-            attributes["gate.budget.downgraded"] = True
-        return attributes
-
-    def metric_attributes(self) -> dict[str, Any] | None:
-        if self.arm is None:
-            return None
-        return {"gate.experiment.name": self.experiment, "gate.experiment.arm": self.arm}
-
-
-@dataclass(slots=True)
-class _Route:
-    """A policy compiled against a gateway's models."""
-
-    policy: RoutePolicy
-    strategy: Strategy
-    candidates: tuple[Deployment, ...]
-    excluded: dict[str, str]
-    experiment: Experiment | None = None
-    arms: dict[str, _Route] = field(default_factory=dict)
-    override_header: bytes | None = None
-    # Nothing per call to do beyond the declared chain: ordered, no filters, no budget.
-    fixed: bool = False
-    min_window: int | None = None
 
 
 class Router:
@@ -108,106 +45,17 @@ class Router:
         self.health = Health(store, breaker)
         self.experiments = Experiments(self.state)
         self.rng = rng
-        self._routes: OrderedDict[int, _Route] = OrderedDict()
-        # The figures some compiled route ranks by: attempts keep only these. Routes are
-        # compiled at startup (or on first use), so figures are kept from then on.
-        self._figures: frozenset[Figure] = frozenset()
+        self.routes = Routes(registry, self.experiments)
 
     # -- compiling policies --------------------------------------------------------------
-
     def compile(self, policy: RoutePolicy, route: str) -> None:
         """Check `policy` against the models and keep its compiled form; PolicyError naming
         the route and field otherwise."""
-        if self._cached(policy) is None:
-            self._remember(policy, self._compile(policy, route, ""))
+        self.routes.compile(policy, route)
 
-    def _cached(self, policy: RoutePolicy) -> _Route | None:
-        found = self._routes.get(id(policy))
-        if found is not None and found.policy is policy:
-            self._routes.move_to_end(id(policy))
-            return found
-        return None
-
-    def _remember(self, policy: RoutePolicy, compiled: _Route) -> None:
-        self._routes[id(policy)] = compiled
-        self._routes.move_to_end(id(policy))
-        if len(self._routes) > _MAX_ROUTES:
-            self._routes.popitem(last=False)
-
-    def _compile(self, policy: RoutePolicy, route: str, prefix: str) -> _Route:
-        def fail(field_name: str, message: str) -> PolicyError:
-            return PolicyError(message, route=route, field=prefix + field_name)
-
-        try:
-            strategy = resolve_strategy(policy.strategy)
-        except KeyError:
-            known = ", ".join(strategy_names())
-            raise fail("strategy", f"unknown strategy {policy.strategy!r} (known: {known})") from None
-        if unknown := self.registry.unknown(policy.models):
-            raise fail("models", f"unknown model {unknown[0]!r}")
-        declared = self.registry.chain(policy.models)
-        try:
-            strategy.check(policy, declared)
-        except ValueError as exc:
-            raise fail("strategy", f"{strategy.name}: {exc}") from None
-        candidates, excluded = _static_filter(policy, declared)
-        if not candidates:
-            field_name = "tags" if policy.tags else "min_quality"
-            raise fail(field_name, "no model meets the filters: " + "; ".join(
-                f"{dep}: {why}" for dep, why in excluded.items()
-            ))
-        if policy.max_cost_usd is not None:
-            _check_affordable(policy, candidates, fail)
-        if policy.task is not None and not any(policy.task in d.entry.tags for d in candidates):
-            raise fail("task", f"no model is tagged {policy.task!r}")
-        self._figures |= strategy.reads
-        if policy.max_latency is not None:
-            self._figures |= {"latency"}
-        compiled = _Route(policy, strategy, candidates, excluded)
-        compiled.fixed = type(strategy) is OrderedStrategy and (
-            policy.max_cost_usd is None and policy.max_latency is None
-        )
-        windows = [d.context_window for d in candidates if d.context_window is not None]
-        compiled.min_window = min(windows) if windows else None
-        if policy.experiment is not None:
-            if prefix:
-                raise fail("experiment", "an experiment arm cannot hold another experiment")
-            self._compile_experiment(compiled, policy.experiment, route, fail)
-        return compiled
-
-    def _compile_experiment(
-        self, compiled: _Route, experiment: Experiment, route: str,
-        fail: Callable[[str, str], PolicyError],
-    ) -> None:
-        if problem := self.experiments.add(experiment):
-            raise fail("experiment.name", problem)
-        base = {name: value for name, value in compiled.policy if name != "experiment"}
-        for arm, spec in experiment.arms.items():
-            where = f"experiment.arms.{arm}"
-            if isinstance(spec, str):
-                overrides: dict[str, Any] = {"models": (spec,)}
-            elif isinstance(spec, Sequence):
-                overrides = {"models": tuple(spec)}
-            else:
-                overrides = dict(spec)
-            if "experiment" in overrides:
-                raise fail(where, "an arm cannot hold another experiment")
-            if fixed := sorted(_ROUTE_ONLY & overrides.keys()):
-                raise fail(f"{where}.{fixed[0]}", "a request setting: set it on the route, not an arm")
-            variant = make_policy(route, {**base, **overrides})
-            if not variant.models:
-                variant = variant.model_copy(update={"models": compiled.policy.models})
-            compiled.arms[arm] = self._compile(variant, route, where + ".")
-        if experiment.override_header:
-            compiled.override_header = experiment.override_header.lower().encode()
-        compiled.experiment = experiment
-
-    def _route(self, policy: RoutePolicy, route: str) -> _Route:
-        compiled = self._cached(policy)
-        if compiled is None:  # a policy the gateway did not validate (a Gate made by hand)
-            compiled = self._compile(policy, route, "")
-            self._remember(policy, compiled)
-        return compiled
+    def compiled(self, policy: RoutePolicy) -> bool:
+        """Whether `policy` is compiled (and so checked) already."""
+        return self.routes.compiled(policy)
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -217,7 +65,7 @@ class Router:
         stream: bool = False,
     ) -> Decision:
         """The plan of one call: which deployments, in which order, and why."""
-        compiled = self._route(policy, route)
+        compiled = self.routes.get(policy, route)
         experiment = compiled.experiment
         arm: str | None = None
         if experiment is not None:
@@ -234,9 +82,13 @@ class Router:
         if compiled.fixed and max_cost_usd is None:
             deployments: Sequence[Deployment] = compiled.candidates
             window = compiled.min_window
+            fixed = compiled.fixed_attributes
             if window is not None and (prompt := estimate_messages(request.messages)) > window:
-                deployments = _demote(deployments, prompt, set())
-            return Decision(deployments, policy, "ordered", compiled.excluded, stream, name, arm)
+                deployments, fixed = _demote(deployments, prompt, set()), None
+            return Decision(
+                deployments, policy, "ordered", compiled.excluded, stream, name, arm,
+                fixed_attributes=fixed,
+            )
         prompt = estimate_messages(request.messages)
         info = RequestInfo(
             messages=request.messages, prompt_tokens=prompt,
@@ -271,7 +123,7 @@ class Router:
         decision.deployments = tuple(sorted(decision.deployments, key=lambda d: _cost_key(info, d)))
         decision.downgraded = True
 
-    def _assign(self, compiled: _Route, context: RoutingContext) -> str:
+    def _assign(self, compiled: Route, context: RoutingContext) -> str:
         experiment = compiled.experiment
         assert experiment is not None
         if compiled.override_header is not None:
@@ -286,49 +138,44 @@ class Router:
 
     # -- feedback ------------------------------------------------------------------------
 
-    async def attempt(
-        self, deployment: Deployment, admission: Admission, stream: bool,
-        attempt: Callable[[], Awaitable[_T]], writes: Writes | None = None,
-        failures: Any = None,
-    ) -> _T:
-        """Run one attempt, feeding its outcome to the breaker and, where some route ranks
-        by them, to the latency window and the in-flight and per-minute counts.
+    @property
+    def counted(self) -> tuple[bool, bool] | None:
+        """What an attempt starting now counts (in flight, per-minute usage), when some
+        compiled route ranks by either; None otherwise. Read once per attempt, so a route
+        compiled meanwhile cannot unbalance the counts."""
+        figures = self.routes.figures
+        busy, usage = "in_flight" in figures, "usage" in figures
+        return (busy, usage) if busy or usage else None
+
+    async def begin(self, deployment_id: str, counted: tuple[bool, bool]) -> None:
+        """An attempt starts (`counted` from `counted`)."""
+        await self.state.started(deployment_id, in_flight=counted[0], usage=counted[1])
+
+    async def end(self, deployment_id: str) -> None:
+        """An attempt counted in flight ended, whatever its outcome."""
+        await self.state.finished(deployment_id)
+
+    def succeeded(
+        self, deployment_id: str, admission: Admission, stream: bool, writes: Writes,
+        failures: Any, seconds: float,
+    ) -> Awaitable[None] | None:
+        """Feed an attempt's success (it took `seconds`) to the breaker and, where some
+        route ranks by it, the latency window: into the call's one write after it; what
+        must be awaited now (a half-open probe closing its breaker), if anything.
 
         A stream's attempt ends at its first token, but its outcome is known only when it
         ends: a stream cut later is as much a failure. So a stream's success is left to
-        `stream_ended`; its failures before the first token are counted here. With
-        `writes`, a success's bookkeeping joins the call's one write after it; `failures`
-        is the consecutive-failure count read before (None: unknown)."""
-        state, health, figures = self.state, self.health, self._figures
-        busy = "in_flight" in figures  # read once: a route compiled meanwhile must not unbalance it
-        if busy or "usage" in figures:
-            await state.started(deployment.id, in_flight=busy, usage="usage" in figures)
-        settled = False
-        timer = self.timer
-        started = timer()
-        try:
-            result = await attempt()
-            settled = True
-            if not stream:
-                if "latency" in figures:
-                    if writes is None:
-                        await state.observe_latency(deployment.id, timer() - started)
-                    else:  # into the call's one write after it
-                        state.observe_into(writes, deployment.id, timer() - started)
-                if writes is None or admission.probe:
-                    await health.succeeded(deployment.id, admission)
-                else:
-                    health.success_writes(deployment.id, writes, reset=failures != 0)
-            return result
-        except UpstreamError as error:
-            settled = True
-            await health.failed(deployment.id, admission, error.kind)
-            raise
-        finally:
-            if not settled:
-                await health.abandoned(deployment.id, admission)
-            if busy:
-                await state.finished(deployment.id)
+        `stream_ended`; its failures before the first token are counted as any other's
+        (`health.failed`). `failures` is the consecutive-failure count read before the
+        call (None: unknown)."""
+        if stream:
+            return None
+        if "latency" in self.routes.figures:
+            self.state.observe_into(writes, deployment_id, seconds)
+        if admission.probe:
+            return self.health.succeeded(deployment_id, admission)
+        self.health.success_writes(deployment_id, writes, reset=failures != 0)
+        return None
 
     async def stream_ended(
         self, deployment_id: str, admission: Admission, ttft: float,
@@ -342,7 +189,7 @@ class Router:
         elif error is not None:
             await self.health.failed(deployment_id, admission, error.kind)
         else:
-            if "latency" in self._figures:
+            if "latency" in self.routes.figures:
                 await self.state.observe_latency(deployment_id, ttft, stream=True)
             await self.health.succeeded(deployment_id, admission)
 
@@ -356,7 +203,7 @@ class Router:
         state = self.state
         if result is not None and not result.cached:
             usage = result.usage
-            if usage.total_tokens and "usage" in self._figures:
+            if usage.total_tokens and "usage" in self.routes.figures:
                 state.add_tokens(result.deployment, usage.total_tokens, writes)
         if decision.arm is not None and decision.experiment is not None:
             if not ok or result is None:
@@ -370,40 +217,6 @@ class Router:
 
     async def cooldowns(self) -> list[CooldownState]:
         return await self.health.states([d.id for d in self.registry.deployments])
-
-
-def _static_filter(
-    policy: RoutePolicy, deployments: Sequence[Deployment]
-) -> tuple[tuple[Deployment, ...], dict[str, str]]:
-    kept: list[Deployment] = []
-    excluded: dict[str, str] = {}
-    for deployment in deployments:
-        entry = deployment.entry
-        if missing := policy.tags - entry.tags:
-            excluded[deployment.id] = f"lacks tag(s) {', '.join(sorted(missing))}"
-        elif policy.min_quality is not None and entry.quality < policy.min_quality:
-            excluded[deployment.id] = f"quality {entry.quality} below min_quality {policy.min_quality}"
-        else:
-            kept.append(deployment)
-    return tuple(kept), excluded
-
-
-def _check_affordable(
-    policy: RoutePolicy, candidates: Sequence[Deployment], fail: Callable[[str, str], PolicyError]
-) -> None:
-    """Even an empty prompt must fit max_cost_usd on some model, or no call ever will."""
-    limit = policy.max_cost_usd
-    assert limit is not None
-    info = RequestInfo(
-        messages=(), prompt_tokens=0, max_tokens=policy.max_tokens, policy=policy, route="",
-        rng=random.Random(0),
-    )
-    costs = [info.cost(d) for d in candidates]
-    if not any(cost is not None and cost <= limit for cost in costs):
-        known = [cost for cost in costs if cost is not None]
-        cheapest = f"the cheapest costs ${min(known):.6f}" if known else "no model has a price"
-        message = f"no model fits max_cost_usd={limit:g} even for an empty prompt; {cheapest}"
-        raise fail("max_cost_usd", message)
 
 
 def _within_cost(

@@ -154,15 +154,19 @@ class MemoryStore:
     async def write(self, writes: Writes) -> None:
         now = self.clock()
         routing, callers = self._routing, self._callers
+        # `_add(..., refresh=True)` and `_Space.write` inlined, for a call's write adds a
+        # dozen counters: popped and set again is moved to the end (most recently used),
+        # and the bound is applied once after them (the same keys go as one at a time).
         for key, (delta, ttl) in writes.adds.items():
-            # `_add(..., refresh=True)` inlined: a call's write adds a dozen counters.
-            space = callers if CALLER_TAG in key else routing
-            item = space.data.get(key)
-            expires = None if ttl is None else now + ttl
+            data = callers.data if CALLER_TAG in key else routing.data
+            item = data.pop(key, None)
             if item is None or (item[1] is not None and item[1] <= now):
-                space.write(key, delta, expires)
+                data[key] = (delta, None if ttl is None else now + ttl)
             else:
-                space.write(key, item[0] + delta, item[1] if expires is None else expires)
+                data[key] = (item[0] + delta, item[1] if ttl is None else now + ttl)
+        for space in (routing, callers):
+            while len(space.data) > space.max_keys:
+                space.data.popitem(last=False)
         for key, (value, ttl) in writes.puts.items():
             self._space(key).write(key, value, None if ttl is None else now + ttl)
         for key, samples in writes.observations.items():

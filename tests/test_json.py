@@ -1,4 +1,4 @@
-"""The proxy's JSON: orjson when installed, the standard library otherwise, with the same
+"""gate_mw._json: orjson when installed, the standard library otherwise, with the same
 bodies accepted and the same values written either way."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gate_mw.proxy import _json
+from gate_mw import _json
 
 _scalars = (
     st.none()
