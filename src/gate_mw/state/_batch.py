@@ -33,9 +33,20 @@ class Batch:
     async def execute(self) -> list[Any]:
         if self.cluster:
             client = self.client
-            return list(await asyncio.gather(
-                *(getattr(client, name)(*args, **kwargs) for name, args, kwargs in self.calls)
-            ))
+            replies: list[Any] = await asyncio.gather(
+                *(getattr(client, name)(*args, **kwargs) for name, args, kwargs in self.calls),
+                return_exceptions=True,
+            )
+            for index, reply in enumerate(replies):
+                if isinstance(reply, AttributeError):
+                    # redis-py's opening race (see `open_cluster`) on a further connection to
+                    # a node: raised before the command was written, so it is sent again,
+                    # alone.
+                    name, args, kwargs = self.calls[index]
+                    replies[index] = await getattr(client, name)(*args, **kwargs)
+                elif isinstance(reply, BaseException):
+                    raise reply
+            return replies
         pipe = self.client.pipeline(transaction=False)
         for name, args, kwargs in self.calls:
             getattr(pipe, name)(*args, **kwargs)
