@@ -13,7 +13,6 @@ writes them as null (providers encode with the standard library, which refuses t
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 try:
@@ -24,14 +23,17 @@ except ImportError:  # pragma: no cover - the `proxy` extra installs it
 __all__ = ["dumps", "loads"]
 
 # Where orjson would read an integer as a float (past -2**63 or 2**64 - 1), or digits
-# in a string: rare in a chat request, and read right by the standard library.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# in a string: rare in a chat request, and read right by the standard library. Found by
+# mapping every digit to "0" and anything else to " " and searching for 19 zeros: a
+# sixth of a regular expression's time on a chat body, less on a larger one.
+_DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_DIGITS = b"0" * 19
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def loads(data: bytes) -> Any:
     """The value of the JSON document `data`; `ValueError` when it is not one."""
-    if orjson is not None and _LONG_DIGITS.search(data) is None:
+    if orjson is not None and _LONG_DIGITS not in data.translate(_DIGITS):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
