@@ -9,7 +9,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-PAGES = ["tools.md", "structured-output.md"]
+PAGES = ["tools.md", "structured-output.md", "performance.md"]
 
 
 @pytest.mark.parametrize("page", PAGES)
