@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from .._json import loads
 from ..chat._model import ToolCall, ToolCallDelta
 from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
@@ -77,7 +77,7 @@ class AnthropicProvider(HTTPProvider):
         async with self._events("/v1/messages", payload) as events:
             async for data in events:
                 try:
-                    event = json.loads(data)
+                    event = loads(data)
                     kind = event["type"]
                     if kind == "content_block_delta":
                         delta = event["delta"]

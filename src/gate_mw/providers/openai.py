@@ -3,13 +3,13 @@ Portkey, vLLM, Ollama and anything else that speaks `/chat/completions`."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import AsyncGenerator, Mapping
 from functools import lru_cache
 from typing import Any
 
+from .._json import loads
 from ..chat._model import Choice, ToolCall, ToolCallDelta
 from ..errors import ErrorKind, UpstreamError
 from ..results import Usage
@@ -187,7 +187,7 @@ class OpenAIProvider(HTTPProvider):
                     ended = True
                     break
                 try:
-                    chunk = json.loads(data)
+                    chunk = loads(data)
                     if head is None:
                         head = chunk
                     if "error" in chunk:  # OpenRouter's error has choices too
