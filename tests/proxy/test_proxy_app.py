@@ -5,15 +5,11 @@ uvicorn protocol it runs under, which joins a response's writes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from _apps import ENV, MESSAGES, make_gateway, openai_entry, serve_http
 from conftest import Telemetry
@@ -123,33 +119,13 @@ def openai_entry_without_key() -> ModelEntry:
     )
 
 
-@contextlib.asynccontextmanager
-async def serve_coalescing(app: Any) -> AsyncIterator[str]:
-    """`app` under uvicorn with the protocol `gate-mw serve` runs."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    config = uvicorn.Config(
-        app, lifespan="on", ws="none", http=HTTP_PROTOCOL, log_config=None, log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
-
-
 async def test_answers_and_streams_go_out_whole_through_the_coalescing_protocol(
     fake_upstream: FakeUpstream,
 ) -> None:
     assert not isinstance(HTTP_PROTOCOL, str)  # httptools is installed (the proxy extra)
     fake_upstream.set_default("gpt-4o", Reply(text="hello there"), stream=Stream(chunks=("a", "b", "c")))
     async with (
-        serve_coalescing(build_app(gateway_over(fake_upstream))) as url,
+        serve_http(build_app(gateway_over(fake_upstream)), http=HTTP_PROTOCOL) as url,
         httpx.AsyncClient(base_url=url) as client,
     ):
         for _ in range(3):  # on one kept-alive connection
