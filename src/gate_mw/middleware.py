@@ -17,9 +17,26 @@ if TYPE_CHECKING:  # types only: the middleware is pure ASGI, `import gate_mw` l
 
     from .gateway import Gateway
 
-__all__ = ["GatewayMiddleware", "error_response"]
+__all__ = ["GatewayMiddleware", "enter_request", "error_response", "exit_request"]
 
 logger = logging.getLogger("gate_mw")
+
+
+def enter_request(scope: Scope, context: RoutingContext) -> tuple[object, object | None]:
+    """Put `context` on the request's scope (`SCOPE_KEY`) and make it current, continuing an
+    incoming traceparent when no server instrumentation did; `exit_request` undoes it."""
+    scope[SCOPE_KEY] = context
+    return activate(context), continue_trace(scope)
+
+
+def exit_request(scope: Scope, tokens: tuple[object, object | None]) -> None:
+    token, trace_token = tokens
+    if trace_token is not None:
+        end_continued(trace_token)
+    deactivate(token)  # type: ignore[arg-type]
+    # The scope and its context refer to each other: part them, so that the request's
+    # objects are freed now rather than by the cycle collector.
+    scope.pop(SCOPE_KEY, None)
 
 
 def error_response(exc: GateError, context: RoutingContext) -> tuple[int, bytes]:
@@ -48,10 +65,7 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         context = _Responder(self.gateway, scope, send)
-        scope[SCOPE_KEY] = context
-        token = activate(context)
-        # An incoming traceparent is continued here when no server instrumentation did.
-        trace_token = continue_trace(scope)
+        tokens = enter_request(scope, context)
         try:
             await self.app(scope, receive, context.send_with_headers)
         except GateError as exc:
@@ -59,12 +73,7 @@ class GatewayMiddleware:
                 raise
             await context.send_error(exc)
         finally:
-            if trace_token is not None:
-                end_continued(trace_token)
-            deactivate(token)
-            # The scope and its context refer to each other: part them, so that the
-            # request's objects are freed now rather than by the cycle collector.
-            scope.pop(SCOPE_KEY, None)
+            exit_request(scope, tokens)
 
 
 class _Responder(RoutingContext):

@@ -15,8 +15,7 @@ from __future__ import annotations
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from .._context import SCOPE_KEY, activate, deactivate
-from ..telemetry._propagation import continue_trace, end_continued
+from ..middleware import enter_request, exit_request
 from ._errors import ProxyError
 
 if TYPE_CHECKING:
@@ -58,9 +57,8 @@ class ProxyApp:
             if root and path.startswith(root):  # servers give the full path (ASGI 3)
                 path = path[len(root) :]
             endpoint = self._paths.get(path) or self._templated(scope, path)
-            context = scope[SCOPE_KEY] = self.gateway.new_context(scope)
-            token = activate(context)
-            trace_token = continue_trace(scope)
+            context = self.gateway.new_context(scope)
+            tokens = enter_request(scope, context)
             try:
                 if endpoint is not None:
                     await endpoint(scope, receive, send)
@@ -68,11 +66,7 @@ class ProxyApp:
                     error = ProxyError(404, f"Invalid URL ({scope['method']} {path})", code="unknown_url")
                     await self.proxy.error("openai", error, context).send(receive, send)
             finally:
-                end_continued(trace_token)
-                deactivate(token)
-                # The scope and its context refer to each other: parted, both are freed
-                # now rather than by the cycle collector.
-                scope.pop(SCOPE_KEY, None)
+                exit_request(scope, tokens)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:  # `gate-mw serve` runs uvicorn without websockets
