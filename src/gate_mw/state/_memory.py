@@ -4,7 +4,6 @@ per-caller keys so that many callers can never evict a breaker or an experiment 
 from __future__ import annotations
 
 import time
-from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -134,7 +133,7 @@ class MemoryStore:
         now = self.clock()
         return [self._add(key, delta, ttl, now, refresh=False) for key, delta in deltas.items()]
 
-    def row(self, key: str, size: int, ttl: float, now: float) -> array[float]:
+    def row(self, key: str, size: int, ttl: float, now: float) -> list[float]:
         """The row of `size` counters at `key`, for the caller to add to in place: zeros
         when absent or expired; made most recently used, expiring `ttl` after `now`.
         `get` reads it back (the row itself: copy what must be kept). Never suspends, so
@@ -144,7 +143,7 @@ class MemoryStore:
         item = data.pop(key, None)
         found = None if item is None or (item[1] is not None and item[1] <= now) else item[0]
         if found is None:
-            found = array("d", bytes(8 * size))
+            found = [0.0] * size
         data[key] = (found, now + ttl)
         if item is None and len(data) > space.max_keys:
             data.popitem(last=False)

@@ -1,0 +1,61 @@
+"""In a `MemoryStore`, a group's report counters of one bucket are one row, updated in place;
+any other store keeps one counter per field, as a shared store does."""
+
+from __future__ import annotations
+
+import pytest
+
+from gate_mw.insights import Insights
+from gate_mw.state import MemoryStore
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_800_000_000.0
+
+
+class _Watched(MemoryStore):
+    """A subclass may watch or change operations: it gets the per-field keys."""
+
+
+async def _record_three(insights: Insights) -> None:
+    await insights.record("/chat", "ann", None, None, ok=True, latency_s=0.05)
+    await insights.record("/chat", "ann", None, None, ok=False, latency_s=0.3)
+    await insights.record("/chat", "bob", None, None, ok=True, latency_s=0.05)
+
+
+async def test_rows_and_keys_report_the_same() -> None:
+    rows, keys = MemoryStore(clock=lambda: NOW), _Watched(clock=lambda: NOW)
+    found = []
+    for store in (rows, keys):
+        insights = Insights(store, [])
+        await _record_three(insights)
+        report = await insights.report("hour", by=("caller",))
+        found.append([(r.group, r.calls, r.errors, r.latency_p50_s) for r in report.rows])
+    assert found[0] == found[1]
+    assert found[0][0][:3] == ({"caller": "ann"}, 2, 1)
+    # The group list, then per group one row per granularity (five-minute and hourly).
+    assert rows.counts == (1 + 2 * 2, 0)
+    # Per granularity: ann's calls, errors and two latency buckets; bob's calls and one.
+    assert keys.counts == (1 + 2 * (4 + 2), 0)
+
+
+async def test_a_row_expires_and_starts_again_from_zero() -> None:
+    clock = [NOW]
+    store = MemoryStore(clock=lambda: clock[0])
+    row = store.row("r", 3, ttl=10.0, now=clock[0])
+    row[1] += 2.0
+    assert store.row("r", 3, ttl=10.0, now=clock[0]) is row
+    assert await store.get("r") == [0.0, 2.0, 0.0]
+    clock[0] += 11.0
+    assert await store.get("r") is None
+    assert store.row("r", 3, ttl=10.0, now=clock[0]) == [0.0, 0.0, 0.0]
+
+
+async def test_rows_count_against_the_bound_least_recently_used_first() -> None:
+    store = MemoryStore(max_keys=2, clock=lambda: NOW)
+    for key in ("a", "b"):
+        store.row(key, 1, ttl=60.0, now=NOW)[0] += 1.0
+    store.row("a", 1, ttl=60.0, now=NOW)  # used again: "b" is now the oldest
+    store.row("c", 1, ttl=60.0, now=NOW)
+    assert store.counts == (2, 0)
+    assert await store.get_many(["a", "b", "c"]) == [[1.0], None, [0.0]]
