@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from ..errors import ConfigError, ErrorKind
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .._registry import Deployment
     from ..state import StateStore, Writes
 
-__all__ = ["UNREAD", "Breaker", "CooldownState", "Health"]
+__all__ = ["UNREAD", "Breaker", "CooldownState", "Health", "breaker_keys"]
 
 #: `Health.admit`'s `known` when the breaker was not read before the call.
 UNREAD: Any = object()
@@ -101,6 +104,11 @@ _PROBE = Admission(None, probe=True)
 def _keys(deployment_id: str) -> tuple[str, str]:
     # Built once per deployment: every call reads both before its first attempt.
     return "cb:" + deployment_id, "cbf:" + deployment_id
+
+
+def breaker_keys(deployments: Iterable[Deployment]) -> list[str]:
+    """The keys of the breakers and consecutive failures of `deployments`, read before a call."""
+    return [key for deployment in deployments for key in _keys(deployment.id)]
 
 
 class Health:

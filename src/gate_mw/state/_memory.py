@@ -103,7 +103,8 @@ class MemoryStore:
 
     async def get_many(self, keys: Sequence[str]) -> list[Any]:
         now = self.clock()
-        return [self._space(key).read(key, now) for key in keys]
+        routing, callers = self._routing, self._callers
+        return [(callers if CALLER_TAG in key else routing).read(key, now) for key in keys]
 
     async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None:
         self._space(key).write(key, value, None if ttl is None else self.clock() + ttl)
@@ -140,9 +141,10 @@ class MemoryStore:
         an update is atomic with respect to other requests."""
         space = self._callers if CALLER_TAG in key else self._routing
         data = space.data
-        item = data.pop(key, None)
-        found = None if item is None or (item[1] is not None and item[1] <= now) else item[0]
-        if found is None:
+        item = data.pop(key, None)  # and set again below: most recently used
+        if item is not None and (item[1] is None or item[1] > now):
+            found: list[float] = item[0]
+        else:
             found = [0.0] * size
         data[key] = (found, now + ttl)
         if item is None and len(data) > space.max_keys:
@@ -183,6 +185,8 @@ class MemoryStore:
         for space in (routing, callers):
             while len(space.data) > space.max_keys:
                 space.data.popitem(last=False)
+        if not (writes.puts or writes.observations):  # most calls: counters only
+            return
         for key, (value, ttl) in writes.puts.items():
             self._space(key).write(key, value, None if ttl is None else now + ttl)
         for key, samples in writes.observations.items():
