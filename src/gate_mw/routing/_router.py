@@ -147,9 +147,7 @@ class Router:
         """What an attempt starting now counts (in flight, per-minute usage), when some
         compiled route ranks by either; None otherwise. Read once per attempt, so a route
         compiled meanwhile cannot unbalance the counts."""
-        figures = self.routes.figures
-        busy, usage = "in_flight" in figures, "usage" in figures
-        return (busy, usage) if busy or usage else None
+        return self.routes.counted
 
     async def begin(self, deployment_id: str, counted: tuple[bool, bool]) -> None:
         """An attempt starts (`counted` from `counted`)."""

@@ -119,20 +119,23 @@ class MemoryStore:
         space.write(key, value, None if ttl is None else now + ttl)
         return True
 
-    def _add(self, key: str, delta: float, ttl: float | None, now: float, *, refresh: bool) -> float:
-        space = self._space(key)
-        item = space.data.get(key)
-        if item is None or (item[1] is not None and item[1] <= now):
-            value, expires = delta, (None if ttl is None else now + ttl)
-        else:
-            value = item[0] + delta
-            expires = now + ttl if refresh and ttl is not None else item[1]
-        space.write(key, value, expires)
-        return float(value)
-
     async def incr(self, deltas: Mapping[str, float], *, ttl: float | None = None) -> list[float]:
         now = self.clock()
-        return [self._add(key, delta, ttl, now, refresh=False) for key, delta in deltas.items()]
+        routing, callers = self._routing, self._callers
+        found: list[float] = []
+        for key, delta in deltas.items():
+            space = callers if CALLER_TAG in key else routing
+            data = space.data
+            item = data.pop(key, None)  # and set again below: most recently used
+            if item is None or (item[1] is not None and item[1] <= now):
+                value, expires = delta, (None if ttl is None else now + ttl)
+            else:
+                value, expires = item[0] + delta, item[1]
+            data[key] = (value, expires)
+            if item is None and len(data) > space.max_keys:
+                data.popitem(last=False)
+            found.append(float(value))
+        return found
 
     def row(self, key: str, size: int, ttl: float, now: float) -> list[float]:
         """The row of `size` counters at `key`, for the caller to add to in place: zeros
