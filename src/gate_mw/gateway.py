@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import ValidationError
 
 from ._context import CallerResolver, RoutingContext
@@ -33,6 +32,8 @@ from .state import MemoryStore, StateStore, open_store
 from .telemetry import Telemetry, TelemetryConfig
 
 if TYPE_CHECKING:
+    import httpx  # a user's client or transport: httpx loads only on that path
+
     from .insights import ExperimentStats, Report
     from .insights._router import Authorize, InspectionApp
 
