@@ -43,7 +43,7 @@ _OVERFLOW = {"otel.metric.overflow": True}
 
 
 # Without tracing, the route "span": nothing is made current, the call's context flows on.
-_NO_SPAN = contextlib.nullcontext(INVALID_SPAN)
+_NO_SPAN: contextlib.nullcontext[Span] = contextlib.nullcontext(INVALID_SPAN)
 
 _EXCEPTION_EVENT = "gen_ai.client.operation.exception"
 _OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
