@@ -127,7 +127,7 @@ class GateStream:
             raise
         telemetry = call.gateway.telemetry
         if hit is not None:
-            with telemetry.route_span(call.route, call.route_attributes()):
+            with telemetry.route_span(call.route, call.route_attributes):
                 self._replayed, self._events = hit, replay(hit.text)
                 self._unpend(hit.model)
                 self._state = _OPEN
