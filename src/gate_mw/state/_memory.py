@@ -175,9 +175,9 @@ class MemoryStore:
     async def write(self, writes: Writes) -> None:
         now = self.clock()
         routing, callers = self._routing, self._callers
-        # `_add(..., refresh=True)` and `_Space.write` inlined, for a call's write adds a
-        # dozen counters: popped and set again is moved to the end (most recently used),
-        # and the bound is applied once after them (the same keys go as one at a time).
+        # An add (its ttl refreshed) and `_Space.write` inlined, for they are most of a
+        # call's write: popped and set again is moved to the end (most recently used), and
+        # the bound is applied once after them (the same keys go as one at a time).
         for key, (delta, ttl) in writes.adds.items():
             data = callers.data if CALLER_TAG in key else routing.data
             item = data.pop(key, None)
