@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from _stores import store  # noqa: F401 (fixture)
 from gate_mw.insights import Insights
-from gate_mw.state import MemoryStore
+from gate_mw.state import MemoryStore, StateStore
 
 pytestmark = pytest.mark.anyio
 
@@ -26,8 +27,8 @@ async def _record_three(insights: Insights) -> None:
 async def test_rows_and_keys_report_the_same() -> None:
     rows, keys = MemoryStore(clock=lambda: NOW), _Watched(clock=lambda: NOW)
     found = []
-    for store in (rows, keys):
-        insights = Insights(store, [])
+    for each in (rows, keys):
+        insights = Insights(each, [])
         await _record_three(insights)
         report = await insights.report("hour", by=("caller",))
         found.append([(r.group, r.calls, r.errors, r.latency_p50_s) for r in report.rows])
@@ -39,23 +40,32 @@ async def test_rows_and_keys_report_the_same() -> None:
     assert keys.counts == (1 + 2 * (4 + 2), 0)
 
 
+async def test_every_store_reports_the_same_counts(store: StateStore) -> None:  # noqa: F811
+    insights = Insights(store, [])
+    await _record_three(insights)
+    await store.flush()  # a shared store sends writes behind the calls
+    report = await insights.report("day", by=("caller",))
+    found = {row.group["caller"]: (row.calls, row.errors) for row in report.rows}
+    assert found == {"ann": (2, 1), "bob": (1, 0)}
+
+
 async def test_a_row_expires_and_starts_again_from_zero() -> None:
     clock = [NOW]
-    store = MemoryStore(clock=lambda: clock[0])
-    row = store.row("r", 3, ttl=10.0, now=clock[0])
+    memory = MemoryStore(clock=lambda: clock[0])
+    row = memory.row("r", 3, ttl=10.0, now=clock[0])
     row[1] += 2.0
-    assert store.row("r", 3, ttl=10.0, now=clock[0]) is row
-    assert await store.get("r") == [0.0, 2.0, 0.0]
+    assert memory.row("r", 3, ttl=10.0, now=clock[0]) is row
+    assert await memory.get("r") == [0.0, 2.0, 0.0]
     clock[0] += 11.0
-    assert await store.get("r") is None
-    assert store.row("r", 3, ttl=10.0, now=clock[0]) == [0.0, 0.0, 0.0]
+    assert await memory.get("r") is None
+    assert memory.row("r", 3, ttl=10.0, now=clock[0]) == [0.0, 0.0, 0.0]
 
 
 async def test_rows_count_against_the_bound_least_recently_used_first() -> None:
-    store = MemoryStore(max_keys=2, clock=lambda: NOW)
+    memory = MemoryStore(max_keys=2, clock=lambda: NOW)
     for key in ("a", "b"):
-        store.row(key, 1, ttl=60.0, now=NOW)[0] += 1.0
-    store.row("a", 1, ttl=60.0, now=NOW)  # used again: "b" is now the oldest
-    store.row("c", 1, ttl=60.0, now=NOW)
-    assert store.counts == (2, 0)
-    assert await store.get_many(["a", "b", "c"]) == [[1.0], None, [0.0]]
+        memory.row(key, 1, ttl=60.0, now=NOW)[0] += 1.0
+    memory.row("a", 1, ttl=60.0, now=NOW)  # used again: "b" is now the oldest
+    memory.row("c", 1, ttl=60.0, now=NOW)
+    assert memory.counts == (2, 0)
+    assert await memory.get_many(["a", "b", "c"]) == [[1.0], None, [0.0]]
