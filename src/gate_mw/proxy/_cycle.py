@@ -17,7 +17,7 @@ Imported only where uvicorn and httptools are (the `proxy` extra).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -76,6 +76,9 @@ class Cycle(RequestResponseCycle):
     """A request cycle whose response head is built by `_head` and sent with the first
     body message. `CoalescingHttpToolsProtocol` makes its cycles this class."""
 
+    if TYPE_CHECKING:  # the protocol's transport (typing.cast would be a call a request)
+        transport: CoalescingTransport  # type: ignore[assignment]
+
     def _head(self, status_code: int, headers: Headers) -> bytes:
         """uvicorn's response head (its status line, header lines and framing)."""
         server = _server_lines(self.default_headers)
@@ -127,8 +130,7 @@ class Cycle(RequestResponseCycle):
                     self.scope["http_version"],
                     status_code,
                 )
-            head = self._head(status_code, list(message.get("headers", ())))
-            cast("CoalescingTransport", self.transport).hold(head)
+            self.transport.hold(self._head(status_code, list(message.get("headers", ()))))
         elif not self.response_complete:
             if message["type"] != "http.response.body":
                 raise _unexpected(message, "Expected ASGI message 'http.response.body', but got '{}'.")
@@ -147,7 +149,7 @@ class Cycle(RequestResponseCycle):
                     raise RuntimeError("Response content longer than Content-Length")
                 self.expected_content_length -= len(body)
                 data = body
-            transport = cast("CoalescingTransport", self.transport)
+            transport = self.transport
             # A complete answer goes out now (with its head); a stream's chunks are joined
             # per turn of the loop.
             (transport.write if more_body else transport.write_now)(data)
