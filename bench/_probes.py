@@ -45,6 +45,9 @@ APP_IMPORT = "from gate_mw import Gateway, GatewayMiddleware, RoutePolicy"
 # Modules `import gate_mw` should not pull in until they are used (issue 14, deliverable 4).
 LAZY_MODULES = (
     "aiohttp", "yaml", "opentelemetry.sdk", "starlette", "fastapi", "litestar", "redis", "httpx_aiohttp",
+    # Nor, for the app's import, httpx (only a user's httpx client needs it) or the OTel API
+    # (bound at the first gateway made and the middleware's first request).
+    "httpx", "opentelemetry.trace",
 )
 
 # Run in a fresh interpreter: runs argv's import statement, prints CPU s, wall s, RSS bytes, and

@@ -65,7 +65,7 @@ IDEAL = IN_FLIGHT[SLOW] / SLOW_LATENCY  # calls/s if the client cost nothing: 1,
 ROWS = (RAW, HTTPX, GATE, GATE_SDK, FALLBACK, LITELLM, SDK_FLOOR)
 PHASE_ROWS = {
     SEQUENTIAL: ROWS,
-    CONCURRENT: (RAW, HTTPX, GATE, GATE_SDK, FALLBACK, LITELLM),
+    CONCURRENT: (RAW, HTTPX, GATE, GATE_SDK, FALLBACK, LITELLM, SDK_FLOOR),
     SLOW: (RAW, HTTPX, GATE, GATE_SDK, LITELLM),
 }
 
@@ -306,6 +306,12 @@ def _cpu_target(
     return [label, f"{seq:.2f}x seq, {concurrent:.2f}x 32", bound, _verdict(ok)]
 
 
+def _cpu_info(results: Results, label: str, mode: str, base: str) -> list[str]:
+    """A ratio of CPU per call shown beside the targets, with no limit of its own."""
+    seq, concurrent = (_ratio(results[phase], mode, base, _cpu) for phase in (SEQUENTIAL, CONCURRENT))
+    return [label, f"{seq:.2f}x seq, {concurrent:.2f}x 32", "-", "info"]
+
+
 def _client_targets(results: Results, litellm: str) -> list[list[str]]:
     litellm_label = "LiteLLM Router: CPU/call vs gate.chat SDK on"
     fallback_label = "one fallback: CPU/call vs gate.chat SDK on"
@@ -314,6 +320,8 @@ def _client_targets(results: Results, litellm: str) -> list[list[str]]:
     return [
         _cpu_target(results, "gate.chat no SDK: CPU/call vs raw aiohttp", GATE, RAW, MAX_GATE_CPU),
         _cpu_target(results, "gate.chat SDK on: CPU/call vs raw aiohttp", GATE_SDK, RAW, MAX_GATE_SDK_CPU),
+        _cpu_info(results, "(info) the SDK floor alone: CPU/call vs raw aiohttp", SDK_FLOOR, RAW),
+        _cpu_info(results, "(info) gate.chat SDK on: CPU/call vs the SDK floor", GATE_SDK, SDK_FLOOR),
         _cpu_target(results, litellm_label, LITELLM, GATE_SDK, MIN_LITELLM_CPU, floor=True)
         if LITELLM in results[SEQUENTIAL] else [litellm_label, litellm, f">= {MIN_LITELLM_CPU:g}x", "SKIP"],
         _cpu_target(results, fallback_label, FALLBACK, GATE_SDK, MAX_FALLBACK_CPU),

@@ -38,6 +38,50 @@ def test_import_gate_mw_alone_loads_no_part_of_the_gateway() -> None:
     ]
 
 
+# What an app's module pays nothing for until it makes a gateway and serves a request: the
+# gateway's insides (bound by `gateway._load`), OpenTelemetry (the middleware binds its
+# propagation at the first request), asyncio, and httpx (only a user's httpx client needs it).
+APP_LEAVES = (
+    "httpx", "asyncio", "opentelemetry", "gate_mw.client", "gate_mw.config", "gate_mw._registry",
+    "gate_mw.providers", "gate_mw.telemetry", "gate_mw.routing._router", "gate_mw.limits._guard",
+)
+
+
+def test_the_app_import_loads_no_gateway_insides_until_a_gateway_is_made() -> None:
+    code = (
+        "import json, sys\n"
+        f"{APP_IMPORT}\n"
+        "before = sorted(sys.modules)\n"
+        "gateway = Gateway(env={})\n"
+        "print(json.dumps([before, sorted(sys.modules)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    before, after = (set(modules) for modules in json.loads(out.splitlines()[-1]))
+    assert [name for name in APP_LEAVES if name in before] == []
+    # The lazy parts were not lost: a gateway brings them in (all but httpx and the
+    # propagation the middleware binds at its first request).
+    assert [name for name in APP_LEAVES[1:] if name not in after] == []
+    assert "httpx" not in after
+
+
+def test_the_middleware_binds_trace_propagation_at_its_first_use() -> None:
+    """The stand-in replaces itself with the real function: later requests call it directly."""
+    code = (
+        "import json\n"
+        "from gate_mw import middleware\n"
+        "from gate_mw.telemetry import _propagation\n"
+        "before = middleware.continue_trace is _propagation.continue_trace\n"
+        "token = middleware.continue_trace({'headers': [(b'traceparent', "
+        "b'00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')]})\n"
+        "middleware.end_continued(token)\n"
+        "print(json.dumps([before, token is not None,"
+        " middleware.continue_trace is _propagation.continue_trace,"
+        " middleware.end_continued is _propagation.end_continued]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert json.loads(out.splitlines()[-1]) == [False, True, True, True]
+
+
 # Parts of the gateway that a policy, or a gateway in memory that reads no report, never uses.
 POLICY_LEAVES = (
     "gate_mw.limits._guard", "gate_mw.routing._router", "gate_mw.state._redis", "gate_mw.chat._model",

@@ -182,7 +182,7 @@ class Call:
         await self.decide()
         hit = await self.guard()
         if hit is not None:
-            with self.gateway.telemetry.route_span(self.route, self.route_attributes()):
+            with self.gateway.telemetry.route_span(self.route, self.route_attributes):
                 self.context.calls_made().record((), hit)
             await self.settle(hit)
             return hit
@@ -190,7 +190,7 @@ class Call:
         if isinstance(flight, asyncio.Future):
             return await self._follow(flight)
         try:
-            with self.gateway.telemetry.route_span(self.route, self.route_attributes()) as span:
+            with self.gateway.telemetry.route_span(self.route, self.route_attributes) as span:
                 result = await walk(self, attempts, self._attempt)
                 if span.is_recording():
                     span.set_attributes(

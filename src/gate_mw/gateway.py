@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -12,41 +11,70 @@ from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import ValidationError
 
 from ._context import CallerResolver, RoutingContext
 from ._headers import header_name_problem
-from ._registry import Deployment, ModelRegistry
 from ._routes import iter_endpoints, route_template
-from .client import Gate
-from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
 from .errors import ConfigError, PolicyError, UpstreamError
-from .limits import Budget, Guard, Limit, ResponseCache
 from .policy import RoutePolicy, make_policy, policy_of, route_name
-from .pricing import PriceTable
-from .providers.transport import Transport
-from .routing import Breaker, CooldownState
-from .routing._experiments import Experiments
-from .routing._router import Router
-from .state import MemoryStore, StateStore, open_store
-from .telemetry import Telemetry, TelemetryConfig
 
 if TYPE_CHECKING:
+    # What a gateway runs on: bound by `_load` at the first gateway made (see there).
+    import asyncio
+
+    import httpx  # a user's client or transport: httpx loads only on that path
+
+    from ._registry import Deployment, ModelRegistry
+    from .client import Gate
+    from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
     from .insights import ExperimentStats, Report
     from .insights._router import Authorize, InspectionApp
+    from .limits import Budget, Guard, Limit, ResponseCache
+    from .pricing import PriceTable
+    from .providers.transport import Transport
+    from .routing import Breaker, CooldownState
+    from .routing._experiments import Experiments
+    from .routing._router import Router
+    from .state import MemoryStore, StateStore, open_store
+    from .telemetry import Telemetry, TelemetryConfig
 
 __all__ = ["Gateway"]
 
 logger = logging.getLogger("gate_mw")
 
 _DEFAULT_ROUTE = "default policy"
+_loaded = False
+
+
+def _load() -> None:
+    """Import what a gateway runs on (providers, routing, state, telemetry, the chat client,
+    asyncio) into this module's globals, once, when the first gateway is made: what an app's
+    module writes, `from gate_mw import Gateway`, does not pay for them at import (issue 14).
+    Afterwards they are plain globals, read as any import's names are: no cost per call."""
+    global _loaded, asyncio, ModelRegistry, Gate, GatewayConfig, ModelEntry, Simulation
+    global UpstreamLimits, config_error, load_config, Budget, Guard, Limit, ResponseCache
+    global PriceTable, Breaker, Router, MemoryStore, open_store, Telemetry, TelemetryConfig
+    import asyncio
+
+    from ._registry import ModelRegistry
+    from .client import Gate
+    from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
+    from .limits import Budget, Guard, Limit, ResponseCache
+    from .pricing import PriceTable
+    from .routing import Breaker
+    from .routing._router import Router
+    from .state import MemoryStore, open_store
+    from .telemetry import Telemetry, TelemetryConfig
+
+    _loaded = True
 
 
 @functools.cache
 def simulated_models() -> tuple[ModelEntry, ...]:
     """Used when a gateway is given no models: three simulated tiers, no keys, no network.
     Made on first use: building entries validates them, which `import gate_mw` need not pay."""
+    _load()
     return (
         ModelEntry(
             name="sim-small", quality=1, tags=frozenset({"fast"}), context_window=16_000,
@@ -104,6 +132,8 @@ class Gateway:
         source: str | None = None,
         upstream_limits: UpstreamLimits | None = None,
     ) -> None:
+        if not _loaded:
+            _load()
         for field, header in (("caller_header", caller_header), ("request_id_header", request_id_header)):
             if header is not None and (problem := header_name_problem(header)):
                 raise ConfigError(problem, source=source, field=field)
@@ -159,6 +189,8 @@ class Gateway:
     @classmethod
     def from_file(cls, path: str | Path, **options: Any) -> Gateway:
         """A gateway from a YAML or JSON file; keyword options override the file's."""
+        if not _loaded:
+            _load()
         config = load_config(path)
         settings: dict[str, Any] = {
             "default_policy": config.default_policy,

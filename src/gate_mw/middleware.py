@@ -10,12 +10,29 @@ from typing import TYPE_CHECKING, Any
 
 from ._context import SCOPE_KEY, RoutingContext, activate, deactivate
 from .errors import GateError
-from .telemetry._propagation import continue_trace, end_continued
 
 if TYPE_CHECKING:  # types only: the middleware is pure ASGI, `import gate_mw` loads no framework
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from .gateway import Gateway
+    from .telemetry._propagation import continue_trace, end_continued
+else:
+    # OpenTelemetry's propagation API loads at the first request, not at `import gate_mw`
+    # (what an app's module writes): these stand-ins bind the real functions in their
+    # place, once, and call them; later requests call the real ones directly.
+
+    def continue_trace(scope):
+        _bind_propagation()
+        return continue_trace(scope)
+
+    def end_continued(token):
+        _bind_propagation()
+        end_continued(token)
+
+
+def _bind_propagation() -> None:
+    global continue_trace, end_continued
+    from .telemetry._propagation import continue_trace, end_continued
 
 __all__ = ["GatewayMiddleware", "enter_request", "error_response", "exit_request"]
 

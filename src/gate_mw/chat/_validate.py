@@ -76,7 +76,8 @@ def _check_json(value: object, where: str, depth: int = 0) -> Any:
     raise _Invalid(f"{where}: {type(value).__name__} is not JSON data")
 
 
-def _check_message(message: object, where: str) -> dict[str, Any]:
+def _check_message(message: object, index: int) -> dict[str, Any]:
+    where = f"messages[{index}]"
     if type(message) is not dict and not isinstance(message, Mapping):
         raise _Invalid(f"{where}: a message must be a mapping with role and content, "
                        f"got {type(message).__name__}")
@@ -85,13 +86,16 @@ def _check_message(message: object, where: str) -> dict[str, Any]:
         known = ", ".join(sorted(ROLES))
         raise _Invalid(f"{where}.role: must be one of {known}, got {role!r}"[:300])
     content = message.get("content")
-    if not (content is None or isinstance(content, (str, list, tuple))):
-        raise _Invalid(f"{where}.content: must be a string or a list of content parts, "
-                       f"got {type(content).__name__}")
-    if isinstance(content, (list, tuple)):
-        for index, part in enumerate(content):
-            if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
-                raise _Invalid(f"{where}.content[{index}]: a content part must be a mapping with a type")
+    if type(content) is not str and content is not None:
+        if not isinstance(content, (str, list, tuple)):
+            raise _Invalid(f"{where}.content: must be a string or a list of content parts, "
+                           f"got {type(content).__name__}")
+        if not isinstance(content, str):
+            for part_index, part in enumerate(content):
+                if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                    raise _Invalid(
+                        f"{where}.content[{part_index}]: a content part must be a mapping with a type"
+                    )
     checked: dict[str, Any] = _check_json(message, where)
     return checked
 
@@ -144,7 +148,7 @@ def _validate(
         raise _Invalid(f"messages: must be a list of messages, got {type(messages).__name__}")
     if not messages:
         raise _Invalid("messages: must not be empty")
-    checked = tuple(_check_message(m, f"messages[{i}]") for i, m in enumerate(messages))
+    checked = tuple([_check_message(m, i) for i, m in enumerate(messages)])
     return checked, {name: _check_option(name, value) for name, value in options.items()}
 
 

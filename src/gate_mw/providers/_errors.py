@@ -12,8 +12,6 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import httpx
-
 from .._redact import redact
 from ..errors import ErrorKind, UpstreamError
 from .transport import Reply
@@ -164,18 +162,28 @@ def aiohttp_errors() -> tuple[type[BaseException], ...]:
     return (aiohttp.ClientError, sys.modules["aiohttp.http_exceptions"].HttpProcessingError)
 
 
+def httpx_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """httpx's transport errors and its timeouts, or none if httpx is not loaded: the
+    gateway's own aiohttp pool never needs httpx, so it is not imported for this."""
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return (), ()
+    return (httpx.TransportError,), (httpx.TimeoutException,)
+
+
 def error_from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> UpstreamError:
     """The error for a transport failure or a malformed reply. Its message names only the
     kind of failure; the upstream's address and the like stay in the detail."""
     loaded = aiohttp_errors()
-    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, loaded):
+    transport, timeout = httpx_errors()
+    if isinstance(exc, transport) and isinstance(exc.__cause__, loaded):
         # httpx-aiohttp maps every aiohttp connection error (refused, reset, dropped) to
         # httpx.ConnectTimeout: judge by the aiohttp error underneath instead.
         exc = exc.__cause__
-    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+    if isinstance(exc, (TimeoutError, *timeout)):
         return UpstreamError(ErrorKind.TIMEOUT, "upstream timed out")
     name = type(exc).__name__
-    if isinstance(exc, (httpx.TransportError, *loaded, OSError)):
+    if isinstance(exc, (*transport, *loaded, OSError)):
         detail = redact(f"{name}: {exc}", secrets)[:_MAX_MESSAGE]
         message = f"connection to the upstream failed ({name})"
         return UpstreamError(ErrorKind.CONNECTION, message, detail=detail)

@@ -2,11 +2,13 @@
 
 One parent span per `Gate.chat` or `Gate.stream` holds the routing decision; each attempt
 is a child span `chat {model}` of kind CLIENT (a streamed one stays open until its stream
-ends). With no SDK configured every span is non-recording and no attribute work is done.
+ends). With no tracer provider set (no SDK) no span is started at all: the API would hand
+back the current span, so the gateway skips the attributes nobody would read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import _logs, metrics, trace
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import CallbackOptions, Histogram, Observation
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, ProxyTracerProvider, Span, SpanKind, Status, StatusCode
 
 from .._version import __version__
 from ..errors import GateError
@@ -39,6 +41,9 @@ _DURATION_BUCKETS = [0.01 * 2**n for n in range(14)]  # 0.01, 0.02, ... 81.92
 _MAX_SERIES = 2000
 _OVERFLOW = {"otel.metric.overflow": True}
 
+
+# Without tracing, the route "span": nothing is made current, the call's context flows on.
+_NO_SPAN: contextlib.nullcontext[Span] = contextlib.nullcontext(INVALID_SPAN)
 
 _EXCEPTION_EVENT = "gen_ai.client.operation.exception"
 _OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
@@ -94,6 +99,7 @@ class Telemetry:
         self.tracer = trace.get_tracer("gate_mw", __version__, tracer_provider=config.tracer_provider)
         self.events = _logs.get_logger("gate_mw", __version__, logger_provider=config.logger_provider)
         self._providers = (config.tracer_provider, config.meter_provider, config.logger_provider)
+        self._tracing = config.tracer_provider is not None
         # `Logger.enabled` is recent in the API (a no-op logger says False); without it, emit.
         self._events_enabled: Callable[..., bool] | None = getattr(self.events, "enabled", None)
         meter = metrics.get_meter("gate_mw", __version__, meter_provider=config.meter_provider)
@@ -154,15 +160,29 @@ class Telemetry:
         """Count a response cache lookup (`gate.cache`, by result)."""
         self.cache.add(1, {"gate.route": route, "gate.cache.result": "hit" if hit else "miss"})
 
-    def route_span(self, route: str, attributes: Mapping[str, Any]) -> _CurrentSpan:
-        """The parent span of one gateway call (a context manager making it current)."""
+    def tracing(self) -> bool:
+        """Whether spans are made: a tracer provider was given, or the global one is set.
+        The API sets the global provider once, so once seen it stays; until then this costs
+        one lookup a call, against the attribute work it spares."""
+        if not self._tracing and not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+            self._tracing = True
+        return self._tracing
+
+    def route_span(
+        self, route: str, attributes: Callable[[], Mapping[str, Any]]
+    ) -> _CurrentSpan | contextlib.nullcontext[Span]:
+        """The parent span of one gateway call (a context manager making it current);
+        `attributes` is called only when there is a span to put them on."""
+        if not self.tracing():
+            return _NO_SPAN
         context = otel_context.get_current()  # given to the SDK, which would look it up thrice
-        return _CurrentSpan(self.start_route(route, attributes, context), context)
+        return _CurrentSpan(self.start_route(route, attributes(), context), context)
 
     def start_route(
         self, route: str, attributes: Mapping[str, Any], context: otel_context.Context | None = None
     ) -> Span:
         """The parent span of a streamed call, which outlives the code that starts it."""
+        self.tracing()  # learnt here for the attempts under it
         return self.tracer.start_span(
             f"gate.route {route}", context, SpanKind.INTERNAL, attributes
         )
@@ -171,7 +191,11 @@ class Telemetry:
         self, deployment: Deployment, request: ChatRequest, routing: Mapping[str, Any],
         *, stream: bool = False,
     ) -> Span:
-        """A CLIENT span for one attempt; sampling-relevant attributes are set at start."""
+        """A CLIENT span for one attempt; sampling-relevant attributes are set at start.
+        Without tracing (as learnt by the route span), `INVALID_SPAN`, which `activate`
+        leaves out of the context."""
+        if not self._tracing:
+            return INVALID_SPAN
         attributes: dict[str, Any] = {**deployment.metric_attributes, **routing}
         if stream:  # conditionally required: set only for streams, one attribute less per call
             attributes["gen_ai.request.stream"] = True
@@ -328,7 +352,7 @@ class Telemetry:
     @staticmethod
     def activate(span: Span) -> object | None:
         """Make `span` current (its context goes upstream); undo with `deactivate`."""
-        return _attach(span)
+        return None if span is INVALID_SPAN else _attach(span)
 
     @staticmethod
     def deactivate(token: object | None) -> None:
