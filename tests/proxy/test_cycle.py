@@ -1,15 +1,19 @@
-"""`gate-mw serve`'s request cycle (`proxy/_cycle.py`): the bytes a client receives are
-those uvicorn's own httptools protocol sends, for answers of every framing, and for a head
-uvicorn refuses; each served by real uvicorn on loopback."""
+"""`gate-mw serve`'s request cycle (`proxy/_cycle.py`) and protocol (`proxy/_uvicorn.py`):
+the bytes a client receives are those uvicorn's own httptools protocol sends, for answers
+of every framing, and for a head uvicorn refuses; a kept-alive connection closes once idle
+for the timeout. Each served by real uvicorn on loopback."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import uvicorn
 
 from _apps import serve_http
 from gate_mw.proxy._cycle import Cycle
@@ -161,3 +165,43 @@ async def test_a_held_head_goes_out_with_the_next_write_or_at_close() -> None:
     transport.close()
     assert inner.writes[-1] == b"last head"
     assert inner.closed
+
+
+@contextlib.asynccontextmanager
+async def serving(app: App, keep_alive: float) -> AsyncIterator[str]:
+    """`serve_http` with the proxy's protocol and a keep-alive timeout of `keep_alive` s."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    config = uvicorn.Config(
+        app, lifespan="on", ws="none", http=HTTP_PROTOCOL, log_config=None, log_level="warning",
+        timeout_keep_alive=keep_alive,  # type: ignore[arg-type]
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+async def test_a_kept_alive_connection_closes_once_idle_for_the_timeout() -> None:
+    app = answering(start(200, (b"content-length", b"2")), body(b"{}"))
+    keep = request().replace(b"connection: close\r\n", b"")
+    loop = asyncio.get_running_loop()
+    async with serving(app, keep_alive=0.3) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            # Requests every 0.1 s for 0.6 s: the connection works past the timeout, open.
+            for _ in range(6):
+                writer.write(keep)
+                assert (await reader.readuntil(b"{}")).startswith(b"HTTP/1.1 200 OK")
+                await asyncio.sleep(0.1)
+            idle = loop.time()
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server...
+            assert loop.time() - idle >= 0.2  # ...once idle for the timeout (from the last answer)
+        finally:
+            writer.close()
