@@ -121,8 +121,14 @@ _NUMBERS: dict[str, tuple[float | None, bool]] = {
 def _check_option(name: str, value: object) -> Any:
     if value is None or name in OPAQUE:
         return value
-    if name in _NUMBERS:
-        minimum, integer = _NUMBERS[name]
+    if (bounds := _NUMBERS.get(name)) is not None:
+        minimum, integer = bounds
+        # The common case first: a plain int (or a finite float where one is taken) in range.
+        kind = type(value)
+        if (kind is int or (kind is float and not integer and value - value == 0.0)) and (  # type: ignore[operator]
+            minimum is None or value >= minimum  # type: ignore[operator]
+        ):
+            return value
         _check_number(name, value, minimum=minimum, integer=integer)
     elif name == "stop":
         if isinstance(value, str):
