@@ -118,6 +118,8 @@ def billed_cost(value: Any, *, free: bool = True) -> float | None:
         return None
     if type(value) is dict or isinstance(value, Mapping):  # `usage`: OpenRouter's bill in `cost`
         value = value.get("cost")
+        if value is None:  # what most upstreams send
+            return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:

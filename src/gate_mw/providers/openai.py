@@ -16,7 +16,7 @@ from ..results import Usage
 from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, billed_cost, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
-from ._parse import optional_str, reply_text, token_count
+from ._parse import MAX_TOKENS, optional_str, reply_text, token_count
 
 __all__ = ["OpenAIProvider", "openai_payload"]
 
@@ -57,9 +57,14 @@ def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
         payload["parallel_tool_calls"] = request.parallel_tool_calls
     if (response_format := request.format) is not None:
         payload["response_format"] = response_format
-    for name in ("n", "seed", "user", "metadata"):
-        if (value := getattr(request, name)) is not None:
-            payload[name] = value
+    if request.n is not None:
+        payload["n"] = request.n
+    if request.seed is not None:
+        payload["seed"] = request.seed
+    if request.user is not None:
+        payload["user"] = request.user
+    if request.metadata is not None:
+        payload["metadata"] = request.metadata
     if request.extra:
         payload.update(request.extra)
     if request.extra_body:
@@ -71,8 +76,13 @@ def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage from an OpenAI `usage` object, or an estimate flagged as such."""
     if type(usage) is not dict and not isinstance(usage, Mapping):
         return estimated_usage(request, text)
-    input_tokens = token_count(usage, "prompt_tokens")
-    output_tokens = token_count(usage, "completion_tokens")
+    # token_count's common case inline: a plain int in range.
+    input_tokens = usage.get("prompt_tokens")
+    if type(input_tokens) is not int or not 0 <= input_tokens <= MAX_TOKENS:
+        input_tokens = token_count(usage, "prompt_tokens")
+    output_tokens = usage.get("completion_tokens")
+    if type(output_tokens) is not int or not 0 <= output_tokens <= MAX_TOKENS:
+        output_tokens = token_count(usage, "completion_tokens")
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
     # Most replies have no details, or empty ones: their counts are 0 without a look.
