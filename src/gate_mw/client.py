@@ -133,7 +133,8 @@ class Gate:
         `RateLimited`; `RequestRejected` (400) at once, before any upstream is called, for
         messages or options no upstream could take (see `gate_mw.chat._validate`).
         """
-        _check_cache_mode(cache)
+        if cache not in _CACHE_MODES:
+            _check_cache_mode(cache)
         request = self._request("chat", messages, options)
         gateway = self.gateway
         if not gateway._ready():
@@ -182,6 +183,9 @@ class Gate:
         return GateStream(self._call(request, model, max_cost_usd, stream=True, cache=cache))
 
 
+_CACHE_MODES = ("use", "bypass", "refresh")
+
+
 def _check_cache_mode(cache: object) -> None:
-    if cache not in ("use", "bypass", "refresh"):
+    if cache not in _CACHE_MODES:
         raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")
