@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._attempts import chat_attempt, walk
 from .errors import LimitError
 from .results import Attempt, ChatResult
-from .routing._health import Health
+from .routing._health import breaker_keys
 from .routing._router import Decision
 from .state import Writes
 
@@ -101,13 +101,16 @@ class Call:
         decision = self.decision
         assert decision is not None
         gateway, context = self.gateway, self.context
-        reads = [key for d in decision.deployments for key in Health.keys(d.id)]
-        identity = (decision.policy.models, decision.strategy, decision.arm, self._routing[0])
+        policy = decision.policy
+        # The cache key names the plan: only a route with a cache needs it.
+        identity = () if policy.cache is None else (
+            policy.models, decision.strategy, decision.arm, self._routing[0]
+        )
         try:
             ticket = self.ticket = await gateway.guard.before(
-                decision.policy, self.route, context.caller, self.request, decision.deployments,
-                reads=reads, identity=identity, cache_mode=self.cache_mode, stream=decision.stream,
-                request_id=context.request_id,
+                policy, self.route, context.caller, self.request, decision.deployments,
+                reads=breaker_keys(decision.deployments), identity=identity,
+                cache_mode=self.cache_mode, stream=decision.stream, request_id=context.request_id,
             )
         except LimitError as refused:
             calls = context.calls_made()
@@ -118,11 +121,11 @@ class Call:
         if ticket.downgraded:
             gateway.router.downgrade(decision, self.request)
             self.plan = decision.deployments
-        calls = context.calls_made()
         if ticket.taken:
-            calls.headers.extend(gateway.guard.headers(ticket))
+            context.calls_made().headers.extend(gateway.guard.headers(ticket))
         if ticket.cache_key is None:
             return None
+        calls = context.calls_made()
         hit = gateway.guard.hit(
             ticket, request_id=context.request_id, latency_s=perf_counter() - self.started, arm=decision.arm
         )
@@ -145,24 +148,27 @@ class Call:
         """Account the finished call: tokens and arm figures for routing, settled budgets
         and limits, the cache; in one round trip. `result` is what was paid for (None:
         nothing); `ok` says whether the call succeeded (default: a result)."""
+        latency = perf_counter() - self.started
         ok = result is not None if ok is None else ok
         writes = self.writes
         gateway = self.gateway
-        if self.decision is not None:
-            gateway.router.settle(self.decision, result, writes, ok=ok)
+        decision = self.decision
+        if decision is not None:
+            gateway.router.settle(decision, result, writes, ok=ok)
         ticket = self.ticket
         if ticket is not None:
             cache = self.policy.cache
             gateway.guard.settle(ticket, writes, result, ok=ok, ttl=cache.ttl if cache else None)
         # Report counters go with the rest when they share the store (on Redis).
-        shared = gateway.insights.counters.store is gateway.router.store
-        await gateway.insights.record(
-            self.route, self.context.caller, self.decision, result, ok=ok,
-            latency_s=perf_counter() - self.started, writes=writes if shared else None,
+        store = gateway.router.store
+        insights = gateway.insights
+        await insights.record(
+            self.route, self.context.caller, decision, result, ok=ok, latency_s=latency,
+            writes=writes if insights.counters.store is store else None,
         )
         if writes:
             self.writes = Writes()
-            await gateway.router.store.write(writes)
+            await store.write(writes)
 
     def release_soon(self) -> None:
         """A cancelled call (the client left) cannot wait on the store: give back what it

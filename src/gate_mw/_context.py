@@ -83,8 +83,8 @@ class RoutingContext:
         """The incoming request id header, or a new random id."""
         if self._request_id is None:
             incoming = _header(self.scope, self.gateway.request_id_header)
-            # `%` formats the int in three quarters of an f-string format spec's time.
-            self._request_id = incoming[:128] if incoming else "%024x" % _random_bits(96)  # noqa: UP031
+            # 24 hex digits, as f"{bits:024x}" writes them in twice the time.
+            self._request_id = incoming[:128] if incoming else _random_bits(96).to_bytes(12).hex()
         return self._request_id
 
     @property

@@ -35,7 +35,9 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 def loads(data: bytes) -> Any:
     """The value of the JSON document `data`; `ValueError` when it is not one."""
-    if orjson is not None and _LONG_DIGITS not in data.translate(_DIGITS):
+    # `find`, not `in`: bytes' `in` first tries its operand as an integer, and formats
+    # (then drops) a TypeError for a bytes one: ~1,900 instructions a call (callgrind).
+    if orjson is not None and data.translate(_DIGITS).find(_LONG_DIGITS) < 0:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

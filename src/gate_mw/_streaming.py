@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from ._attempts import chat_result, record_failure, timeout_of, walk
+from ._attempts import record_failure, timeout_of, walk
+from ._stream_ends import DONE, NO_END, StreamEnds
 from ._stream_timer import StreamTimer
 from .chat._model import StreamDone, TextDelta, ToolCallDelta
-from .errors import ErrorKind, StreamInterrupted, UpstreamError
-from .providers._base import ProviderReply, StreamEnd, StreamEvent, estimated_usage
+from .errors import ErrorKind, UpstreamError
+from .providers._base import StreamEnd, StreamEvent
 from .providers._errors import error_from_exception
 from .results import Attempt, ChatResult
-from .telemetry._spans import attempt_cancelled, error_type_of, span_failed
+from .telemetry._spans import attempt_cancelled, error_type_of
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -32,11 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["GateStream", "replay"]
 
-_NEW, _OPENING, _OPEN, _DONE = range(4)
-_NO_END = StreamEnd(None, None, None, None)
+_NEW, _OPENING, _OPEN, _DONE = 0, 1, 2, DONE
 
 
-class GateStream:
+class GateStream(StreamEnds):
     """A streamed answer: iterate it for text deltas, then read `result`.
 
         async with gate.stream(messages) as stream:
@@ -52,12 +52,7 @@ class GateStream:
     leaving the `async with`) closes the upstream response at once. One consumer at a time.
     """
 
-    __slots__ = (
-        "_admission", "_attempts", "_call", "_chunk_attributes", "_cost_source", "_deployment",
-        "_disconnected", "_error", "_events", "_first", "_last_chunk", "_parts", "_pending",
-        "_replayed", "_route_span", "_span", "_spent", "_started", "_state", "_timer", "_ttfc",
-        "result",
-    )
+    __slots__ = ("_chunk_attributes", "_first", "_last_chunk", "_pending", "_replayed")
 
     def __init__(self, call: Call) -> None:
         self._call = call
@@ -335,111 +330,6 @@ class GateStream:
             return error_from_exception(exc)
         return None
 
-    def _extra(self) -> dict[str, Any] | None:
-        """Per-call metric attributes (an experiment arm's)."""
-        decision = self._call.decision
-        return None if decision is None else decision.metric_attributes()
-
-    def _cancel_reason(self) -> str:
-        return "client_disconnect" if self._disconnected else "cancelled"
-
-    def _close(self) -> tuple[Deployment, Span, Span]:
-        """Leave the open state, exactly once; the caller then ends the spans."""
-        self._state = _DONE
-        if self._timer is not None:
-            self._timer.stop()
-        deployment, span, route_span = self._deployment, self._span, self._route_span
-        assert deployment is not None
-        assert span is not None
-        assert route_span is not None
-        return deployment, span, route_span
-
-    def _settle(
-        self, deployment: Deployment, end: StreamEnd, outcome: str, error: UpstreamError | None = None
-    ) -> tuple[ProviderReply, float | None, float]:
-        """The reply as received (usage estimated if the provider sent none), its cost and
-        latency; updates the attempt record and the request's cost accounting."""
-        text = "".join(self._parts)
-        usage = end.usage or estimated_usage(self._call.request, text)
-        reply = ProviderReply(
-            text, end.finish_reason, end.model or deployment.upstream_model, end.response_id, usage,
-            end.cost, tool_calls=end.tool_calls,
-        )
-        cost, self._cost_source = deployment.cost(reply)
-        latency = perf_counter() - self._started
-        self._attempts[-1] = Attempt(
-            deployment.alias, deployment.id, deployment.system, outcome, latency,
-            status=error.status if error else 200, error=None if error is None else str(error),
-        )
-        self._call.context.calls_made().add_cost(cost)
-        return reply, cost, latency
-
-    def _complete(self, end: StreamEnd) -> None:
-        parsed = self._call.parse("".join(self._parts), end.tool_calls)  # before closing: may raise
-        deployment, span, route_span = self._close()
-        reply, cost, latency = self._settle(deployment, end, "ok")
-        self._call.gateway.telemetry.attempt_succeeded(
-            span, deployment, reply, cost, latency, extra=self._extra(), cost_source=self._cost_source
-        )
-        self.result = chat_result(
-            self._call, deployment, reply, cost, self._attempts, self._cost_source, parsed
-        )
-        route_span.end()
-
-    def _interrupt(self, error: UpstreamError, end: StreamEnd = _NO_END) -> StreamInterrupted:
-        self._error = error
-        deployment, span, route_span = self._close()
-        reply, cost, latency = self._settle(deployment, end, error.kind.value, error)
-        telemetry = self._call.gateway.telemetry
-        extra = self._extra()
-        telemetry.record_reply(span, deployment, reply, cost, extra=extra, cost_source=self._cost_source)
-        telemetry.attempt_failed(span, deployment, error, latency, extra=extra)
-        span_failed(route_span, error.kind.value, str(error))
-        partial = self._spent = chat_result(
-            self._call, deployment, reply, cost, self._attempts, self._cost_source
-        )
-        return StreamInterrupted(
-            f"the stream from {deployment.alias} failed after {len(self._parts)} chunks: {error}",
-            self._attempts, request_id=self.request_id, kind=error.kind, partial=partial,
-        )
-
-    def _abort(self) -> None:
-        reason = self._cancel_reason()
-        deployment, span, route_span = self._close()
-        reply, cost, _ = self._settle(deployment, _NO_END, reason)
-        self._spent = chat_result(
-            self._call, deployment, reply, cost, self._attempts, self._cost_source
-        )
-        self._call.gateway.telemetry.record_reply(
-            span, deployment, reply, cost, extra=self._extra(), cost_source=self._cost_source
-        )
-        attempt_cancelled(span, reason)
-        attempt_cancelled(route_span, reason)
-
-    async def _finish(self) -> None:
-        """Close the provider's stream (and so its HTTP response) and account the call for
-        routing (a failed stream as failed), once."""
-        events, self._events = self._events, None
-        if events is not None:
-            try:
-                await events.aclose()
-            finally:
-                try:
-                    await self._report()
-                finally:
-                    await self._call.settle(self.result or self._spent, ok=self.result is not None)
-
-    async def _report(self) -> None:
-        """Tell the breaker and latency window how the committed stream ended: a cut after
-        the first token is a failure; a consumer leaving early says nothing of the model."""
-        deployment, admission = self._deployment, self._admission
-        if deployment is None or admission is None:
-            return
-        await self._call.gateway.router.stream_ended(
-            deployment.id, admission, self._ttfc, self._error,
-            abandoned=self.result is None and self._error is None,
-        )
-
 
 async def replay(text: str) -> AsyncGenerator[StreamEvent, None]:
     """A cached answer as a stream: token-sized chunks (up to four characters, with the
@@ -447,7 +337,7 @@ async def replay(text: str) -> AsyncGenerator[StreamEvent, None]:
     for chunk in _CHUNKS.findall(text):
         yield chunk
         await asyncio.sleep(0)  # let the response go out chunk by chunk, as a stream would
-    yield _NO_END
+    yield NO_END
 
 
 _CHUNKS = re.compile(r"\s*\S{1,4}|\s+")

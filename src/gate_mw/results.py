@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,3 +106,43 @@ class ChatResult:
     @property
     def output_tokens(self) -> int:
         return self.usage.output_tokens
+
+
+def _init_through_twin(cls: type) -> None:
+    """Give the frozen, slotted dataclass `cls` a quicker `__init__` with the same signature.
+
+    A frozen dataclass stores each field with `object.__setattr__`, which made building a
+    ChatResult cost more than the rest of settling a call. This one turns the new instance
+    into a mutable twin of `cls` (the same slots, so the same layout), stores the fields
+    as plain attributes and turns it back: one `object.__setattr__` per instance. All else
+    (equality, hashing, repr, immutability, `replace`, pickling) is the dataclass's own; an
+    instance of a subclass gets the dataclass's `__init__`. Code is generated as
+    `dataclasses` does, so that the signature follows the fields."""
+    fields = dataclasses.fields(cls)
+    generated = cls.__init__  # type: ignore[misc]
+    assert not hasattr(cls, "__post_init__"), "no __post_init__ is run"
+    assert all(f.init and not f.kw_only and f.default_factory is dataclasses.MISSING for f in fields)
+    twin = type(f"_{cls.__name__}Fields", (), {"__slots__": vars(cls)["__slots__"]})
+    names = [f.name for f in fields]
+    params = [f.name if f.default is dataclasses.MISSING else f"{f.name}=_d_{f.name}" for f in fields]
+    namespace: dict[str, Any] = {f"_d_{f.name}": f.default for f in fields}
+    namespace.update(_cls=cls, _twin=twin, _set=object.__setattr__, _generated=generated)
+    lines = [
+        f"def __init__(self, {', '.join(params)}):",
+        "    if self.__class__ is not _cls:",
+        f"        return _generated(self, {', '.join(names)})",
+        "    _set(self, '__class__', _twin)",
+        *(f"    self.{name} = {name}" for name in names),
+        "    self.__class__ = _cls",
+    ]
+    exec("\n".join(lines), namespace)  # code built from the field names above
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__annotations__ = dict(generated.__annotations__)
+    cls.__init__ = init  # type: ignore[misc]
+
+
+for _cls in (Usage, Attempt, ChatResult):
+    _init_through_twin(_cls)
+del _cls

@@ -62,26 +62,28 @@ class Insights:
         of the plan; `result` is what was paid for (a cut stream's part, too). With
         `writes`, the counts join the call's one write after it."""
         if result is not None:
-            model = result.model
-        elif decision is not None and decision.deployments:
-            model = decision.deployments[0].alias
+            model, cost, usage = result.model, result.cost_usd or 0.0, result.usage
+            input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
         else:
-            model = _NONE
-        cost = (result.cost_usd or 0.0) if result is not None else 0.0
-        usage = result.usage if result is not None else None
-        # Without the call's writes (the counters have a store of their own), one write here.
-        batch = Writes() if writes is None else writes
-        await self.counters.add(
-            (caller or _NONE, route, model), ok=ok, cost=cost,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0, latency_s=latency_s, writes=batch,
-        )
+            model = decision.deployments[0].alias if decision is not None and decision.deployments else _NONE
+            cost, input_tokens, output_tokens = 0.0, 0, 0
+        counters = self.counters
+        group = (caller or _NONE, route, model)
+        gid = counters.known(group)
+        if gid is None:  # first sight here: register it (awaited only then)
+            gid = await counters.register(group)
+        # Rows are counted in place; keys go in the call's write or, without one (the
+        # counters have a store of their own), in one write here.
+        batch = writes if writes is not None or counters.rows else Writes()
+        counters.count(gid, ok, cost, input_tokens, output_tokens, latency_s, batch)
         if decision is not None and decision.experiment is not None and decision.arm is not None:
-            await self.counters.add_arm(
+            if batch is None:
+                batch = Writes()
+            await counters.add_arm(
                 decision.experiment, decision.arm, ok=ok, cost=cost, latency_s=latency_s, writes=batch
             )
-        if writes is None:
-            await self.counters.store.write(batch)
+        if writes is None and batch:
+            await counters.store.write(batch)
 
     async def report(
         self, window: str = "day", by: Sequence[str] = ("caller", "route", "model")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..state import MemoryStore
 from ._stats import DURATION_BUCKETS, bucket_of
 
 if TYPE_CHECKING:
@@ -33,12 +34,22 @@ _LATENCY = tuple(f"lat{i}" for i in range(len(DURATION_BUCKETS) + 1))
 # granularity's bucket does: they are built then, not per call.
 assert all(width % GRANULARITIES[0][0] == 0 for width, _ in GRANULARITIES)
 _GROUPS_KEY = "ins:groups"
+# In a row (see `Counters`), each field's index.
+_CALLS, _ERRORS, _COST, _IN, _OUT, _LAT0 = range(6)
+assert FIELDS[:6] == ("calls", "errors", "cost", "in", "out", "lat0")
 
 
 class Counters:
-    """Adds a finished call to the counters and reads them back."""
+    """Adds a finished call to the counters and reads them back.
 
-    __slots__ = ("_ids", "_keys", "max_groups", "store")
+    A shared store keeps one counter per group, bucket and field (`ins:300:{bucket}:{gid}:calls`),
+    added to in the call's one write. A `MemoryStore` (the gateway's own for insights) keeps
+    a group's fields of one bucket as one row instead (`ins:300:{bucket}:{gid}`, FIELDS in
+    order), added to in place: one update per granularity rather than one per field, and a
+    bucket is one key of its bound. Only a `MemoryStore` as it is: a subclass may watch or
+    change its operations."""
+
+    __slots__ = ("_ids", "_keys", "_row_keys", "_rows", "max_groups", "store")
 
     def __init__(self, store: StateStore, *, max_groups: int = 500) -> None:
         if max_groups < 1:
@@ -48,6 +59,18 @@ class Counters:
         self._ids: dict[tuple[str, str, str], int] = {}  # groups known here -> id
         # group id -> (first granularity's bucket, per granularity: (ttl, field -> key))
         self._keys: dict[int, tuple[int, tuple[tuple[float, dict[str, str]], ...]]] = {}
+        # group id -> (first granularity's bucket, per granularity: (row key, ttl))
+        self._row_keys: dict[int, tuple[int, tuple[tuple[str, float], ...]]] = {}
+        self._rows = store if type(store) is MemoryStore else None
+
+    @property
+    def rows(self) -> bool:
+        """Whether calls are counted in rows, in place (no write to send)."""
+        return self._rows is not None
+
+    def known(self, group: tuple[str, str, str]) -> int | None:
+        """The id of `group` if this process has seen it (else `register` it)."""
+        return self._ids.get(group)
 
     async def groups(self) -> list[tuple[str, str, str]]:
         """Every (caller, route, model) recorded by any replica, in id order."""
@@ -62,7 +85,7 @@ class Counters:
                 return known
         return stored
 
-    async def _group_id(self, group: tuple[str, str, str]) -> int:
+    async def register(self, group: tuple[str, str, str]) -> int:
         """The id of `group`, registered in the store on first sight; past `max_groups`,
         the id of the overflow group ("(other)", "(other)", "(other)")."""
         found = self._ids.get(group)
@@ -89,10 +112,33 @@ class Counters:
         self, group: tuple[str, str, str], *, ok: bool, cost: float, input_tokens: int,
         output_tokens: int, latency_s: float, writes: Writes,
     ) -> None:
-        """Count one call into `writes`: the call's one write after it."""
+        """Count one call: in its rows, or into `writes` (the call's one write after it)."""
         gid = self._ids.get(group)
         if gid is None:  # first sight here: register it (awaited only then)
-            gid = await self._group_id(group)
+            gid = await self.register(group)
+        self.count(gid, ok, cost, input_tokens, output_tokens, latency_s, writes)
+
+    def count(
+        self, gid: int, ok: bool, cost: float, input_tokens: int, output_tokens: int,
+        latency_s: float, writes: Writes | None,
+    ) -> None:
+        """Count one call of group `gid` (from `known` or `register`): in its rows, or into
+        `writes` (required then)."""
+        store = self._rows
+        if store is not None:
+            now = store.clock()
+            latency = _LAT0 + bucket_of(latency_s)
+            for key, ttl in self._rows_of(gid, now):
+                row = store.row(key, len(FIELDS), ttl, now)
+                row[_CALLS] += 1.0
+                if not ok:
+                    row[_ERRORS] += 1.0
+                row[_COST] += cost
+                row[_IN] += input_tokens
+                row[_OUT] += output_tokens
+                row[latency] += 1.0
+            return
+        assert writes is not None, "counters in a store's keys go in a write"
         add = writes.add
         for ttl, keys in self._bucket_keys(gid, self.store.clock()):
             add(keys["calls"], 1, ttl)
@@ -119,12 +165,28 @@ class Counters:
         self._keys[gid] = (first, keys)
         return keys
 
+    def _rows_of(self, gid: int, now: float) -> tuple[tuple[str, float], ...]:
+        """The row keys of group `gid` in the buckets holding `now`, and their ttl."""
+        first = int(now // _GRANULARITIES[0][1])
+        found = self._row_keys.get(gid)
+        if found is not None and found[0] == first:
+            return found[1]
+        keys = tuple((f"{label}{int(now // width)}:{gid}", ttl) for label, width, ttl in _GRANULARITIES)
+        self._row_keys[gid] = (first, keys)
+        return keys
+
     async def read(
         self, gids: Sequence[int], width: float, buckets: Sequence[int]
     ) -> dict[tuple[int, int], dict[str, float]]:
         """The counters of each (group id, bucket) that saw calls: calls are read first, so
         the other fields are read only where there is something to read."""
         pairs = [(gid, b) for gid in gids for b in buckets]
+        if self._rows is not None:
+            rows = await self.store.get_many([f"ins:{width:g}:{b}:{gid}" for gid, b in pairs])
+            return {
+                pair: dict(zip(FIELDS, row, strict=True))
+                for pair, row in zip(pairs, rows, strict=True) if row is not None and row[_CALLS]
+            }
         calls = await self.store.get_many([f"ins:{width:g}:{b}:{gid}:calls" for gid, b in pairs])
         active = [pair for pair, count in zip(pairs, calls, strict=True) if count]
         keys = [f"ins:{width:g}:{b}:{gid}:{name}" for gid, b in active for name in FIELDS]

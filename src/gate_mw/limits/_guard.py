@@ -116,9 +116,8 @@ class Guard:
         round trip. Raises `BudgetExceeded` or `RateLimited` when one has no room."""
         ticket = Ticket()
         store = self.store
-        now = store.clock()
         cache = policy.cache
-        all_reads = list(reads)
+        all_reads = reads
         if cache is not None and cache_mode != "bypass" and (cache.stream or not stream):
             ticket.cache_mode = cache_mode
             ticket.cache_key = request_key(request, identity, caller if cache.scope == "caller" else None)
@@ -126,11 +125,20 @@ class Guard:
                 if self.cache.backend == "memory":
                     ticket.cache_entry = self.cache.get(ticket.cache_key)
                 else:
-                    all_reads.append(ticket.cache_key)
-        if policy.limits or policy.budgets or self.rules:
-            ticket.usd, ticket.tokens = _estimate(request, deployments)
-            ticket.taken = self._checks(policy, route, caller, ticket.usd, ticket.tokens, now)
-        if not ticket.taken:  # nothing to reserve: a plain read (breakers, cache), if any
+                    all_reads = [*reads, ticket.cache_key]
+        if not (self.rules or policy.limits or policy.budget):
+            # Nothing to reserve (most routes): a plain read (breakers, cache), if any.
+            if all_reads:
+                values = await store.get_many(all_reads)
+                if all_reads is reads:  # no cache entry among them
+                    ticket.reads = dict(zip(reads, values, strict=True))
+                else:
+                    self._found(ticket, all_reads, values)
+            return ticket
+        now = store.clock()
+        ticket.usd, ticket.tokens = _estimate(request, deployments)
+        ticket.taken = self._checks(policy, route, caller, ticket.usd, ticket.tokens, now)
+        if not ticket.taken:  # only per-deployment limits, taken by the attempts
             if all_reads:
                 self._found(ticket, all_reads, await store.get_many(all_reads))
             return ticket
@@ -264,6 +272,21 @@ class Guard:
     ) -> None:
         """Settle reservations to the actual cost and tokens (releasing the rest), and
         store a complete answer in the cache; into `writes`, sent in one round trip."""
+        if ticket.taken or ticket.deployment_taken:
+            self._settle_taken(ticket, writes, result)
+        if ticket.cache_key is not None and ok and ttl and result is not None and not result.cached:
+            if result.finish_reason not in (None, "stop", "end_turn", "length", "tool_calls", "tool_use"):
+                return
+            entry = to_entry(result)
+            if self.cache.backend == "memory":
+                self.cache.put(ticket.cache_key, entry, ttl)
+            elif self.cache.fits(entry):
+                writes.put(ticket.cache_key, entry, ttl)
+
+
+    @staticmethod
+    def _settle_taken(ticket: Ticket, writes: Writes, result: ChatResult | None) -> None:
+        """Settle what the call took to its actual cost and tokens, releasing the rest."""
         cost = 0.0 if result is None or result.cached else (result.cost_usd or 0.0)
         tokens = 0.0 if result is None or result.cached else float(result.usage.total_tokens)
         answered = None if result is None or result.cached else result.deployment
@@ -277,14 +300,6 @@ class Guard:
             delta = actual - check.amount
             if delta:
                 writes.add(check.key, _units(check, delta), check.period or check.ttl)
-        if ok and result is not None and not result.cached and ticket.cache_key is not None and ttl:
-            if result.finish_reason not in (None, "stop", "end_turn", "length", "tool_calls", "tool_use"):
-                return
-            entry = to_entry(result)
-            if self.cache.backend == "memory":
-                self.cache.put(ticket.cache_key, entry, ttl)
-            elif self.cache.fits(entry):
-                writes.put(ticket.cache_key, entry, ttl)
 
 
 def _take(rule: Limit | Budget, who: str, usd: float, tokens: float, now: float) -> _Taken:

@@ -132,15 +132,18 @@ def read_chat(body: Any) -> ChatArgs:
     kwargs = args.kwargs
     # Only what the body sets: an option left out is None to Gate.chat, and costs its
     # checks nothing.
-    read = (
-        ("max_tokens", _tokens(body)),
-        ("temperature", _number(body, "temperature", 0, 2)),
-        ("top_p", _number(body, "top_p", 0, 1)),
-        ("stop", _stop(body)),
-    )
-    for name, value in read:
-        if value is not None:
-            kwargs[name] = value
+    tokens = _tokens(body)
+    if tokens is not None:
+        kwargs["max_tokens"] = tokens
+    if "temperature" in body or "top_p" in body or "stop" in body:  # not read when absent
+        read = (
+            ("temperature", _number(body, "temperature", 0, 2)),
+            ("top_p", _number(body, "top_p", 0, 1)),
+            ("stop", _stop(body)),
+        )
+        for name, value in read:
+            if value is not None:
+                kwargs[name] = value
     extra: dict[str, Any] = {}
     for name, value in body.items():
         if name in _READ_HERE or value is None:

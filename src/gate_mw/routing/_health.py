@@ -14,15 +14,19 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from ..errors import ConfigError, ErrorKind
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .._registry import Deployment
     from ..state import StateStore, Writes
 
-__all__ = ["UNREAD", "Breaker", "CooldownState", "Health"]
+__all__ = ["UNREAD", "Breaker", "CooldownState", "Health", "breaker_keys"]
 
 #: `Health.admit`'s `known` when the breaker was not read before the call.
 UNREAD: Any = object()
 
 State = Literal["closed", "open", "half_open"]
 _MIN_SECONDS = 0.001
+_MAX_WINDOWS = 4096
 
 # The request's own fault (or an answer that did not fit its schema) says nothing about
 # the deployment's health.
@@ -103,18 +107,32 @@ def _keys(deployment_id: str) -> tuple[str, str]:
     return "cb:" + deployment_id, "cbf:" + deployment_id
 
 
+def breaker_keys(deployments: Iterable[Deployment]) -> list[str]:
+    """The keys of the breakers and consecutive failures of `deployments`, read before a call."""
+    return [key for deployment in deployments for key in _keys(deployment.id)]
+
+
 class Health:
     """Breaker bookkeeping for every deployment, in the routing state store."""
 
-    __slots__ = ("breaker", "store")
+    __slots__ = ("_windows", "breaker", "store")
 
     def __init__(self, store: StateStore, breaker: Breaker) -> None:
         self.store = store
         self.breaker = breaker
+        # deployment id -> (window bucket, its keys): built once per window, not per call.
+        self._windows: dict[str, tuple[int, tuple[str, str]]] = {}
 
     def _window_keys(self, deployment_id: str) -> tuple[str, str]:
         bucket = int(self.store.clock() // self.breaker.window)
-        return f"cbc:{deployment_id}:{bucket}", f"cbe:{deployment_id}:{bucket}"
+        found = self._windows.get(deployment_id)
+        if found is not None and found[0] == bucket:
+            return found[1]
+        keys = f"cbc:{deployment_id}:{bucket}", f"cbe:{deployment_id}:{bucket}"
+        if len(self._windows) >= _MAX_WINDOWS:  # deployments come from the registry; still bounded
+            self._windows.clear()
+        self._windows[deployment_id] = (bucket, keys)
+        return keys
 
     @staticmethod
     def keys(deployment_id: str) -> tuple[str, str]:

@@ -102,7 +102,8 @@ class Routes:
         # The figures some compiled route ranks by: attempts keep only these. Routes are
         # compiled at startup (or on first use), so figures are kept from then on.
         self.figures: frozenset[Figure] = frozenset()
-
+        #: What an attempt counts (in flight, per-minute usage), from `figures`; None: nothing.
+        self.counted: tuple[bool, bool] | None = None
 
     def compile(self, policy: RoutePolicy, route: str) -> None:
         """Check `policy` against the models and keep its compiled form; PolicyError naming
@@ -156,6 +157,8 @@ class Routes:
         self.figures |= strategy.reads
         if policy.max_latency is not None:
             self.figures |= {"latency"}
+        busy, usage = "in_flight" in self.figures, "usage" in self.figures
+        self.counted = (busy, usage) if busy or usage else None
         compiled = Route(policy, strategy, candidates, excluded)
         compiled.fixed = type(strategy) is OrderedStrategy and (
             policy.max_cost_usd is None and policy.max_latency is None

@@ -83,7 +83,11 @@ class Router:
             deployments: Sequence[Deployment] = compiled.candidates
             window = compiled.min_window
             fixed = compiled.fixed_attributes
-            if window is not None and (prompt := estimate_messages(request.messages)) > window:
+            # Demoting the only deployment would leave the plan as it is: no estimate then.
+            if (
+                window is not None and len(deployments) > 1
+                and (prompt := estimate_messages(request.messages)) > window
+            ):
                 deployments, fixed = _demote(deployments, prompt, set()), None
             return Decision(
                 deployments, policy, "ordered", compiled.excluded, stream, name, arm,
@@ -143,9 +147,7 @@ class Router:
         """What an attempt starting now counts (in flight, per-minute usage), when some
         compiled route ranks by either; None otherwise. Read once per attempt, so a route
         compiled meanwhile cannot unbalance the counts."""
-        figures = self.routes.figures
-        busy, usage = "in_flight" in figures, "usage" in figures
-        return (busy, usage) if busy or usage else None
+        return self.routes.counted
 
     async def begin(self, deployment_id: str, counted: tuple[bool, bool]) -> None:
         """An attempt starts (`counted` from `counted`)."""
@@ -201,10 +203,10 @@ class Router:
         `result` is what was paid for, even when the call failed part-way (a stream cut
         after its first tokens); `ok` says whether it succeeded."""
         state = self.state
-        if result is not None and not result.cached:
+        if "usage" in self.routes.figures and result is not None and not result.cached:
             usage = result.usage
-            if usage.total_tokens and "usage" in self.routes.figures:
-                state.add_tokens(result.deployment, usage.total_tokens, writes)
+            if tokens := usage.input_tokens + usage.output_tokens:
+                state.add_tokens(result.deployment, tokens, writes)
         if decision.arm is not None and decision.experiment is not None:
             if not ok or result is None:
                 state.add_arm(decision.experiment, decision.arm, writes, ok=False)

@@ -103,7 +103,8 @@ class MemoryStore:
 
     async def get_many(self, keys: Sequence[str]) -> list[Any]:
         now = self.clock()
-        return [self._space(key).read(key, now) for key in keys]
+        routing, callers = self._routing, self._callers
+        return [(callers if CALLER_TAG in key else routing).read(key, now) for key in keys]
 
     async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None:
         self._space(key).write(key, value, None if ttl is None else self.clock() + ttl)
@@ -118,20 +119,40 @@ class MemoryStore:
         space.write(key, value, None if ttl is None else now + ttl)
         return True
 
-    def _add(self, key: str, delta: float, ttl: float | None, now: float, *, refresh: bool) -> float:
-        space = self._space(key)
-        item = space.data.get(key)
-        if item is None or (item[1] is not None and item[1] <= now):
-            value, expires = delta, (None if ttl is None else now + ttl)
-        else:
-            value = item[0] + delta
-            expires = now + ttl if refresh and ttl is not None else item[1]
-        space.write(key, value, expires)
-        return float(value)
-
     async def incr(self, deltas: Mapping[str, float], *, ttl: float | None = None) -> list[float]:
         now = self.clock()
-        return [self._add(key, delta, ttl, now, refresh=False) for key, delta in deltas.items()]
+        routing, callers = self._routing, self._callers
+        found: list[float] = []
+        for key, delta in deltas.items():
+            space = callers if CALLER_TAG in key else routing
+            data = space.data
+            item = data.pop(key, None)  # and set again below: most recently used
+            if item is None or (item[1] is not None and item[1] <= now):
+                value, expires = delta, (None if ttl is None else now + ttl)
+            else:
+                value, expires = item[0] + delta, item[1]
+            data[key] = (value, expires)
+            if item is None and len(data) > space.max_keys:
+                data.popitem(last=False)
+            found.append(float(value))
+        return found
+
+    def row(self, key: str, size: int, ttl: float, now: float) -> list[float]:
+        """The row of `size` counters at `key`, for the caller to add to in place: zeros
+        when absent or expired; made most recently used, expiring `ttl` after `now`.
+        `get` reads it back (the row itself: copy what must be kept). Never suspends, so
+        an update is atomic with respect to other requests."""
+        space = self._callers if CALLER_TAG in key else self._routing
+        data = space.data
+        item = data.pop(key, None)  # and set again below: most recently used
+        if item is not None and (item[1] is None or item[1] > now):
+            found: list[float] = item[0]
+        else:
+            found = [0.0] * size
+        data[key] = (found, now + ttl)
+        if item is None and len(data) > space.max_keys:
+            data.popitem(last=False)
+        return found
 
     async def reserve(self, checks: Sequence[Check], reads: Sequence[str] = ()) -> Verdict:
         now = self.clock()
@@ -154,9 +175,9 @@ class MemoryStore:
     async def write(self, writes: Writes) -> None:
         now = self.clock()
         routing, callers = self._routing, self._callers
-        # `_add(..., refresh=True)` and `_Space.write` inlined, for a call's write adds a
-        # dozen counters: popped and set again is moved to the end (most recently used),
-        # and the bound is applied once after them (the same keys go as one at a time).
+        # An add (its ttl refreshed) and `_Space.write` inlined, for they are most of a
+        # call's write: popped and set again is moved to the end (most recently used), and
+        # the bound is applied once after them (the same keys go as one at a time).
         for key, (delta, ttl) in writes.adds.items():
             data = callers.data if CALLER_TAG in key else routing.data
             item = data.pop(key, None)
@@ -167,6 +188,8 @@ class MemoryStore:
         for space in (routing, callers):
             while len(space.data) > space.max_keys:
                 space.data.popitem(last=False)
+        if not (writes.puts or writes.observations):  # most calls: counters only
+            return
         for key, (value, ttl) in writes.puts.items():
             self._space(key).write(key, value, None if ttl is None else now + ttl)
         for key, samples in writes.observations.items():
