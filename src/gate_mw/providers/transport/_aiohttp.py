@@ -9,6 +9,7 @@ nothing in between: the body is already bytes, the URL parsed once per deploymen
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
@@ -63,9 +64,11 @@ class AiohttpTransport(Sender[aiohttp.ClientResponse]):
 
     def _headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
         """`headers` as aiohttp takes them without copying them into a new `CIMultiDict`
-        first. A provider passes the same mapping, made once, on every call without a
-        trace context to propagate: converted once, found by identity (a mapping made
-        per call is converted per call, as aiohttp would)."""
+        first. A provider passes its own read-only headers, made once, on every call
+        without a trace context to propagate: converted once, found by identity. Any
+        other mapping (one made per call, with a `traceparent`) goes as it is."""
+        if type(headers) is not MappingProxyType:
+            return headers
         prepared = self._prepared.get(id(headers))
         if prepared is not None and prepared[0] is headers:
             return prepared[1]
