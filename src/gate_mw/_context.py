@@ -61,7 +61,9 @@ class RoutingContext:
     """Per-request routing state. Header-derived fields are read lazily, so a request that
     never calls a model pays only for creating this object."""
 
-    __slots__ = ("_caller", "_request_id", "arm", "calls", "deadline", "gateway", "scope", "started")
+    __slots__ = (
+        "_caller", "_caller_known", "_request_id", "arm", "calls", "deadline", "gateway", "scope", "started",
+    )
 
     # Made for every request, model call or not: positional arguments and slots keep that
     # cheap (passing these by keyword made creating it half as costly again).
@@ -74,6 +76,7 @@ class RoutingContext:
         self.deadline = deadline
         self._request_id: str | None = None
         self._caller: str | None = None
+        self._caller_known = False  # resolved once: "no caller" is an answer too
         self.arm: str | None = None
         #: What the gateway did for the request; None until its first call.
         self.calls: Calls | None = None
@@ -91,17 +94,20 @@ class RoutingContext:
     def caller(self) -> str | None:
         """The user/tenant key: set explicitly, or from the resolver or caller header;
         hashed when longer than `MAX_CALLER_CHARS` (see `caller_key`)."""
-        if self._caller is None:
+        if not self._caller_known:
             gateway = self.gateway
             if gateway.caller_resolver is not None:
                 self._caller = caller_key(gateway.caller_resolver(self.scope))
             elif gateway.caller_header is not None:
                 self._caller = caller_key(_header(self.scope, gateway.caller_header))
+            self._caller_known = True
         return self._caller
 
     @caller.setter
     def caller(self, value: str | None) -> None:
+        """Set the caller; None leaves it to the resolver or header, as if never set."""
         self._caller = caller_key(value)
+        self._caller_known = value is not None
 
     def header(self, name: bytes) -> str | None:
         """A header of the incoming request; `name` in lower case."""

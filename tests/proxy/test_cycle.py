@@ -17,9 +17,14 @@ import uvicorn
 
 from _apps import serve_http
 from gate_mw.proxy._cycle import Cycle
-from gate_mw.proxy._uvicorn import HTTP_PROTOCOL, CoalescingTransport
+from gate_mw.proxy._uvicorn import HTTP_PROTOCOL, SUPPORTED, CoalescingTransport
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(
+        not SUPPORTED, reason=f"uvicorn {uvicorn.__version__}: gate-mw serve runs uvicorn's own protocol"
+    ),
+]
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
 

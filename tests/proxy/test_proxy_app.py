@@ -10,11 +10,19 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from _apps import ENV, MESSAGES, make_gateway, openai_entry, serve_http
 from conftest import Telemetry
 from gate_mw import ModelEntry, current_context
-from gate_mw.proxy._uvicorn import HTTP_PROTOCOL, CoalescingTransport
+from gate_mw.proxy._uvicorn import (
+    HTTP_PROTOCOL,
+    SUPPORTED,
+    UVICORN_RELEASES,
+    CoalescingHttpToolsProtocol,
+    CoalescingTransport,
+    _release,
+)
 from gate_mw.proxy.cli import build_app
 from gate_mw.testing import FakeUpstream, Reply, Stream
 
@@ -119,10 +127,29 @@ def openai_entry_without_key() -> ModelEntry:
     )
 
 
+@pytest.mark.parametrize(
+    ("version", "ours"),
+    [("0.54.0", True), ("0.45.0", True), ("0.50.2", True), ("0.44.0", False), ("0.55.0", False),
+     ("1.0.0", False), ("0.30.0", False), ("nightly", False)],
+)
+def test_the_coalescing_protocol_serves_only_under_the_uvicorn_releases_it_was_checked_with(
+    version: str, ours: bool
+) -> None:
+    release = _release(version)
+    low, high = UVICORN_RELEASES
+    assert (release is not None and low <= release < high) is ours
+
+
+def test_this_uvicorn_gets_the_protocol_its_release_calls_for() -> None:
+    release = _release(uvicorn.__version__)
+    assert SUPPORTED is (release is not None and UVICORN_RELEASES[0] <= release < UVICORN_RELEASES[1])
+    assert (CoalescingHttpToolsProtocol if SUPPORTED else "httptools") == HTTP_PROTOCOL
+
+
+@pytest.mark.skipif(not SUPPORTED, reason="gate-mw serve runs uvicorn's own protocol here")
 async def test_answers_and_streams_go_out_whole_through_the_coalescing_protocol(
     fake_upstream: FakeUpstream,
 ) -> None:
-    assert not isinstance(HTTP_PROTOCOL, str)  # httptools is installed (the proxy extra)
     fake_upstream.set_default("gpt-4o", Reply(text="hello there"), stream=Stream(chunks=("a", "b", "c")))
     async with (
         serve_http(build_app(gateway_over(fake_upstream)), http=HTTP_PROTOCOL) as url,
