@@ -428,7 +428,8 @@ class Gateway:
     ) -> Gate:
         """A client for work outside a request (jobs, scripts), with its own context."""
         context = self.new_context({"type": "gate_mw", "headers": []})
-        context.caller = caller
+        if caller is not None:  # a new context has none
+            context.caller = caller
         resolved = self.default_policy if policy is None else self.validate_policy(policy, route)
         return Gate(self, context, resolved, route)
 

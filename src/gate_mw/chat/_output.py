@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from .._json import is_plain
 from .._optional import require
 from ..errors import ErrorKind, UpstreamError
 
@@ -32,7 +33,7 @@ class Output:
     validation of its answer.
     """
 
-    __slots__ = ("_validate", "name", "response_format", "schema")
+    __slots__ = ("_validate", "name", "plain", "response_format", "schema")
 
     def __init__(self, name: str, schema: dict[str, Any], validate: Callable[[str], Any]) -> None:
         self.name = _NAME.sub("_", name)[:64] or "output"
@@ -44,6 +45,8 @@ class Output:
             "type": "json_schema",
             "json_schema": {"name": self.name, "schema": schema, "strict": False},
         }
+        #: Whether the response format is plain JSON data (no NaN...): see `_json.is_plain`.
+        self.plain = is_plain(self.response_format)
 
     @classmethod
     def of(cls, spec: Any) -> Output:

@@ -42,21 +42,11 @@ def _check_text(value: str, where: str) -> None:
 
 def _check_json(value: object, where: str, depth: int = 0) -> Any:
     """`value` as plain JSON data (dicts, lists, str, finite numbers, bools, None)."""
-    if value is None or value is True or value is False or type(value) is int:
-        return value
-    if isinstance(value, str):
-        _check_text(value, where)
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _Invalid(f"{where}: {value!r} is not a finite number")
-        return float(value)
-    if isinstance(value, int):  # an int subclass (an IntEnum): its plain value
-        return int(value)
-    if depth >= MAX_DEPTH:
-        raise _Invalid(f"{where}: nested more than {MAX_DEPTH} levels deep")
-    # `type(...) is dict` first: an ABC's isinstance is a Python-level call.
-    if type(value) is dict or isinstance(value, Mapping):
+    # A dict (a message, a tool) is what comes here most: plain ASCII strings, ints, bools
+    # and None inside one are taken by its loop, without a call.
+    if type(value) is dict:
+        if depth >= MAX_DEPTH:
+            raise _Invalid(f"{where}: nested more than {MAX_DEPTH} levels deep")
         checked: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
@@ -71,6 +61,21 @@ def _check_json(value: object, where: str, depth: int = 0) -> Any:
             else:
                 checked[key] = _check_json(item, _where(where, key), depth + 1)
         return checked
+    if value is None or value is True or value is False or type(value) is int:
+        return value
+    if isinstance(value, str):
+        _check_text(value, where)
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Invalid(f"{where}: {value!r} is not a finite number")
+        return float(value)
+    if isinstance(value, int):  # an int subclass (an IntEnum): its plain value
+        return int(value)
+    if depth >= MAX_DEPTH:
+        raise _Invalid(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, Mapping):  # another mapping: checked as a dict of its items
+        return _check_json(dict(value.items()), where, depth)
     if isinstance(value, (list, tuple)):
         return [_check_json(item, _where(where, i), depth + 1) for i, item in enumerate(value)]
     raise _Invalid(f"{where}: {type(value).__name__} is not JSON data")
@@ -121,8 +126,14 @@ _NUMBERS: dict[str, tuple[float | None, bool]] = {
 def _check_option(name: str, value: object) -> Any:
     if value is None or name in OPAQUE:
         return value
-    if name in _NUMBERS:
-        minimum, integer = _NUMBERS[name]
+    if (bounds := _NUMBERS.get(name)) is not None:
+        minimum, integer = bounds
+        # The common case first: a plain int (or a finite float where one is taken) in range.
+        kind = type(value)
+        if (kind is int or (kind is float and not integer and value - value == 0.0)) and (  # type: ignore[operator]
+            minimum is None or value >= minimum  # type: ignore[operator]
+        ):
+            return value
         _check_number(name, value, minimum=minimum, integer=integer)
     elif name == "stop":
         if isinstance(value, str):
@@ -148,8 +159,14 @@ def _validate(
         raise _Invalid(f"messages: must be a list of messages, got {type(messages).__name__}")
     if not messages:
         raise _Invalid("messages: must not be empty")
-    checked = tuple([_check_message(m, i) for i, m in enumerate(messages)])
-    return checked, {name: _check_option(name, value) for name, value in options.items()}
+    # Loops rather than comprehensions: each of those is a call of its own.
+    checked = []
+    for index, message in enumerate(messages):
+        checked.append(_check_message(message, index))
+    valid = {}
+    for name, value in options.items():
+        valid[name] = _check_option(name, value)
+    return tuple(checked), valid
 
 
 def validate_request(

@@ -47,6 +47,16 @@ class ChatRequest:
     metadata: Mapping[str, str] | None = None
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     raw: bool = False
+    #: Made by the gate from checked copies (`chat._validate`): plain JSON data, without
+    #: NaN, so providers may encode it with orjson (see `plain`).
+    checked: bool = field(default=False, compare=False, repr=False)
+
+    @property
+    def plain(self) -> bool:
+        """Whether every field is plain JSON data (`_json.is_plain`): checked by the gate,
+        and `output`'s schema plain too when it is the response format sent."""
+        output = self.output
+        return self.checked and (output is None or output.plain or self.response_format is not None)
 
     @property
     def format(self) -> Mapping[str, Any] | None:
@@ -108,6 +118,8 @@ def billed_cost(value: Any, *, free: bool = True) -> float | None:
         return None
     if type(value) is dict or isinstance(value, Mapping):  # `usage`: OpenRouter's bill in `cost`
         value = value.get("cost")
+        if value is None:  # what most upstreams send
+            return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:

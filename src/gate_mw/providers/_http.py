@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._json import loads
+from .._json import dumps_plain, is_plain, loads
 from ..config import UpstreamLimits
 from ..errors import ErrorKind, UpstreamError
 from ..telemetry._propagation import outgoing
@@ -27,10 +28,13 @@ _encode = json.JSONEncoder(
 ).encode
 
 
-def _encoded(payload: Mapping[str, Any]) -> bytes:
-    """`payload` as JSON bytes. The gate checked the request already; a payload that still
-    cannot be encoded (NaN, a lone surrogate, an object) is the caller's fault, never the
-    model's: a BAD_REQUEST, which no breaker counts."""
+def _encoded(payload: Mapping[str, Any], plain: bool = False) -> bytes:
+    """`payload` as JSON bytes; by orjson when it is `plain` data (`_json.is_plain`), the
+    encoder that refuses NaN otherwise. The gate checked the request already; a payload
+    that still cannot be encoded (NaN, a lone surrogate, an object) is the caller's fault,
+    never the model's: a BAD_REQUEST, which no breaker counts."""
+    if plain and (encoded := dumps_plain(payload)) is not None:
+        return encoded
     try:
         return _encode(payload).encode()
     except (ValueError, TypeError, RecursionError) as exc:
@@ -60,8 +64,11 @@ class HTTPProvider(Provider):
         self._base_url = base_url.rstrip("/")
         self._query = query
         self._body = dict(body or {})
+        self._plain_body = is_plain(self._body)  # see `_request`
         self._omit = omit
-        self._headers = {**headers, **_JSON}  # built once: every request sends these
+        # Built once: every request sends these. Read-only: the aiohttp transport keeps its
+        # own form of them, found by identity.
+        self._headers: Mapping[str, str] = MappingProxyType({**headers, **_JSON})
         self._secrets = secrets
         self._client = client
         limits = limits or UpstreamLimits()
@@ -75,21 +82,27 @@ class HTTPProvider(Provider):
     def __repr__(self) -> str:  # never the headers: they hold the key
         return f"<{type(self).__name__} {self._base_url}>"
 
-    def _request(self, path: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
+    def _request(self, path: str, payload: Mapping[str, Any], plain: bool) -> tuple[str, bytes]:
+        """The URL and body. `plain`: the payload is plain JSON data (`_json.is_plain`),
+        as a request the gate checked makes it, so the fast encoder writes it as the
+        refusing one would."""
         if self._body:
             payload = {**self._body, **payload}
+            plain = plain and self._plain_body
         if self._omit:
             payload = {key: value for key, value in payload.items() if key not in self._omit}
-        return self._base_url + path + self._query, _encoded(payload)
+        return self._base_url + path + self._query, _encoded(payload, plain)
 
     # A plain call awaits the transport's `post` itself, `_send` and `_body` around it: no
     # coroutine of ours sits between the provider and the transport while the reply is
     # awaited. `except self._errors` reads the transport's errors only when one is raised.
 
-    def _send(self, path: str, payload: Mapping[str, Any]) -> Coroutine[Any, Any, Reply]:
-        """POST `payload` as JSON; await it under `except self._errors` and map those
-        with `_failure`."""
-        url, content = self._request(path, payload)
+    def _send(
+        self, path: str, payload: Mapping[str, Any], plain: bool = False
+    ) -> Coroutine[Any, Any, Reply]:
+        """POST `payload` as JSON (`plain`: see `_request`); await it under
+        `except self._errors` and map those with `_failure`."""
+        url, content = self._request(path, payload, plain)
         return self._client().post(
             url, outgoing(self._headers), content, limit=self._max_body, error_limit=self._max_error_body
         )
@@ -117,13 +130,16 @@ class HTTPProvider(Provider):
         return billed_cost(reply.headers.get("x-litellm-response-cost"), free=False)
 
     @contextlib.asynccontextmanager
-    async def _events(self, path: str, payload: Mapping[str, Any]) -> AsyncIterator[SSEDecoder]:
-        """POST for a streamed reply and read its server-sent events.
+    async def _events(
+        self, path: str, payload: Mapping[str, Any], plain: bool = False
+    ) -> AsyncIterator[SSEDecoder]:
+        """POST for a streamed reply and read its server-sent events (`plain`: see
+        `_request`).
 
         The response is closed on every exit, so leaving early (an error, a timeout, the
         client gone) closes the upstream connection rather than paying for unread tokens.
         """
-        url, content = self._request(path, payload)
+        url, content = self._request(path, payload, plain)
         transport = self._client()
         try:
             headers = outgoing(self._headers)

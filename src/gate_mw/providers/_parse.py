@@ -25,6 +25,8 @@ def token_count(usage: Mapping[str, Any], name: str) -> int:
     """`usage[name]` as a token count: a non-negative whole number up to `MAX_TOKENS`
     (absent or null: 0)."""
     value = usage.get(name)
+    if type(value) is int and 0 <= value <= MAX_TOKENS:  # the common case, first
+        return value
     if value is None:
         return 0
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():

@@ -16,7 +16,7 @@ from ..results import Usage
 from ._base import ChatRequest, ProviderReply, StreamEnd, StreamEvent, billed_cost, estimated_usage
 from ._errors import error_from_event, error_from_exception
 from ._http import HTTPProvider
-from ._parse import optional_str, reply_text, token_count
+from ._parse import MAX_TOKENS, optional_str, reply_text, token_count
 
 __all__ = ["OpenAIProvider", "openai_payload"]
 
@@ -57,9 +57,14 @@ def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
         payload["parallel_tool_calls"] = request.parallel_tool_calls
     if (response_format := request.format) is not None:
         payload["response_format"] = response_format
-    for name in ("n", "seed", "user", "metadata"):
-        if (value := getattr(request, name)) is not None:
-            payload[name] = value
+    if request.n is not None:
+        payload["n"] = request.n
+    if request.seed is not None:
+        payload["seed"] = request.seed
+    if request.user is not None:
+        payload["user"] = request.user
+    if request.metadata is not None:
+        payload["metadata"] = request.metadata
     if request.extra:
         payload.update(request.extra)
     if request.extra_body:
@@ -71,20 +76,29 @@ def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage from an OpenAI `usage` object, or an estimate flagged as such."""
     if type(usage) is not dict and not isinstance(usage, Mapping):
         return estimated_usage(request, text)
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    # token_count's common case inline: a plain int in range.
+    input_tokens = usage.get("prompt_tokens")
+    if type(input_tokens) is not int or not 0 <= input_tokens <= MAX_TOKENS:
+        input_tokens = token_count(usage, "prompt_tokens")
+    output_tokens = usage.get("completion_tokens")
+    if type(output_tokens) is not int or not 0 <= output_tokens <= MAX_TOKENS:
+        output_tokens = token_count(usage, "completion_tokens")
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    # Most replies have no details, or empty ones: their counts are 0 without a look.
+    cached = reasoning = written = 0
+    if prompt_details:
+        cached = token_count(prompt_details, "cached_tokens")
+    if completion_details:
+        reasoning = token_count(completion_details, "reasoning_tokens")
     # Cache writes, where a router passes them on: OpenRouter in the details, LiteLLM with
     # Anthropic's name; both count them in prompt_tokens.
-    return Usage(
-        input_tokens=token_count(usage, "prompt_tokens"),
-        output_tokens=token_count(usage, "completion_tokens"),
-        cached_tokens=token_count(prompt_details, "cached_tokens"),
-        reasoning_tokens=token_count(completion_details, "reasoning_tokens"),
-        cache_write_tokens=(
-            token_count(prompt_details, "cache_write_tokens")
-            or token_count(usage, "cache_creation_input_tokens")
-        ),
-    )
+    if prompt_details:
+        written = token_count(prompt_details, "cache_write_tokens")
+    if not written and usage.get("cache_creation_input_tokens") is not None:
+        written = token_count(usage, "cache_creation_input_tokens")
+    # Positional: keywords cost a frozen dataclass's __init__ more.
+    return Usage(input_tokens, output_tokens, cached, reasoning, written)
 
 
 def _tool_calls(calls: Any) -> tuple[ToolCall, ...]:
@@ -146,7 +160,7 @@ class OpenAIProvider(HTTPProvider):
 
     async def chat(self, model: str, request: ChatRequest) -> ProviderReply:
         try:
-            reply = await self._send("/chat/completions", openai_payload(model, request))
+            reply = await self._send("/chat/completions", openai_payload(model, request), request.plain)
         except self._errors as exc:
             raise self._failure(exc) from None
         body, billed = self._json(reply), self._billed(reply)
@@ -155,17 +169,20 @@ class OpenAIProvider(HTTPProvider):
             first = choices[0]
             int(first.get("index") or 0)  # checked as `_choice` checks every choice's
             text, finish_reason, tool_calls = _answer(first)
+            usage = body.get("usage")
+            # By position, in ProviderReply's field order (by keyword its __init__ costs
+            # about twice as much).
             return ProviderReply(
-                text=text,
-                finish_reason=finish_reason,
-                model=optional_str(body.get("model")) or model,
-                response_id=optional_str(body.get("id")),
-                usage=openai_usage(body.get("usage"), request, text),
-                tool_calls=tool_calls,
-                choices=tuple(map(_choice, choices)) if len(choices) > 1 else (),
-                raw=body if request.raw else None,
-                cost=billed_cost(body.get("usage")) if billed is None else billed,
-                system_fingerprint=optional_str(body.get("system_fingerprint")),
+                text,
+                finish_reason,
+                optional_str(body.get("model")) or model,
+                optional_str(body.get("id")),  # response_id
+                openai_usage(usage, request, text),
+                billed_cost(usage) if billed is None else billed,  # cost
+                tool_calls,
+                tuple(map(_choice, choices)) if len(choices) > 1 else (),
+                body if request.raw else None,  # raw
+                optional_str(body.get("system_fingerprint")),
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise error_from_exception(exc) from None
@@ -181,7 +198,7 @@ class OpenAIProvider(HTTPProvider):
         head: Any = None  # the first chunk, for the model and id
         tools: _ToolCalls | None = None
         ended = False
-        async with self._events("/chat/completions", payload) as events:
+        async with self._events("/chat/completions", payload, request.plain) as events:
             async for data in events:
                 if data == b"[DONE]":
                     ended = True

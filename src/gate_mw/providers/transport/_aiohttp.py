@@ -9,13 +9,15 @@ nothing in between: the body is already bytes, the URL parsed once per deploymen
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from ._base import Sender, read_capped
+from ._base import Reply, Sender, read_capped
 
 __all__ = ["AiohttpTransport"]
 
@@ -23,6 +25,7 @@ __all__ = ["AiohttpTransport"]
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
 _KEEPALIVE_SECONDS = 60.0
 _MAX_URLS = 256  # parsed URLs kept: one per deployment and path, so a handful
+_MAX_HEADERS = 64  # header sets kept: one per deployment, made once (see `_headers`)
 
 
 class AiohttpTransport(Sender[aiohttp.ClientResponse]):
@@ -36,6 +39,8 @@ class AiohttpTransport(Sender[aiohttp.ClientResponse]):
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
+        # id -> (the mapping given, kept so that its id stays its own; aiohttp's form of it)
+        self._prepared: dict[int, tuple[Mapping[str, str], CIMultiDictProxy[str]]] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         session = self._session
@@ -57,8 +62,42 @@ class AiohttpTransport(Sender[aiohttp.ClientResponse]):
             parsed = self._urls[url] = URL(url)
         return parsed
 
+    def _headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """`headers` as aiohttp takes them without copying them into a new `CIMultiDict`
+        first. A provider passes its own read-only headers, made once, on every call
+        without a trace context to propagate: converted once, found by identity. Any
+        other mapping (one made per call, with a `traceparent`) goes as it is."""
+        if type(headers) is not MappingProxyType:
+            return headers
+        prepared = self._prepared.get(id(headers))
+        if prepared is not None and prepared[0] is headers:
+            return prepared[1]
+        if len(self._prepared) >= _MAX_HEADERS:
+            self._prepared.clear()
+        proxy = CIMultiDictProxy(CIMultiDict(headers))
+        self._prepared[id(headers)] = (headers, proxy)
+        return proxy
+
     def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> Any:
-        return self._client().post(self._url(url), data=body, headers=headers, allow_redirects=False)
+        return self._client().post(
+            self._url(url), data=body, headers=self._headers(headers), allow_redirects=False
+        )
+
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, limit: int, error_limit: int
+    ) -> Reply:
+        # `Sender.post` with its steps inlined: the one coroutine a call awaits in here.
+        async with self._client().post(
+            self._url(url), data=body, headers=self._headers(headers), allow_redirects=False
+        ) as response:
+            status, head = response.status, response.headers
+            failed = status >= 400
+            declared = response.content_length
+            if not failed and declared is not None and declared <= limit and "Content-Encoding" not in head:
+                content = await response.read()  # as `_read`: one read of the declared length
+            else:
+                content = await self._read(response, error_limit if failed else limit, cut=failed)
+            return Reply(status, head, content)
 
     def _head(self, response: aiohttp.ClientResponse) -> tuple[int, Mapping[str, str]]:
         return response.status, response.headers
