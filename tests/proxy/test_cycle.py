@@ -196,17 +196,19 @@ async def test_a_kept_alive_connection_closes_once_idle_for_the_timeout() -> Non
     app = answering(start(200, (b"content-length", b"2")), body(b"{}"))
     keep = request().replace(b"connection: close\r\n", b"")
     loop = asyncio.get_running_loop()
-    async with serving(app, keep_alive=0.3) as url:
+    # A timeout ten times the pause between requests, so that a loaded machine's delays
+    # cannot make a pause look like an idle connection.
+    async with serving(app, keep_alive=1.0) as url:
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
-            # Requests every 0.1 s for 0.6 s: the connection works past the timeout, open.
-            for _ in range(6):
+            # Requests every 0.1 s for 1.2 s: the connection works past the timeout, open.
+            for _ in range(12):
                 writer.write(keep)
                 assert (await reader.readuntil(b"{}")).startswith(b"HTTP/1.1 200 OK")
                 await asyncio.sleep(0.1)
             idle = loop.time()
             assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server...
-            assert loop.time() - idle >= 0.2  # ...once idle for the timeout (from the last answer)
+            assert loop.time() - idle >= 0.8  # ...once idle for the timeout (from the last answer)
         finally:
             writer.close()
