@@ -171,9 +171,10 @@ def serve_thread(app: Any) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def serve_http(app: Any, *, http: Any = "h11") -> AsyncIterator[str]:
-    """Serve `app` with uvicorn (its `http` protocol) on a free 127.0.0.1 port and yield
-    its base URL; on exit, wait for the server to finish its requests and shut down."""
+async def serve_http(app: Any, *, http: Any = "h11", **options: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn (its `http` protocol, and other `uvicorn.Config` options)
+    on a free 127.0.0.1 port and yield its base URL; on exit, wait for the server to
+    finish its requests and shut down."""
     # Listening before uvicorn starts: a client may connect at once and wait in the backlog
     # until the lifespan has started, so nothing polls for readiness.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -182,6 +183,7 @@ async def serve_http(app: Any, *, http: Any = "h11") -> AsyncIterator[str]:
     config = uvicorn.Config(
         app, lifespan="on", ws="none", http=http, log_config=None, log_level="warning",
         timeout_graceful_shutdown=5,  # a request that never ends fails the test, not hangs it
+        **options,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -47,16 +47,19 @@ APP_LEAVES = (
 )
 
 
-def test_the_app_import_loads_no_gateway_insides_until_a_gateway_is_made() -> None:
+def _modules(setup: str, step: str) -> tuple[set[str], set[str]]:
+    """The modules a fresh interpreter has loaded after `setup`, and after `step` too."""
     code = (
-        "import json, sys\n"
-        f"{APP_IMPORT}\n"
-        "before = sorted(sys.modules)\n"
-        "gateway = Gateway(env={})\n"
+        f"import json, sys\n{setup}\nbefore = sorted(sys.modules)\n{step}\n"
         "print(json.dumps([before, sorted(sys.modules)]))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     before, after = (set(modules) for modules in json.loads(out.splitlines()[-1]))
+    return before, after
+
+
+def test_the_app_import_loads_no_gateway_insides_until_a_gateway_is_made() -> None:
+    before, after = _modules(APP_IMPORT, "gateway = Gateway(env={})")
     assert [name for name in APP_LEAVES if name in before] == []
     # The lazy parts were not lost: a gateway brings them in (all but httpx and the
     # propagation the middleware binds at its first request).
@@ -104,18 +107,11 @@ def test_a_policy_loads_no_guard_router_store_or_message_model() -> None:
 
 
 def test_a_gateway_in_memory_loads_no_redis_store_or_reports_until_used() -> None:
-    code = (
-        "import asyncio, json, sys\n"
-        "from gate_mw import Gateway\n"
-        "gateway = Gateway(env={})\n"
-        "before = sorted(sys.modules)\n"
-        "asyncio.run(gateway.report())\n"
-        "from gate_mw.state import open_store\n"
-        "open_store('redis://127.0.0.1:6379/0')\n"
-        "print(json.dumps([before, sorted(sys.modules)]))"
+    before, after = _modules(
+        "import asyncio\nfrom gate_mw import Gateway\ngateway = Gateway(env={})",
+        "asyncio.run(gateway.report())\nfrom gate_mw.state import open_store\n"
+        "open_store('redis://127.0.0.1:6379/0')",
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    before, after = (set(modules) for modules in json.loads(out.splitlines()[-1]))
     assert [name for name in GATEWAY_LEAVES if name in before] == []
     assert {"gate_mw.insights._report", "gate_mw.state._redis", "gate_mw.state._lua"} <= after
 

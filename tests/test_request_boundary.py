@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _apps import anthropic_entry, make_gateway, openai_entry, serve_thread
+from _strategies import json_like, text
 from gate_mw import Gateway, GatewayMiddleware
 from gate_mw.chat import ChatOptions
 from gate_mw.fastapi import GateClient
@@ -22,19 +23,6 @@ from gate_mw.responses import sse_response
 from gate_mw.testing import FakeUpstream
 
 # Strings with what breaks encoders: lone surrogates, NUL, newlines, non-Latin text.
-text = st.one_of(
-    st.text(max_size=12),
-    st.sampled_from(["\ud800", "a\udfffb", "\x00", "line\nbreak", "模型", ""]),
-)
-numbers = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-)
-json_like = st.recursive(
-    st.one_of(st.none(), st.booleans(), numbers, text),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(text, inner, max_size=3)),
-    max_leaves=8,
-)
 roles = st.one_of(st.sampled_from(["system", "user", "assistant", "tool", "bogus"]), json_like)
 content = st.one_of(
     text,

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _strategies import json_like, text
 from gate_mw import Gateway, ModelEntry, RequestRejected
 from gate_mw._json import dumps_plain, is_plain
 from gate_mw.chat import ChatOptions
@@ -27,16 +28,6 @@ from gate_mw.providers.transport._aiohttp import _MAX_HEADERS, AiohttpTransport
 
 HELLO = [{"role": "user", "content": "hi"}]
 
-text = st.one_of(st.text(max_size=12), st.sampled_from(["\ud800", "\x00", "line\nbreak", "模型", "é"]))
-numbers = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-)
-json_like = st.recursive(
-    st.one_of(st.none(), st.booleans(), numbers, text),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(text, inner, max_size=3)),
-    max_leaves=8,
-)
 message = st.fixed_dictionaries(
     {"role": st.sampled_from(["system", "user", "assistant"]), "content": text},
     optional={"name": text, "x": json_like},

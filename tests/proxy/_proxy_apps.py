@@ -20,7 +20,7 @@ from gate_mw.proxy.litestar import openai_router as litestar_router
 from gate_mw.proxy.starlette import openai_routes
 from gate_mw.testing import FakeUpstream
 
-__all__ = ["FRAMEWORKS", "MASTER", "TEAM_KEY", "Framework", "build", "proxy_gateway"]
+__all__ = ["FRAMEWORKS", "MASTER", "TEAM_KEY", "Framework", "Recorder", "build", "proxy_gateway"]
 
 Framework = Literal["fastapi", "starlette", "litestar"]
 FRAMEWORKS: tuple[Framework, ...] = ("fastapi", "starlette", "litestar")
@@ -68,3 +68,23 @@ def build(framework: Framework, target: Proxy) -> Any:
             lifespan=gateway.lifespan,
         )
     return Litestar([litestar_router(target)], plugins=[GatePlugin(gateway)])
+
+
+class Recorder:
+    """The transport a `CoalescingTransport` writes to, recording each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra {name}"

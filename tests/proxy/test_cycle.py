@@ -6,14 +6,13 @@ for the timeout. Each served by real uvicorn on loopback."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import uvicorn
+from _proxy_apps import Recorder
 
 from _apps import serve_http
 from gate_mw.proxy._cycle import Cycle
@@ -138,23 +137,8 @@ async def test_requests_are_served_by_the_proxys_cycle() -> None:
     assert cycles == [Cycle]
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-
 async def test_a_held_head_goes_out_with_the_next_write_or_at_close() -> None:
-    inner = _Recorder()
+    inner = Recorder()
     transport = CoalescingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
     transport.hold(b"head ")
     await asyncio.sleep(0)
@@ -172,33 +156,13 @@ async def test_a_held_head_goes_out_with_the_next_write_or_at_close() -> None:
     assert inner.closed
 
 
-@contextlib.asynccontextmanager
-async def serving(app: App, keep_alive: float) -> AsyncIterator[str]:
-    """`serve_http` with the proxy's protocol and a keep-alive timeout of `keep_alive` s."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    config = uvicorn.Config(
-        app, lifespan="on", ws="none", http=HTTP_PROTOCOL, log_config=None, log_level="warning",
-        timeout_keep_alive=keep_alive,  # type: ignore[arg-type]
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
-
-
 async def test_a_kept_alive_connection_closes_once_idle_for_the_timeout() -> None:
     app = answering(start(200, (b"content-length", b"2")), body(b"{}"))
     keep = request().replace(b"connection: close\r\n", b"")
     loop = asyncio.get_running_loop()
     # A timeout ten times the pause between requests, so that a loaded machine's delays
     # cannot make a pause look like an idle connection.
-    async with serving(app, keep_alive=1.0) as url:
+    async with serve_http(app, http=HTTP_PROTOCOL, timeout_keep_alive=1) as url:
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         try:

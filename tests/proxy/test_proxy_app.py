@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from _proxy_apps import Recorder
 
 from _apps import ENV, MESSAGES, make_gateway, openai_entry, serve_http
 from conftest import Telemetry
@@ -170,28 +171,8 @@ async def test_answers_and_streams_go_out_whole_through_the_coalescing_protocol(
         assert text == "abc"
 
 
-class _Recorder:
-    """The transport a `CoalescingTransport` writes to, recording each write."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str) -> str:
-        return f"extra {name}"
-
-
 async def test_writes_in_one_turn_of_the_loop_go_out_as_one() -> None:
-    inner = _Recorder()
+    inner = Recorder()
     transport = CoalescingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
     transport.write(b"head ")
     transport.write(b"body")
@@ -205,7 +186,7 @@ async def test_writes_in_one_turn_of_the_loop_go_out_as_one() -> None:
 
 
 async def test_closing_writes_what_is_pending_first_and_nothing_goes_to_a_closed_transport() -> None:
-    inner = _Recorder()
+    inner = Recorder()
     transport = CoalescingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
     transport.write(b"last words")
     transport.close()
