@@ -6,6 +6,7 @@ key, and the key itself lives only inside the provider that sends it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from .errors import ConfigError
 
 __all__ = [
     "GatewayConfig", "ModelEntry", "ProviderName", "Simulation", "StateOptions", "UpstreamLimits",
-    "load_config",
+    "load_config", "model_entries", "simulated_models",
 ]
 
 ProviderName = Literal[
@@ -263,3 +264,37 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise config_error(exc, source, data) from None
     except RecursionError:
         raise ConfigError("nested too deeply", source=source) from None
+
+
+@functools.cache
+def simulated_models() -> tuple[ModelEntry, ...]:
+    """Used when a gateway is given no models: three simulated tiers, no keys, no network.
+    Made on first use: building entries validates them, which `import gate_mw` need not pay."""
+    return (
+        ModelEntry(
+            name="sim-small", quality=1, tags=frozenset({"fast"}), context_window=16_000,
+            input_cost_per_mtok=0.15, output_cost_per_mtok=0.6, simulation=Simulation(latency=0.02),
+        ),
+        ModelEntry(
+            name="sim-medium", quality=2, tags=frozenset({"general"}), context_window=128_000,
+            input_cost_per_mtok=1.0, output_cost_per_mtok=4.0, simulation=Simulation(latency=0.05),
+        ),
+        ModelEntry(
+            name="sim-large", quality=3, tags=frozenset({"reasoning", "coding"}), context_window=200_000,
+            input_cost_per_mtok=3.0, output_cost_per_mtok=15.0, simulation=Simulation(latency=0.1),
+        ),
+    )
+
+
+def model_entries(
+    models: Sequence[ModelEntry | Mapping[str, Any]], source: str | None
+) -> tuple[ModelEntry, ...]:
+    """`models` (entries or their mappings) as validated entries; `ConfigError` naming
+    `source` and the entry otherwise."""
+    if all(isinstance(model, ModelEntry) for model in models):
+        return tuple(models)  # type: ignore[arg-type]
+    data = {"models": [m.model_dump() if isinstance(m, ModelEntry) else m for m in models]}
+    try:
+        return GatewayConfig.model_validate(data).models
+    except ValidationError as exc:
+        raise config_error(exc, source or "Gateway(models=...)", data) from None

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import random
 from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
 
 from ._context import CallerResolver, RoutingContext
 from ._headers import header_name_problem
@@ -27,7 +24,14 @@ if TYPE_CHECKING:
 
     from ._registry import Deployment, ModelRegistry
     from .client import Gate
-    from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
+    from .config import (
+        GatewayConfig,
+        ModelEntry,
+        UpstreamLimits,
+        load_config,
+        model_entries,
+        simulated_models,
+    )
     from .insights import ExperimentStats, Report
     from .insights._router import Authorize, InspectionApp
     from .limits import Budget, Guard, Limit, ResponseCache
@@ -52,14 +56,14 @@ def _load() -> None:
     asyncio) into this module's globals, once, when the first gateway is made: what an app's
     module writes, `from gate_mw import Gateway`, does not pay for them at import (issue 14).
     Afterwards they are plain globals, read as any import's names are: no cost per call."""
-    global _loaded, asyncio, ModelRegistry, Gate, GatewayConfig, ModelEntry, Simulation
-    global UpstreamLimits, config_error, load_config, Budget, Guard, Limit, ResponseCache
+    global _loaded, asyncio, ModelRegistry, Gate, UpstreamLimits, load_config, model_entries
+    global simulated_models, Budget, Guard, Limit, ResponseCache
     global PriceTable, Breaker, Router, MemoryStore, open_store, Telemetry, TelemetryConfig
     import asyncio
 
     from ._registry import ModelRegistry
     from .client import Gate
-    from .config import GatewayConfig, ModelEntry, Simulation, UpstreamLimits, config_error, load_config
+    from .config import UpstreamLimits, load_config, model_entries, simulated_models
     from .limits import Budget, Guard, Limit, ResponseCache
     from .pricing import PriceTable
     from .routing import Breaker
@@ -68,37 +72,6 @@ def _load() -> None:
     from .telemetry import Telemetry, TelemetryConfig
 
     _loaded = True
-
-
-@functools.cache
-def simulated_models() -> tuple[ModelEntry, ...]:
-    """Used when a gateway is given no models: three simulated tiers, no keys, no network.
-    Made on first use: building entries validates them, which `import gate_mw` need not pay."""
-    _load()
-    return (
-        ModelEntry(
-            name="sim-small", quality=1, tags=frozenset({"fast"}), context_window=16_000,
-            input_cost_per_mtok=0.15, output_cost_per_mtok=0.6, simulation=Simulation(latency=0.02),
-        ),
-        ModelEntry(
-            name="sim-medium", quality=2, tags=frozenset({"general"}), context_window=128_000,
-            input_cost_per_mtok=1.0, output_cost_per_mtok=4.0, simulation=Simulation(latency=0.05),
-        ),
-        ModelEntry(
-            name="sim-large", quality=3, tags=frozenset({"reasoning", "coding"}), context_window=200_000,
-            input_cost_per_mtok=3.0, output_cost_per_mtok=15.0, simulation=Simulation(latency=0.1),
-        ),
-    )
-
-
-def _entries(models: Sequence[ModelEntry | Mapping[str, Any]], source: str | None) -> tuple[ModelEntry, ...]:
-    if all(isinstance(model, ModelEntry) for model in models):
-        return tuple(models)  # type: ignore[arg-type]
-    data = {"models": [m.model_dump() if isinstance(m, ModelEntry) else m for m in models]}
-    try:
-        return GatewayConfig.model_validate(data).models
-    except ValidationError as exc:
-        raise config_error(exc, source or "Gateway(models=...)", data) from None
 
 
 class Gateway:
@@ -137,7 +110,7 @@ class Gateway:
         for field, header in (("caller_header", caller_header), ("request_id_header", request_id_header)):
             if header is not None and (problem := header_name_problem(header)):
                 raise ConfigError(problem, source=source, field=field)
-        entries = _entries(models, source) or simulated_models()
+        entries = model_entries(models, source) or simulated_models()
         self.registry = ModelRegistry(entries, prices or PriceTable.bundled(), source=source)
         self.telemetry = Telemetry(telemetry or TelemetryConfig())
         self.rng = random.Random(seed)
