@@ -131,7 +131,7 @@ def test_is_plain(value: Any, plain: bool) -> None:
 
 
 def test_chat_request_fields_keep_the_order_the_gate_passes_them_in() -> None:
-    # `Gate._request` makes ChatRequest by position, in this order.
+    # `Gate._request` passes the first three by position.
     assert [field.name for field in dataclasses.fields(ChatRequest)] == [
         "messages", "max_tokens", "temperature", "top_p", "stop", "extra", "tools", "tool_choice",
         "parallel_tool_calls", "response_format", "output", "n", "seed", "user", "metadata",

@@ -56,13 +56,10 @@ def is_plain(value: Any, depth: int = 0) -> bool:
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
-    plain: bool
     if kind is int:
-        plain = _MIN_INT <= value <= _MAX_INT
-        return plain
+        return bool(_MIN_INT <= value <= _MAX_INT)
     if kind is float:
-        plain = value - value == 0.0  # false for NaN and the infinities
-        return plain
+        return bool(value - value == 0.0)  # false for NaN and the infinities
     if depth >= 64:
         return False
     if kind is dict:

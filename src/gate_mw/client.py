@@ -61,13 +61,8 @@ class Gate:
         temperature = options.get("temperature")
         if temperature is None:
             temperature = self.policy.temperature
-        # ChatRequest's fields are passed by position, in their order (a test holds it):
-        # by keyword, its __init__ took twice as long.
-        if options.keys() <= _FEW:  # the common call: nothing more to look up
-            return ChatRequest(
-                checked, max_tokens, temperature, None, None, _NO_BODY, None, None, None, None,
-                None, None, None, None, None, _NO_BODY, False, True,
-            )
+        if options.keys() <= _FEW:  # the common call: nothing more to look up or check
+            return ChatRequest(checked, max_tokens, temperature, checked=True)
         stop, output = options.get("stop"), options.get("output")
         tools, tool_choice = options.get("tools"), options.get("tool_choice")
         response_format = options.get("response_format")
@@ -76,24 +71,24 @@ class Gate:
         ):
             raise RequestRejected(problem, (), request_id=self.request_id, status=400)
         return ChatRequest(
-            checked,  # messages
-            max_tokens,
-            temperature,
-            options.get("top_p"),
-            (stop,) if isinstance(stop, str) else stop,
-            extra,
-            tools,
-            tool_choice,
-            options.get("parallel_tool_calls"),
-            response_format,
-            None if output is None else Output.of(output),
-            options.get("n"),
-            options.get("seed"),
-            options.get("user"),
-            options.get("metadata"),
-            options.get("extra_body") or _NO_BODY,
-            options.get("raw", False),
-            True,  # checked
+            messages=checked,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=options.get("top_p"),
+            stop=(stop,) if isinstance(stop, str) else stop,
+            extra=extra,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=options.get("parallel_tool_calls"),
+            response_format=response_format,
+            output=None if output is None else Output.of(output),
+            n=options.get("n"),
+            seed=options.get("seed"),
+            user=options.get("user"),
+            metadata=options.get("metadata"),
+            extra_body=options.get("extra_body") or _NO_BODY,
+            raw=options.get("raw", False),
+            checked=True,
         )
 
     def _chain(self, model: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -133,8 +128,7 @@ class Gate:
         `RateLimited`; `RequestRejected` (400) at once, before any upstream is called, for
         messages or options no upstream could take (see `gate_mw.chat._validate`).
         """
-        if cache not in _CACHE_MODES:
-            _check_cache_mode(cache)
+        _check_cache_mode(cache)
         request = self._request("chat", messages, options)
         gateway = self.gateway
         if not gateway._ready():
@@ -183,9 +177,6 @@ class Gate:
         return GateStream(self._call(request, model, max_cost_usd, stream=True, cache=cache))
 
 
-_CACHE_MODES = ("use", "bypass", "refresh")
-
-
 def _check_cache_mode(cache: object) -> None:
-    if cache not in _CACHE_MODES:
+    if cache not in ("use", "bypass", "refresh"):
         raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")

@@ -108,16 +108,6 @@ class Counters:
                 return len(known)
         return self._ids.get(overflow, 0)
 
-    async def add(
-        self, group: tuple[str, str, str], *, ok: bool, cost: float, input_tokens: int,
-        output_tokens: int, latency_s: float, writes: Writes,
-    ) -> None:
-        """Count one call: in its rows, or into `writes` (the call's one write after it)."""
-        gid = self._ids.get(group)
-        if gid is None:  # first sight here: register it (awaited only then)
-            gid = await self.register(group)
-        self.count(gid, ok, cost, input_tokens, output_tokens, latency_s, writes)
-
     def count(
         self, gid: int, ok: bool, cost: float, input_tokens: int, output_tokens: int,
         latency_s: float, writes: Writes | None,
