@@ -162,10 +162,12 @@ class Call:
         # Report counters go with the rest when they share the store (on Redis).
         store = gateway.router.store
         insights = gateway.insights
-        await insights.record(
+        pending = insights.count(
             self.route, self.context.caller, decision, result, ok=ok, latency_s=latency,
             writes=writes if insights.counters.store is store else None,
         )
+        if pending is not None:
+            await pending
         if writes:
             self.writes = Writes()
             await store.write(writes)

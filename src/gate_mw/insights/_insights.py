@@ -3,7 +3,7 @@ experiment statistics from it, so every replica sharing the store sees the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..state import Writes
@@ -61,22 +61,46 @@ class Insights:
         """Count one finished call. The model is the one that answered, else the first
         of the plan; `result` is what was paid for (a cut stream's part, too). With
         `writes`, the counts join the call's one write after it."""
+        pending = self.count(route, caller, decision, result, ok=ok, latency_s=latency_s, writes=writes)
+        if pending is not None:
+            await pending
+
+    def count(
+        self, route: str, caller: str | None, decision: _Decision | None,
+        result: ChatResult | None, *, ok: bool, latency_s: float, writes: Writes | None = None,
+    ) -> Awaitable[None] | None:
+        """`record`, without a wait where none is needed: what must still be awaited (the
+        group's first sight here, an experiment arm, a write of its own), if anything."""
         if result is not None:
             model, cost, usage = result.model, result.cost_usd or 0.0, result.usage
             input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
         else:
             model = decision.deployments[0].alias if decision is not None and decision.deployments else _NONE
             cost, input_tokens, output_tokens = 0.0, 0, 0
-        counters = self.counters
         group = (caller or _NONE, route, model)
-        gid = counters.known(group)
-        if gid is None:  # first sight here: register it (awaited only then)
-            gid = await counters.register(group)
+        counters = self.counters
+        experiment = None if decision is None or decision.arm is None else decision.experiment
+        # Most calls: a known group, no experiment, counted in place or into the call's write.
+        if experiment is None and (writes is not None or counters.rows) and counters.count(
+            group, ok, cost, input_tokens, output_tokens, latency_s, writes
+        ):
+            return None
+        return self._record(group, (ok, cost, input_tokens, output_tokens, latency_s), decision, writes)
+
+    async def _record(
+        self, group: tuple[str, str, str], figures: tuple[bool, float, int, int, float],
+        decision: _Decision | None, writes: Writes | None,
+    ) -> None:
+        """`count`'s other calls: registers a group seen first here, and without `writes`,
+        sends what is not counted in place in one write of its own."""
+        counters = self.counters
         # Rows are counted in place; keys go in the call's write or, without one (the
         # counters have a store of their own), in one write here.
         batch = writes if writes is not None or counters.rows else Writes()
-        counters.count(gid, ok, cost, input_tokens, output_tokens, latency_s, batch)
+        if not counters.count(group, *figures, batch):  # first sight here: register it
+            counters.count(group, *figures, batch, gid=await counters.register(group))
         if decision is not None and decision.experiment is not None and decision.arm is not None:
+            ok, cost, _input, _output, latency_s = figures
             if batch is None:
                 batch = Writes()
             await counters.add_arm(

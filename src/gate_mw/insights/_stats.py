@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 __all__ = [
     "DURATION_BUCKETS", "MIN_SAMPLES", "Estimate", "bucket_of", "mean_estimate", "percentile",
@@ -21,9 +22,9 @@ MIN_SAMPLES = 30
 _Z = 1.959963984540054  # two-sided 95 % quantile of the normal distribution
 
 
-def bucket_of(seconds: float) -> int:
-    """The index of the bucket holding `seconds` (the last one is open-ended)."""
-    return bisect_left(DURATION_BUCKETS, seconds)  # the first bound >= seconds
+#: The index of the bucket holding a number of seconds (the first bound >= it; the last
+#: bucket is open-ended). A partial, not a function: no Python frame for every call counted.
+bucket_of: Callable[[float], int] = partial(bisect_left, DURATION_BUCKETS)
 
 
 def percentile(counts: Sequence[float], q: float) -> float | None:

@@ -32,7 +32,11 @@ _GRANULARITIES = tuple((f"ins:{width:g}:", width, ttl) for width, ttl in GRANULA
 _LATENCY = tuple(f"lat{i}" for i in range(len(DURATION_BUCKETS) + 1))
 # Each width is a multiple of the first, so a group's keys change only when the first
 # granularity's bucket does: they are built then, not per call.
-assert all(width % GRANULARITIES[0][0] == 0 for width, _ in GRANULARITIES)
+_FIRST_WIDTH = GRANULARITIES[0][0]
+assert all(width % _FIRST_WIDTH == 0 for width, _ in GRANULARITIES)
+#: A group's bucket of one granularity: its row's key (in a `MemoryStore`), the ttl, and
+#: each field's key (in any other store).
+_Bucket = tuple[str, float, dict[str, str]]
 _GROUPS_KEY = "ins:groups"
 # In a row (see `Counters`), each field's index.
 _CALLS, _ERRORS, _COST, _IN, _OUT, _LAT0 = range(6)
@@ -49,7 +53,7 @@ class Counters:
     bucket is one key of its bound. Only a `MemoryStore` as it is: a subclass may watch or
     change its operations."""
 
-    __slots__ = ("_ids", "_keys", "_row_keys", "_rows", "max_groups", "store")
+    __slots__ = ("_buckets", "_ids", "_rows", "max_groups", "store")
 
     def __init__(self, store: StateStore, *, max_groups: int = 500) -> None:
         if max_groups < 1:
@@ -57,20 +61,14 @@ class Counters:
         self.store = store
         self.max_groups = max_groups
         self._ids: dict[tuple[str, str, str], int] = {}  # groups known here -> id
-        # group id -> (first granularity's bucket, per granularity: (ttl, field -> key))
-        self._keys: dict[int, tuple[int, tuple[tuple[float, dict[str, str]], ...]]] = {}
-        # group id -> (first granularity's bucket, per granularity: (row key, ttl))
-        self._row_keys: dict[int, tuple[int, tuple[tuple[str, float], ...]]] = {}
+        # group id -> (first granularity's bucket, its buckets now (see `_buckets_of`))
+        self._buckets: dict[int, tuple[int, tuple[_Bucket, ...]]] = {}
         self._rows = store if type(store) is MemoryStore else None
 
     @property
     def rows(self) -> bool:
         """Whether calls are counted in rows, in place (no write to send)."""
         return self._rows is not None
-
-    def known(self, group: tuple[str, str, str]) -> int | None:
-        """The id of `group` if this process has seen it (else `register` it)."""
-        return self._ids.get(group)
 
     async def groups(self) -> list[tuple[str, str, str]]:
         """Every (caller, route, model) recorded by any replica, in id order."""
@@ -109,16 +107,25 @@ class Counters:
         return self._ids.get(overflow, 0)
 
     def count(
-        self, gid: int, ok: bool, cost: float, input_tokens: int, output_tokens: int,
-        latency_s: float, writes: Writes | None,
-    ) -> None:
-        """Count one call of group `gid` (from `known` or `register`): in its rows, or into
-        `writes` (required then)."""
+        self, group: tuple[str, str, str], ok: bool, cost: float, input_tokens: int,
+        output_tokens: int, latency_s: float, writes: Writes | None, *, gid: int | None = None,
+    ) -> bool:
+        """Count one call of `group`: in its rows, or into `writes` (required then). False,
+        counting nothing, if this process does not know the group yet: `register` it and
+        pass the id it gives as `gid` (an overflowing group counts as "(other)")."""
+        if gid is None:
+            gid = self._ids.get(group)
+            if gid is None:
+                return False
+        now = self.store.clock()
+        first = int(now // _FIRST_WIDTH)
+        found = self._buckets.get(gid)
+        if found is None or found[0] != first:
+            found = self._buckets[gid] = (first, _buckets_of(gid, now))
         store = self._rows
         if store is not None:
-            now = store.clock()
             latency = _LAT0 + bucket_of(latency_s)
-            for key, ttl in self._rows_of(gid, now):
+            for key, ttl, _fields in found[1]:
                 row = store.row(key, len(FIELDS), ttl, now)
                 row[_CALLS] += 1.0
                 if not ok:
@@ -127,10 +134,10 @@ class Counters:
                 row[_IN] += input_tokens
                 row[_OUT] += output_tokens
                 row[latency] += 1.0
-            return
+            return True
         assert writes is not None, "counters in a store's keys go in a write"
         add = writes.add
-        for ttl, keys in self._bucket_keys(gid, self.store.clock()):
+        for _key, ttl, keys in found[1]:
             add(keys["calls"], 1, ttl)
             if not ok:
                 add(keys["errors"], 1, ttl)
@@ -141,29 +148,7 @@ class Counters:
             if output_tokens:
                 add(keys["out"], output_tokens, ttl)
             add(keys[_LATENCY[bucket_of(latency_s)]], 1, ttl)
-
-    def _bucket_keys(self, gid: int, now: float) -> tuple[tuple[float, dict[str, str]], ...]:
-        """The counter keys of group `gid` in the buckets holding `now`, per granularity."""
-        first = int(now // _GRANULARITIES[0][1])
-        found = self._keys.get(gid)
-        if found is not None and found[0] == first:
-            return found[1]
-        keys = tuple(
-            (ttl, {name: f"{label}{int(now // width)}:{gid}:{name}" for name in FIELDS})
-            for label, width, ttl in _GRANULARITIES
-        )
-        self._keys[gid] = (first, keys)
-        return keys
-
-    def _rows_of(self, gid: int, now: float) -> tuple[tuple[str, float], ...]:
-        """The row keys of group `gid` in the buckets holding `now`, and their ttl."""
-        first = int(now // _GRANULARITIES[0][1])
-        found = self._row_keys.get(gid)
-        if found is not None and found[0] == first:
-            return found[1]
-        keys = tuple((f"{label}{int(now // width)}:{gid}", ttl) for label, width, ttl in _GRANULARITIES)
-        self._row_keys[gid] = (first, keys)
-        return keys
+        return True
 
     async def read(
         self, gids: Sequence[int], width: float, buckets: Sequence[int]
@@ -209,6 +194,15 @@ class Counters:
     async def arm(self, experiment: str, arm: str) -> dict[str, float]:
         raw = await self.store.get_many([f"ins:xp:{experiment}:{arm}:{k}" for k in ARM_FIELDS])
         return {name: float(value or 0) for name, value in zip(ARM_FIELDS, raw, strict=True)}
+
+
+def _buckets_of(gid: int, now: float) -> tuple[_Bucket, ...]:
+    """Per granularity, group `gid`'s bucket holding `now`."""
+    found = []
+    for label, width, ttl in _GRANULARITIES:
+        row = f"{label}{int(now // width)}:{gid}"
+        found.append((row, ttl, {name: f"{row}:{name}" for name in FIELDS}))
+    return tuple(found)
 
 
 def _group(value: Any) -> tuple[str, str, str]:

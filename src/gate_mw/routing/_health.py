@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ..errors import ConfigError, ErrorKind
+from ..state import MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -115,16 +116,19 @@ def breaker_keys(deployments: Iterable[Deployment]) -> list[str]:
 class Health:
     """Breaker bookkeeping for every deployment, in the routing state store."""
 
-    __slots__ = ("_windows", "breaker", "store")
+    __slots__ = ("_memory", "_windows", "breaker", "store")
 
     def __init__(self, store: StateStore, breaker: Breaker) -> None:
         self.store = store
         self.breaker = breaker
+        # A `MemoryStore` as it is (a subclass may watch its operations) counts successes
+        # in place: no entry in the call's write, and no write at all for most calls.
+        self._memory = store if type(store) is MemoryStore else None
         # deployment id -> (window bucket, its keys): built once per window, not per call.
         self._windows: dict[str, tuple[int, tuple[str, str]]] = {}
 
-    def _window_keys(self, deployment_id: str) -> tuple[str, str]:
-        bucket = int(self.store.clock() // self.breaker.window)
+    def _window_keys(self, deployment_id: str, now: float | None = None) -> tuple[str, str]:
+        bucket = int((self.store.clock() if now is None else now) // self.breaker.window)
         found = self._windows.get(deployment_id)
         if found is not None and found[0] == bucket:
             return found[1]
@@ -167,11 +171,16 @@ class Health:
             return _PROBE
         return Admission("half-open: a probe call is in flight")
 
-    def success_writes(self, deployment_id: str, writes: Writes, *, reset: bool) -> None:
-        """A success of a closed breaker, into the call's writes (`reset`: the
-        consecutive-failure count may be non-zero)."""
-        calls, _errors = self._window_keys(deployment_id)
-        writes.add(calls, 1, self.breaker.window)
+    def success(self, deployment_id: str, writes: Writes, *, reset: bool) -> None:
+        """A success of a closed breaker: counted in its window (in place in a memory
+        store, else into the call's writes); `reset`: the consecutive-failure count may be
+        non-zero, and is zeroed in the call's writes."""
+        memory = self._memory
+        if memory is not None:
+            now = memory.clock()
+            memory.add(self._window_keys(deployment_id, now)[0], 1, self.breaker.window, now)
+        else:
+            writes.add(self._window_keys(deployment_id)[0], 1, self.breaker.window)
         if reset:
             writes.put("cbf:" + deployment_id, 0)
 

@@ -176,7 +176,7 @@ class Router:
             self.state.observe_into(writes, deployment_id, seconds)
         if admission.probe:
             return self.health.succeeded(deployment_id, admission)
-        self.health.success_writes(deployment_id, writes, reset=failures != 0)
+        self.health.success(deployment_id, writes, reset=failures != 0)
         return None
 
     async def stream_ended(

@@ -154,6 +154,21 @@ class MemoryStore:
             data.popitem(last=False)
         return found
 
+    def add(self, key: str, delta: float, ttl: float | None, now: float) -> None:
+        """`write`'s counter addition, done now: `delta` added to the counter at `key`
+        (absent or expired counts as 0), most recently used, its expiry set `ttl` after
+        `now` (None: kept). Never suspends: a caller on this store as it is counts in place
+        without building a write."""
+        space = self._callers if CALLER_TAG in key else self._routing
+        data = space.data
+        item = data.pop(key, None)  # and set again below: most recently used
+        if item is None or (item[1] is not None and item[1] <= now):
+            data[key] = (delta, None if ttl is None else now + ttl)
+            if len(data) > space.max_keys:
+                data.popitem(last=False)
+        else:
+            data[key] = (item[0] + delta, item[1] if ttl is None else now + ttl)
+
     async def reserve(self, checks: Sequence[Check], reads: Sequence[str] = ()) -> Verdict:
         now = self.clock()
         found = [float(self._space(c.key).read(c.key, now) or 0.0) for c in checks]
@@ -174,20 +189,9 @@ class MemoryStore:
 
     async def write(self, writes: Writes) -> None:
         now = self.clock()
-        routing, callers = self._routing, self._callers
-        # An add (its ttl refreshed) and `_Space.write` inlined, for they are most of a
-        # call's write: popped and set again is moved to the end (most recently used), and
-        # the bound is applied once after them (the same keys go as one at a time).
+        add = self.add
         for key, (delta, ttl) in writes.adds.items():
-            data = callers.data if CALLER_TAG in key else routing.data
-            item = data.pop(key, None)
-            if item is None or (item[1] is not None and item[1] <= now):
-                data[key] = (delta, None if ttl is None else now + ttl)
-            else:
-                data[key] = (item[0] + delta, item[1] if ttl is None else now + ttl)
-        for space in (routing, callers):
-            while len(space.data) > space.max_keys:
-                space.data.popitem(last=False)
+            add(key, delta, ttl, now)
         if not (writes.puts or writes.observations):  # most calls: counters only
             return
         for key, (value, ttl) in writes.puts.items():
