@@ -61,16 +61,18 @@ class Insights:
         """Count one finished call. The model is the one that answered, else the first
         of the plan; `result` is what was paid for (a cut stream's part, too). With
         `writes`, the counts join the call's one write after it."""
-        pending = self.count(route, caller, decision, result, ok=ok, latency_s=latency_s, writes=writes)
+        pending = self.count(route, caller, decision, result, ok, latency_s, writes)
         if pending is not None:
             await pending
 
     def count(
         self, route: str, caller: str | None, decision: _Decision | None,
-        result: ChatResult | None, *, ok: bool, latency_s: float, writes: Writes | None = None,
+        result: ChatResult | None, ok: bool, latency_s: float, writes: Writes | None,
     ) -> Awaitable[None] | None:
         """`record`, without a wait where none is needed: what must still be awaited (the
-        group's first sight here, an experiment arm, a write of its own), if anything."""
+        group's first sight here, an experiment arm, a write of its own), if anything.
+        Arguments by position: a gateway counts every call here (keywords cost ~200
+        instructions a call)."""
         if result is not None:
             model, cost, usage = result.model, result.cost_usd or 0.0, result.usage
             input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
@@ -81,7 +83,7 @@ class Insights:
         counters = self.counters
         experiment = None if decision is None or decision.arm is None else decision.experiment
         # Most calls: a known group, no experiment, counted in place or into the call's write.
-        if experiment is None and (writes is not None or counters.rows) and counters.count(
+        if experiment is None and counters.count(
             group, ok, cost, input_tokens, output_tokens, latency_s, writes
         ):
             return None

@@ -34,11 +34,11 @@ _LATENCY = tuple(f"lat{i}" for i in range(len(DURATION_BUCKETS) + 1))
 # granularity's bucket does: they are built then, not per call.
 _FIRST_WIDTH = GRANULARITIES[0][0]
 assert all(width % _FIRST_WIDTH == 0 for width, _ in GRANULARITIES)
-#: A group's bucket of one granularity: its row's key (in a `MemoryStore`), the ttl, and
-#: each field's key (in any other store).
-_Bucket = tuple[str, float, dict[str, str]]
+_RowKeys = tuple[tuple[str, float], ...]  # per granularity: the row's key, its ttl
+_FieldKeys = tuple[tuple[float, dict[str, str]], ...]  # per granularity: ttl, field -> key
 _GROUPS_KEY = "ins:groups"
 # In a row (see `Counters`), each field's index.
+_SIZE = len(FIELDS)
 _CALLS, _ERRORS, _COST, _IN, _OUT, _LAT0 = range(6)
 assert FIELDS[:6] == ("calls", "errors", "cost", "in", "out", "lat0")
 
@@ -61,8 +61,8 @@ class Counters:
         self.store = store
         self.max_groups = max_groups
         self._ids: dict[tuple[str, str, str], int] = {}  # groups known here -> id
-        # group id -> (first granularity's bucket, its buckets now (see `_buckets_of`))
-        self._buckets: dict[int, tuple[int, tuple[_Bucket, ...]]] = {}
+        # group id -> (first granularity's bucket, its keys now (see `_keys_of`))
+        self._buckets: dict[int, tuple[int, _RowKeys, _FieldKeys]] = {}
         self._rows = store if type(store) is MemoryStore else None
 
     @property
@@ -110,9 +110,10 @@ class Counters:
         self, group: tuple[str, str, str], ok: bool, cost: float, input_tokens: int,
         output_tokens: int, latency_s: float, writes: Writes | None, *, gid: int | None = None,
     ) -> bool:
-        """Count one call of `group`: in its rows, or into `writes` (required then). False,
-        counting nothing, if this process does not know the group yet: `register` it and
-        pass the id it gives as `gid` (an overflowing group counts as "(other)")."""
+        """Count one call of `group`: in its rows, or into `writes`. False, counting
+        nothing, if the counters are a store's keys and `writes` is None, or if this process
+        does not know the group yet: `register` it and pass the id it gives as `gid` (an
+        overflowing group counts as "(other)")."""
         if gid is None:
             gid = self._ids.get(group)
             if gid is None:
@@ -121,12 +122,13 @@ class Counters:
         first = int(now // _FIRST_WIDTH)
         found = self._buckets.get(gid)
         if found is None or found[0] != first:
-            found = self._buckets[gid] = (first, _buckets_of(gid, now))
+            rows, fields = _keys_of(gid, now)
+            found = self._buckets[gid] = (first, rows, fields)
         store = self._rows
         if store is not None:
             latency = _LAT0 + bucket_of(latency_s)
-            for key, ttl, _fields in found[1]:
-                row = store.row(key, len(FIELDS), ttl, now)
+            for key, ttl in found[1]:
+                row = store.row(key, _SIZE, ttl, now)
                 row[_CALLS] += 1.0
                 if not ok:
                     row[_ERRORS] += 1.0
@@ -135,9 +137,10 @@ class Counters:
                 row[_OUT] += output_tokens
                 row[latency] += 1.0
             return True
-        assert writes is not None, "counters in a store's keys go in a write"
+        if writes is None:
+            return False
         add = writes.add
-        for _key, ttl, keys in found[1]:
+        for ttl, keys in found[2]:
             add(keys["calls"], 1, ttl)
             if not ok:
                 add(keys["errors"], 1, ttl)
@@ -196,13 +199,11 @@ class Counters:
         return {name: float(value or 0) for name, value in zip(ARM_FIELDS, raw, strict=True)}
 
 
-def _buckets_of(gid: int, now: float) -> tuple[_Bucket, ...]:
-    """Per granularity, group `gid`'s bucket holding `now`."""
-    found = []
-    for label, width, ttl in _GRANULARITIES:
-        row = f"{label}{int(now // width)}:{gid}"
-        found.append((row, ttl, {name: f"{row}:{name}" for name in FIELDS}))
-    return tuple(found)
+def _keys_of(gid: int, now: float) -> tuple[_RowKeys, _FieldKeys]:
+    """Group `gid`'s keys in the buckets holding `now`, per granularity: its row and ttl
+    (in a `MemoryStore`), and its ttl and each field's key (in any other store)."""
+    rows = tuple((f"{label}{int(now // width)}:{gid}", ttl) for label, width, ttl in _GRANULARITIES)
+    return rows, tuple((ttl, {name: f"{row}:{name}" for name in FIELDS}) for row, ttl in rows)
 
 
 def _group(value: Any) -> tuple[str, str, str]:

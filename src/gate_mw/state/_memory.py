@@ -103,8 +103,22 @@ class MemoryStore:
 
     async def get_many(self, keys: Sequence[str]) -> list[Any]:
         now = self.clock()
-        routing, callers = self._routing, self._callers
-        return [(callers if CALLER_TAG in key else routing).read(key, now) for key in keys]
+        routing, callers = self._routing.data, self._callers.data
+        found: list[Any] = []
+        # `_Space.read` inlined (a loop, not a comprehension, which is a call too): every
+        # gateway call reads its plan's breakers here (~1.5k instructions a call).
+        for key in keys:
+            data = callers if CALLER_TAG in key else routing
+            item = data.get(key)
+            if item is None:
+                found.append(None)
+            elif item[1] is not None and item[1] <= now:
+                del data[key]
+                found.append(None)
+            else:
+                data.move_to_end(key)
+                found.append(item[0])
+        return found
 
     async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None:
         self._space(key).write(key, value, None if ttl is None else self.clock() + ttl)
