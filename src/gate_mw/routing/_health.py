@@ -181,12 +181,12 @@ class Health:
         """A success of a closed breaker: counted in its window (in place in a memory
         store, else into the call's writes); `reset`: the consecutive-failure count may be
         non-zero, and is zeroed in the call's writes."""
-        memory = self._memory
-        if memory is not None:
-            now = memory.clock()
-            memory.add(self._window_keys(deployment_id, now)[0], 1, self.breaker.window, now)
+        now = self.store.clock()
+        calls, _errors = self._window_keys(deployment_id, now)
+        if self._memory is not None:
+            self._memory.add(calls, 1, self.breaker.window, now)
         else:
-            writes.add(self._window_keys(deployment_id)[0], 1, self.breaker.window)
+            writes.add(calls, 1, self.breaker.window)
         if reset:
             writes.put("cbf:" + deployment_id, 0)
 
