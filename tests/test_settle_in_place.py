@@ -8,7 +8,7 @@ import pytest
 from _stores import store  # noqa: F401 (fixture)
 from gate_mw import Breaker
 from gate_mw.insights import Insights
-from gate_mw.routing._health import Health, breaker_keys
+from gate_mw.routing._health import Health
 from gate_mw.state import MemoryStore, StateStore, Writes
 
 pytestmark = pytest.mark.anyio
@@ -68,14 +68,3 @@ async def test_an_overflowing_group_counts_as_other_in_every_store(store: StateS
     await store.flush()
     report = await insights.report("day", by=("caller",))
     assert {row.group["caller"]: row.calls for row in report.rows} == {"a": 1, "(other)": 3}
-
-
-def test_breaker_keys_are_the_plans_in_order_whatever_its_sequence() -> None:
-    class _Deployment:
-        def __init__(self, id: str) -> None:
-            self.id = id
-
-    plan = (_Deployment("x"), _Deployment("y"))
-    expected = ("cb:x", "cbf:x", "cb:y", "cbf:y")
-    assert breaker_keys(plan) == expected
-    assert breaker_keys(list(plan)) == expected

@@ -108,15 +108,9 @@ def _keys(deployment_id: str) -> tuple[str, str]:
     return "cb:" + deployment_id, "cbf:" + deployment_id
 
 
-def breaker_keys(deployments: Iterable[Deployment]) -> tuple[str, ...]:
+def breaker_keys(deployments: Iterable[Deployment]) -> list[str]:
     """The keys of the breakers and consecutive failures of `deployments`, read before a call."""
-    return _plan_keys(tuple(deployments))
-
-
-@lru_cache(maxsize=1024)
-def _plan_keys(deployments: tuple[Deployment, ...]) -> tuple[str, ...]:
-    # Per plan (deployments hash by identity): most calls of a route have the same one.
-    return tuple(key for deployment in deployments for key in _keys(deployment.id))
+    return [key for deployment in deployments for key in _keys(deployment.id)]
 
 
 class Health:
