@@ -156,7 +156,9 @@ class Call:
         if decision is not None:
             gateway.router.settle(decision, result, writes, ok=ok)
         ticket = self.ticket
-        if ticket is not None:
+        # Most tickets took no budget or limit and have no cache key: nothing to settle, so
+        # no call (~1k instructions).
+        if ticket is not None and (ticket.taken or ticket.deployment_taken or ticket.cache_key is not None):
             cache = self.policy.cache
             gateway.guard.settle(ticket, writes, result, ok=ok, ttl=cache.ttl if cache else None)
         # Report counters go with the rest when they share the store (on Redis).
