@@ -59,9 +59,9 @@ def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
     if request.parallel_tool_calls is not None:
         payload["parallel_tool_calls"] = request.parallel_tool_calls
     # `format` read only when there may be one: the common call has neither (a call fewer).
-    if request.response_format is not None or request.output is not None:
-        if (response_format := request.format) is not None:
-            payload["response_format"] = response_format
+    maybe_format = request.response_format is not None or request.output is not None
+    if maybe_format and (response_format := request.format) is not None:
+        payload["response_format"] = response_format
     if request.n is not None:
         payload["n"] = request.n
     if request.seed is not None:
