@@ -34,7 +34,7 @@ class Deployment:
     # Metric attributes that never change for this deployment, built once.
     metric_attributes: dict[str, Any] = field(default_factory=dict)
     #: The model id sent upstream (the entry's, which is frozen): read on every call, so
-    #: kept here rather than through two properties (~800 instructions a call, callgrind).
+    #: kept here rather than through two properties (~800 instructions a call, estimated).
     upstream_model: str = field(init=False)
 
     def __post_init__(self) -> None:

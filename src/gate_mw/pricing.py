@@ -53,7 +53,7 @@ class Price:
         rate = price.input
         if not usage.cached_tokens and not usage.cache_write_tokens:
             # No cache reads or writes, the common call: the same sum, without its zero
-            # terms (~1.5k instructions fewer, callgrind).
+            # terms (~1.5k instructions fewer, estimated).
             return (input_tokens * rate + usage.output_tokens * price.output) / _PER_MILLION
         cached = min(usage.cached_tokens, input_tokens)
         written = min(usage.cache_write_tokens, input_tokens - cached)

@@ -88,7 +88,7 @@ class AiohttpTransport(Sender[aiohttp.ClientResponse]):
     ) -> Reply:
         # `Sender.post` with its steps inlined: the one coroutine a call awaits in here. So
         # are the lookups of `_client`, `_url` and `_headers` that find what is made already:
-        # three calls fewer (~1.5k instructions, callgrind).
+        # three calls fewer (~1.5k instructions, estimated).
         session = self._session
         if session is None or session.closed:
             session = self._client()
