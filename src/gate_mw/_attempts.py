@@ -128,7 +128,7 @@ async def walk(call: Call, attempts: list[Attempt], attempt: AttemptFn[_T]) -> _
             fallback_reason = failure.kind.value
             if failure.kind is ErrorKind.BAD_REQUEST:
                 raise RequestRejected(
-                    str(failure), attempts, request_id=call.context.request_id,
+                    str(failure), attempts, request_id=call.request_id,
                     status=failure.status or 400,
                 ) from None
             if failure.kind in _NEXT_MODEL:
@@ -150,17 +150,17 @@ async def walk(call: Call, attempts: list[Attempt], attempt: AttemptFn[_T]) -> _
         raise NoCandidates(
             "no deployment could take the call: " + "; ".join(f"{k}: {v}" for k, v in reasons.items())
             if reasons else "no deployment could take the call",
-            reasons, request_id=call.context.request_id,
+            reasons, request_id=call.request_id,
         )
     raise AllAttemptsFailed(
-        f"all {len(attempts)} attempts failed", attempts, request_id=call.context.request_id,
+        f"all {len(attempts)} attempts failed", attempts, request_id=call.request_id,
     )
 
 
 def _deadline_error(call: Call, attempts: list[Attempt]) -> DeadlineExceeded:
     return DeadlineExceeded(
         f"deadline of {call.policy.deadline}s exceeded after {len(attempts)} attempts",
-        attempts, request_id=call.context.request_id,
+        attempts, request_id=call.request_id,
     )
 
 
@@ -207,11 +207,13 @@ async def chat_attempt(
         raise
     finally:
         telemetry.deactivate(token)
-    try:
-        parsed = call.parse(reply.text, reply.tool_calls)
-    except UpstreamError as error:
-        record_failure(call, deployment, span, error, started, attempts)
-        raise
+    parsed = None
+    if request.output is not None:  # most calls ask for no structured output: no call then
+        try:
+            parsed = call.parse(reply.text, reply.tool_calls)
+        except UpstreamError as error:
+            record_failure(call, deployment, span, error, started, attempts)
+            raise
     latency = perf_counter() - started
     cost, source = deployment.cost(reply)
     telemetry.attempt_succeeded(
@@ -251,7 +253,7 @@ def chat_result(
         cost_usd=cost,
         latency_s=perf_counter() - call.started,
         attempts=tuple(attempts),
-        request_id=call.context.request_id,
+        request_id=call.request_id,
         response_id=reply.response_id,
         arm=call.context.arm,
         cost_source=cost_source,

@@ -127,7 +127,7 @@ class StreamEnds:
         )
         return StreamInterrupted(
             f"the stream from {deployment.alias} failed after {len(self._parts)} chunks: {error}",
-            self._attempts, request_id=self._call.context.request_id, kind=error.kind, partial=partial,
+            self._attempts, request_id=self._call.request_id, kind=error.kind, partial=partial,
         )
 
     def _abort(self) -> None:

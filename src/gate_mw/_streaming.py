@@ -94,7 +94,7 @@ class GateStream(StreamEnds):
 
     @property
     def request_id(self) -> str:
-        return self._call.context.request_id
+        return self._call.request_id
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
