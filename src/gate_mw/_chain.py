@@ -109,11 +109,14 @@ class Call:
         identity = () if policy.cache is None else (
             policy.models, decision.strategy, decision.arm, self._routing[0]
         )
+        reads = decision.reads
+        if reads is None:  # a plan made for this call: its breakers are found now
+            reads = breaker_keys(decision.deployments)
         try:
             ticket = self.ticket = await gateway.guard.before(
                 policy, self.route, context.caller, self.request, decision.deployments,
-                reads=breaker_keys(decision.deployments), identity=identity,
-                cache_mode=self.cache_mode, stream=decision.stream, request_id=self.request_id,
+                reads=reads, identity=identity, cache_mode=self.cache_mode,
+                stream=decision.stream, request_id=self.request_id,
             )
         except LimitError as refused:
             calls = context.calls_made()
@@ -122,7 +125,7 @@ class Call:
             calls.headers.append((b"retry-after", str(refused.retry_after).encode()))
             raise
         if ticket.downgraded:
-            gateway.router.downgrade(decision, self.request)
+            decision = self.decision = gateway.router.downgrade(decision, self.request)
             self.plan = decision.deployments
         if ticket.taken:
             context.calls_made().headers.extend(gateway.guard.headers(ticket))
