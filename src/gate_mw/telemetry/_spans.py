@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import _logs, metrics, trace
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import CallbackOptions, Histogram, Observation
-from opentelemetry.trace import INVALID_SPAN, ProxyTracerProvider, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    ProxyTracer,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 from .._version import __version__
 from ..errors import GateError
@@ -42,6 +50,11 @@ _MAX_SERIES = 2000
 _OVERFLOW = {"otel.metric.overflow": True}
 
 
+# Asks whether a global tracer provider is set: the API's proxy hands out proxy tracers
+# until one is. `get_tracer_provider()` would look OTEL_PYTHON_TRACER_PROVIDER up in
+# os.environ at each call while none is set (-4k instructions a call); that variable is
+# read when the Telemetry is made (`trace.get_tracer`).
+_GLOBAL = ProxyTracerProvider()
 # Without tracing, the route "span": nothing is made current, the call's context flows on.
 _NO_SPAN: contextlib.nullcontext[Span] = contextlib.nullcontext(INVALID_SPAN)
 
@@ -163,8 +176,8 @@ class Telemetry:
     def tracing(self) -> bool:
         """Whether spans are made: a tracer provider was given, or the global one is set.
         The API sets the global provider once, so once seen it stays; until then this costs
-        one lookup a call, against the attribute work it spares."""
-        if not self._tracing and not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+        one check a call, against the attribute work it spares."""
+        if not self._tracing and not isinstance(_GLOBAL.get_tracer("gate_mw"), ProxyTracer):
             self._tracing = True
         return self._tracing
 
