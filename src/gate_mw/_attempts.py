@@ -101,7 +101,7 @@ async def walk(call: Call, attempts: list[Attempt], attempt: AttemptFn[_T]) -> _
                 routing["gate.fallback.reason"] = fallback_reason
             call.admission = admission
             # Read once: a route compiled meanwhile must not unbalance the counts.
-            counted = router.counted
+            counted = router.routes.counted  # `Router.counted`, without the property's call
             if counted is not None:
                 await router.begin(deployment.id, counted)
             settled = False

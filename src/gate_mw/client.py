@@ -49,7 +49,8 @@ class Gate:
         return self.context.request_id
 
     def _request(
-        self, function: str, messages: Sequence[Message], options: ChatOptions, cache: CacheMode
+        self, function: str, messages: Sequence[Message], options: ChatOptions,
+        cache: CacheMode = "use",
     ) -> ChatRequest:
         if cache not in _CACHE_MODES:
             raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")
