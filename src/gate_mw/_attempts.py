@@ -57,7 +57,7 @@ async def walk(call: Call, attempts: list[Attempt], attempt: AttemptFn[_T]) -> _
     """Try `attempt` on each deployment of the call's plan, with retries, until one
     succeeds. Shared by plain and streamed calls."""
     decision = call.decision
-    assert decision is not None, "decide() comes first: its outcome names the route span"
+    assert decision is not None, "prepare() comes first: its decision names the route span"
     policy = call.policy
     gateway = call.gateway
     router = gateway.router

@@ -85,9 +85,14 @@ class Call:
         # Most calls are in no experiment: no call then.
         return None if decision is None or decision.arm is None else decision.metric_attributes()
 
-    async def decide(self) -> Decision:
-        """The routing decision of this call, made once: plan, strategy, experiment arm."""
-        if self.decision is None:
+    async def prepare(self) -> ChatResult | None:
+        """Before the first attempt: the routing decision (plan, strategy, experiment arm),
+        made once; then, in one store round trip, reserve budgets and rate limits (raising
+        `BudgetExceeded` or `RateLimited`), read the breakers of the plan and look the
+        request up in the cache. A cache hit is returned. (One coroutine for both: a call
+        awaits a layer less, -1k instructions.)"""
+        decision = self.decision
+        if decision is None:
             models, max_cost_usd, stream = self._routing
             decision = self.decision = await self.gateway.router.decide(
                 self.policy, self.route, self.context, self.request, models=models,
@@ -97,14 +102,6 @@ class Call:
             if decision.policy is not self.policy:  # an experiment arm's policy
                 self.policy = decision.policy
                 self.deadline = self.context.deadline_for(decision.policy)
-        return self.decision
-
-    async def guard(self) -> ChatResult | None:
-        """Before the first attempt, in one store round trip: reserve budgets and rate
-        limits (raising `BudgetExceeded` or `RateLimited`), read the breakers of the plan
-        and look the request up in the cache. A cache hit is returned."""
-        decision = self.decision
-        assert decision is not None
         gateway, context = self.gateway, self.context
         policy = decision.policy
         # The cache key names the plan: only a route with a cache needs it.
@@ -193,8 +190,7 @@ class Call:
         attempts: list[Attempt] = []
         result: ChatResult | None = None
         self.started = perf_counter()
-        await self.decide()
-        hit = await self.guard()
+        hit = await self.prepare()
         if hit is not None:
             with self.gateway.telemetry.route_span(self.route, self.route_attributes):
                 self.context.calls_made().record((), hit)

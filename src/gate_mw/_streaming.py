@@ -114,8 +114,7 @@ class GateStream(StreamEnds):
         call.started = perf_counter()
         try:
             await call.gateway.start()
-            await call.decide()
-            hit = await call.guard()  # reserve up front; settled when the stream ends or is cut
+            hit = await call.prepare()  # reserve up front; settled when the stream ends or is cut
         except BaseException:
             self._state = _DONE
             self._unpend(None)
