@@ -83,7 +83,7 @@ def _check_message(message: object, index: int) -> dict[str, Any]:
     where = f"messages[{index}]"
     if type(message) is not dict and not isinstance(message, Mapping):
         raise InvalidRequest(f"{where}: a message must be a mapping with role and content, "
-                       f"got {type(message).__name__}")
+                             f"got {type(message).__name__}")
     role = message.get("role")
     if not isinstance(role, str) or role not in ROLES:
         known = ", ".join(sorted(ROLES))
@@ -92,7 +92,7 @@ def _check_message(message: object, index: int) -> dict[str, Any]:
     if type(content) is not str and content is not None:
         if not isinstance(content, (str, list, tuple)):
             raise InvalidRequest(f"{where}.content: must be a string or a list of content parts, "
-                           f"got {type(content).__name__}")
+                                 f"got {type(content).__name__}")
         if not isinstance(content, str):
             for part_index, part in enumerate(content):
                 if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
