@@ -28,7 +28,7 @@ from .errors import (
 )
 from .results import Attempt, ChatResult
 from .routing._health import UNREAD, Health
-from .telemetry._spans import attempt_cancelled
+from .telemetry._current import attempt_cancelled
 
 if TYPE_CHECKING:
     from ._chain import Call

@@ -14,7 +14,7 @@ from ._attempts import chat_result
 from .errors import StreamInterrupted
 from .providers._base import ProviderReply, StreamEnd, estimated_usage
 from .results import Attempt
-from .telemetry._spans import attempt_cancelled, span_failed
+from .telemetry._current import attempt_cancelled, span_failed
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span

@@ -20,7 +20,7 @@ from .errors import ErrorKind, UpstreamError
 from .providers._base import StreamEnd, StreamEvent
 from .providers._errors import error_from_exception
 from .results import Attempt, ChatResult
-from .telemetry._spans import attempt_cancelled, error_type_of
+from .telemetry._current import attempt_cancelled, error_type_of
 
 if TYPE_CHECKING:
     from types import TracebackType
