@@ -270,26 +270,19 @@ class Telemetry:
         self, span: Span, deployment: Deployment, reply: ProviderReply, cost: float | None,
         duration: float, *, extra: Mapping[str, Any] | None = None, cost_source: str | None = None,
     ) -> None:
-        # The SDK would look the current context up for each of the three records (for
-        # exemplars): taken once here when spans are made, a sign an SDK is set (-2k).
-        context = otel_context.get_current() if self._tracing else None
-        attributes = self.record_reply(
-            span, deployment, reply, cost, extra=extra, cost_source=cost_source, context=context
-        )
+        attributes = self.record_reply(span, deployment, reply, cost, extra=extra, cost_source=cost_source)
         if span is not INVALID_SPAN:  # without tracing, nothing to end (-0.5k instructions)
             span.end()
-        self.duration.record(duration, attributes, context)
+        self.duration.record(duration, attributes)
 
     def record_reply(
         self, span: Span, deployment: Deployment, reply: ProviderReply, cost: float | None,
         *, extra: Mapping[str, Any] | None = None, cost_source: str | None = None,
-        context: otel_context.Context | None = None,
     ) -> dict[str, Any]:
         """Put what a reply (or the part of a stream received) used and cost on `span` and
         into the token and cost metrics; returns the metric attributes. `extra` adds
         per-call metric attributes (the experiment arm); `cost_source` says where the cost
-        came from ("upstream", "price_table" or "override"); `context` is the current one,
-        if known."""
+        came from ("upstream", "price_table" or "override")."""
         usage = reply.usage
         if span is not INVALID_SPAN and span.is_recording():  # spares a call without tracing
             reported: dict[str, Any] = {
@@ -321,11 +314,11 @@ class Telemetry:
         # The conventions: counts the upstream did not report stay off the token metric
         # unless the user opts in, and are then marked.
         if not usage.estimated:
-            self.token_usage.record(usage.input_tokens, series.input, context)
-            self.token_usage.record(usage.output_tokens, series.output, context)
+            self.token_usage.record(usage.input_tokens, series.input)
+            self.token_usage.record(usage.output_tokens, series.output)
         elif self.record_estimated:
-            self.token_usage.record(usage.input_tokens, series.estimated_input, context)
-            self.token_usage.record(usage.output_tokens, series.estimated_output, context)
+            self.token_usage.record(usage.input_tokens, series.estimated_input)
+            self.token_usage.record(usage.output_tokens, series.estimated_output)
         if cost is not None:
             priced.cost = (priced.cost or 0.0) + cost
         return series.attributes
