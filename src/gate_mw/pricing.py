@@ -48,12 +48,17 @@ class Price:
 
     def cost(self, usage: Usage) -> float:
         """The cost of `usage` in USD. Cache reads and writes are parts of input tokens."""
-        price = self._for(usage.input_tokens) if self.tiers else self
+        input_tokens = usage.input_tokens
+        price = self._for(input_tokens) if self.tiers else self
         rate = price.input
-        cached = min(usage.cached_tokens, usage.input_tokens)
-        written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+        if not usage.cached_tokens and not usage.cache_write_tokens:
+            # No cache reads or writes, the common call: the same sum, without its zero
+            # terms (~1.5k instructions fewer, estimated).
+            return (input_tokens * rate + usage.output_tokens * price.output) / _PER_MILLION
+        cached = min(usage.cached_tokens, input_tokens)
+        written = min(usage.cache_write_tokens, input_tokens - cached)
         return (
-            (usage.input_tokens - cached - written) * rate
+            (input_tokens - cached - written) * rate
             + cached * (rate if price.cached_input is None else price.cached_input)
             + written * (rate if price.cache_write is None else price.cache_write)
             + usage.output_tokens * price.output
@@ -128,7 +133,11 @@ class PriceTable:
     def price(self, model_id: str, provider: str | None = None) -> Price | None:
         """The price of `model_id` now, as `provider` (a `genai-prices` provider id such as
         "openai", "anthropic", "openrouter"; None: guessed from the model id) charges it."""
-        return self._find(model_id, provider).price
+        # `_find`'s common case, a price found before that does not expire, without the call.
+        found = self._found.get((provider, model_id))
+        if found is None or found.until is not None:
+            found = self._find(model_id, provider)
+        return found.price
 
     def context_window(self, model_id: str, provider: str | None = None) -> int | None:
         return self._find(model_id, provider).context_window

@@ -13,7 +13,7 @@ from .._json import dumps_plain, is_plain, loads
 from ..config import UpstreamLimits
 from ..errors import ErrorKind, UpstreamError
 from ..telemetry._propagation import outgoing
-from ._base import Provider, billed_cost
+from ._base import Provider
 from ._errors import error_from_exception, error_from_response
 from ._sse import SSEDecoder
 from .transport import Reply, Transport
@@ -91,7 +91,11 @@ class HTTPProvider(Provider):
             plain = plain and self._plain_body
         if self._omit:
             payload = {key: value for key, value in payload.items() if key not in self._omit}
-        return self._base_url + path + self._query, _encoded(payload, plain)
+        url = self._base_url + path + self._query
+        # `_encoded`'s fast path, one call fewer.
+        if plain and (encoded := dumps_plain(payload)) is not None:
+            return url, encoded
+        return url, _encoded(payload)
 
     # A plain call awaits the transport's `post` itself, `_send` and `_body` around it: no
     # coroutine of ours sits between the provider and the transport while the reply is
@@ -123,11 +127,6 @@ class HTTPProvider(Provider):
             return loads(reply.content)
         except ValueError as exc:
             raise error_from_exception(exc) from None
-
-    @staticmethod
-    def _billed(reply: Reply) -> float | None:
-        """The cost a LiteLLM proxy reported in its header."""
-        return billed_cost(reply.headers.get("x-litellm-response-cost"), free=False)
 
     @contextlib.asynccontextmanager
     async def _events(

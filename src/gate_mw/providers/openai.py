@@ -22,6 +22,9 @@ __all__ = ["OpenAIProvider", "openai_payload"]
 
 logger = logging.getLogger("gate_mw")
 
+# The cost a LiteLLM proxy reports for a call.
+_BILL_HEADER = "x-litellm-response-cost"
+
 # OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...) take `max_completion_tokens` and
 # refuse `max_tokens`, `temperature` and `top_p`. Bare ids only: routers such as OpenRouter
 # (`openai/o3`) take `max_tokens` and translate it themselves.
@@ -55,7 +58,9 @@ def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
         payload["tool_choice"] = request.tool_choice
     if request.parallel_tool_calls is not None:
         payload["parallel_tool_calls"] = request.parallel_tool_calls
-    if (response_format := request.format) is not None:
+    # `format` read only when there may be one: the common call has neither (a call fewer).
+    maybe_format = request.response_format is not None or request.output is not None
+    if maybe_format and (response_format := request.format) is not None:
         payload["response_format"] = response_format
     if request.n is not None:
         payload["n"] = request.n
@@ -72,20 +77,44 @@ def openai_payload(model: str, request: ChatRequest) -> dict[str, Any]:
     return payload
 
 
+_NO_DETAILS: dict[str, Any] = {}  # read, never written
+
+
 def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
     """Usage from an OpenAI `usage` object, or an estimate flagged as such."""
     if type(usage) is not dict and not isinstance(usage, Mapping):
         return estimated_usage(request, text)
-    # token_count's common case inline: a plain int in range.
-    input_tokens = usage.get("prompt_tokens")
-    if type(input_tokens) is not int or not 0 <= input_tokens <= MAX_TOKENS:
-        input_tokens = token_count(usage, "prompt_tokens")
-    output_tokens = usage.get("completion_tokens")
-    if type(output_tokens) is not int or not 0 <= output_tokens <= MAX_TOKENS:
-        output_tokens = token_count(usage, "completion_tokens")
+    # The common shape in one go: plain ints in range, details (if any) without cache
+    # writes. Anything else is read field by field by `_read_usage`, which judges it.
+    # Why: four calls fewer, ~5k instructions a call (estimated from bytecode and call
+    # counts; this module's, the transport's and pricing's shortcuts together: -15k, callgrind).
+    prompt_details = usage.get("prompt_tokens_details") or _NO_DETAILS
+    completion_details = usage.get("completion_tokens_details") or _NO_DETAILS
+    if (
+        type(prompt_details) is dict and type(completion_details) is dict
+        and "cache_write_tokens" not in prompt_details and "cache_creation_input_tokens" not in usage
+    ):
+        input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        cached = prompt_details.get("cached_tokens", 0)
+        reasoning = completion_details.get("reasoning_tokens", 0)
+        if (
+            type(input_tokens) is int and type(output_tokens) is int
+            and type(cached) is int and type(reasoning) is int
+            and min(input_tokens, output_tokens, cached, reasoning) >= 0
+            and max(input_tokens, output_tokens, cached, reasoning) <= MAX_TOKENS
+        ):
+            # Positional: keywords cost a frozen dataclass's __init__ more.
+            return Usage(input_tokens, output_tokens, cached, reasoning, 0)
+    return _read_usage(usage)
+
+
+def _read_usage(usage: Mapping[str, Any]) -> Usage:
+    """`openai_usage` for any shape: each count checked by `token_count`."""
+    input_tokens = token_count(usage, "prompt_tokens")
+    output_tokens = token_count(usage, "completion_tokens")
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
-    # Most replies have no details, or empty ones: their counts are 0 without a look.
+    # No details, or empty ones: their counts are 0 without a look.
     cached = reasoning = written = 0
     if prompt_details:
         cached = token_count(prompt_details, "cached_tokens")
@@ -97,7 +126,6 @@ def openai_usage(usage: Any, request: ChatRequest, text: str) -> Usage:
         written = token_count(prompt_details, "cache_write_tokens")
     if not written and usage.get("cache_creation_input_tokens") is not None:
         written = token_count(usage, "cache_creation_input_tokens")
-    # Positional: keywords cost a frozen dataclass's __init__ more.
     return Usage(input_tokens, output_tokens, cached, reasoning, written)
 
 
@@ -113,10 +141,13 @@ def _tool_calls(calls: Any) -> tuple[ToolCall, ...]:
 def _answer(choice: Mapping[str, Any]) -> tuple[str, str | None, tuple[ToolCall, ...]]:
     """A choice's text, finish reason and tool calls."""
     message = choice["message"]
+    content, reason, calls = message.get("content"), choice.get("finish_reason"), message.get("tool_calls")
+    # The common parts (text, a reason, no tools) judged here: three calls fewer, ~1.5k
+    # instructions (estimated).
     return (
-        reply_text(message.get("content")),
-        optional_str(choice.get("finish_reason")),
-        _tool_calls(message.get("tool_calls")),
+        content if type(content) is str else reply_text(content),
+        reason if isinstance(reason, str) else None,  # as `optional_str`
+        _tool_calls(calls) if calls else (),
     )
 
 
@@ -163,26 +194,33 @@ class OpenAIProvider(HTTPProvider):
             reply = await self._send("/chat/completions", openai_payload(model, request), request.plain)
         except self._errors as exc:
             raise self._failure(exc) from None
-        body, billed = self._json(reply), self._billed(reply)
+        body = self._json(reply)
+        # LiteLLM's bill, where 0 means a model it has no price for; most upstreams send none.
+        header = reply.headers.get(_BILL_HEADER)
+        cost = None if header is None else billed_cost(header, free=False)
         try:
             choices = body["choices"]
             first = choices[0]
             int(first.get("index") or 0)  # checked as `_choice` checks every choice's
             text, finish_reason, tool_calls = _answer(first)
             usage = body.get("usage")
+            if cost is None and (type(usage) is not dict or "cost" in usage):
+                cost = billed_cost(usage)  # OpenRouter's bill, in `usage.cost`
+            # `optional_str`'s test written out: three calls fewer (~1.2k instructions).
+            name, response_id, fingerprint = body.get("model"), body.get("id"), body.get("system_fingerprint")
             # By position, in ProviderReply's field order (by keyword its __init__ costs
             # about twice as much).
             return ProviderReply(
                 text,
                 finish_reason,
-                optional_str(body.get("model")) or model,
-                optional_str(body.get("id")),  # response_id
+                name if isinstance(name, str) and name else model,
+                response_id if isinstance(response_id, str) else None,
                 openai_usage(usage, request, text),
-                billed_cost(usage) if billed is None else billed,  # cost
+                cost,
                 tool_calls,
                 tuple(map(_choice, choices)) if len(choices) > 1 else (),
                 body if request.raw else None,  # raw
-                optional_str(body.get("system_fingerprint")),
+                fingerprint if isinstance(fingerprint, str) else None,
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise error_from_exception(exc) from None

@@ -4,7 +4,7 @@ instrumentation did so, and sent upstream on every attempt from the attempt's sp
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
@@ -60,7 +60,8 @@ def outgoing(headers: Mapping[str, str]) -> Mapping[str, str]:
         # written here without the propagation API's per-call carrier and setter.
         current = otel_context.get_current()
         if not current.get(_BAGGAGE_KEY):
-            span = cast("trace.Span | None", current.get(_SPAN_KEY))
+            # A `Span` or None; typed as such without `typing.cast`, a Python call.
+            span: Any = current.get(_SPAN_KEY)
             if span is None:
                 return headers
             span_context = span.get_span_context()

@@ -86,10 +86,18 @@ class AiohttpTransport(Sender[aiohttp.ClientResponse]):
     async def post(
         self, url: str, headers: Mapping[str, str], body: bytes, *, limit: int, error_limit: int
     ) -> Reply:
-        # `Sender.post` with its steps inlined: the one coroutine a call awaits in here.
-        async with self._client().post(
-            self._url(url), data=body, headers=self._headers(headers), allow_redirects=False
-        ) as response:
+        # `Sender.post` with its steps inlined: the one coroutine a call awaits in here. So
+        # are the lookups of `_client`, `_url` and `_headers` that find what is made already:
+        # three calls fewer (~1.5k instructions, estimated).
+        session = self._session
+        if session is None or session.closed:
+            session = self._client()
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._url(url)
+        prepared = self._prepared.get(id(headers))
+        sent = prepared[1] if prepared is not None and prepared[0] is headers else self._headers(headers)
+        async with session.post(parsed, data=body, headers=sent, allow_redirects=False) as response:
             status, head = response.status, response.headers
             failed = status >= 400
             declared = response.content_length
