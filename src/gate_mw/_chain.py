@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
+from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ class Call:
 
     __slots__ = (
         "_routing", "admission", "cache_mode", "context", "deadline", "decision", "gateway", "plan",
-        "policy", "request", "route", "started", "ticket", "writes",
+        "policy", "request", "request_id", "route", "started", "ticket", "writes",
     )
 
     def __init__(
@@ -50,6 +51,8 @@ class Call:
         self.policy = policy
         self.route = route
         self.request = request
+        # Read once: the context's property would look it up at each use (-2k instructions).
+        self.request_id = context.request_id
         self.plan: Sequence[Deployment] = () if plan is None else plan
         # How the plan was made (strategy, exclusions, experiment arm), for spans and errors.
         self.decision = None if plan is None else Decision(plan, policy, "explicit", stream=stream)
@@ -66,7 +69,7 @@ class Call:
 
     def route_attributes(self) -> dict[str, Any]:
         """The route span's attributes: the route, the request and the decision."""
-        attributes: dict[str, Any] = {"gate.route": self.route, "gate.request_id": self.context.request_id}
+        attributes: dict[str, Any] = {"gate.route": self.route, "gate.request_id": self.request_id}
         if self.decision is not None:
             attributes.update(self.decision.span_attributes())
         if self.gateway.router.store.degraded:
@@ -78,11 +81,18 @@ class Call:
 
     def metric_attributes(self) -> dict[str, Any] | None:
         """Per-call metric attributes (the experiment arm), if any."""
-        return None if self.decision is None else self.decision.metric_attributes()
+        decision = self.decision
+        # Most calls are in no experiment: no call then.
+        return None if decision is None or decision.arm is None else decision.metric_attributes()
 
-    async def decide(self) -> Decision:
-        """The routing decision of this call, made once: plan, strategy, experiment arm."""
-        if self.decision is None:
+    async def prepare(self) -> ChatResult | None:
+        """Before the first attempt: the routing decision (plan, strategy, experiment arm),
+        made once; then, in one store round trip, reserve budgets and rate limits (raising
+        `BudgetExceeded` or `RateLimited`), read the breakers of the plan and look the
+        request up in the cache. A cache hit is returned. (One coroutine for both: a call
+        awaits a layer less, -1k instructions.)"""
+        decision = self.decision
+        if decision is None:
             models, max_cost_usd, stream = self._routing
             decision = self.decision = await self.gateway.router.decide(
                 self.policy, self.route, self.context, self.request, models=models,
@@ -92,25 +102,20 @@ class Call:
             if decision.policy is not self.policy:  # an experiment arm's policy
                 self.policy = decision.policy
                 self.deadline = self.context.deadline_for(decision.policy)
-        return self.decision
-
-    async def guard(self) -> ChatResult | None:
-        """Before the first attempt, in one store round trip: reserve budgets and rate
-        limits (raising `BudgetExceeded` or `RateLimited`), read the breakers of the plan
-        and look the request up in the cache. A cache hit is returned."""
-        decision = self.decision
-        assert decision is not None
         gateway, context = self.gateway, self.context
         policy = decision.policy
         # The cache key names the plan: only a route with a cache needs it.
         identity = () if policy.cache is None else (
             policy.models, decision.strategy, decision.arm, self._routing[0]
         )
+        reads = decision.reads
+        if reads is None:  # a plan made for this call: its breakers are found now
+            reads = breaker_keys(decision.deployments)
         try:
             ticket = self.ticket = await gateway.guard.before(
                 policy, self.route, context.caller, self.request, decision.deployments,
-                reads=breaker_keys(decision.deployments), identity=identity,
-                cache_mode=self.cache_mode, stream=decision.stream, request_id=context.request_id,
+                reads=reads, identity=identity, cache_mode=self.cache_mode,
+                stream=decision.stream, request_id=self.request_id,
             )
         except LimitError as refused:
             calls = context.calls_made()
@@ -119,7 +124,7 @@ class Call:
             calls.headers.append((b"retry-after", str(refused.retry_after).encode()))
             raise
         if ticket.downgraded:
-            gateway.router.downgrade(decision, self.request)
+            decision = self.decision = gateway.router.downgrade(decision, self.request)
             self.plan = decision.deployments
         if ticket.taken:
             context.calls_made().headers.extend(gateway.guard.headers(ticket))
@@ -127,7 +132,7 @@ class Call:
             return None
         calls = context.calls_made()
         hit = gateway.guard.hit(
-            ticket, request_id=context.request_id, latency_s=perf_counter() - self.started, arm=decision.arm
+            ticket, request_id=self.request_id, latency_s=perf_counter() - self.started, arm=decision.arm
         )
         calls.headers.append((b"x-gate-cache", b"hit" if hit else b"miss"))
         gateway.telemetry.cache_lookup(self.route, hit is not None)
@@ -191,19 +196,20 @@ class Call:
         attempts: list[Attempt] = []
         result: ChatResult | None = None
         self.started = perf_counter()
-        await self.decide()
-        hit = await self.guard()
+        hit = await self.prepare()
         if hit is not None:
             with self.gateway.telemetry.route_span(self.route, self.route_attributes):
                 self.context.calls_made().record((), hit)
             await self.settle(hit)
             return hit
-        flight = self._flight()
+        # Only a cached route collapses misses: the others spare the call (-0.8k instructions).
+        flight = None if self.policy.cache is None else self._flight()
         if isinstance(flight, asyncio.Future):
             return await self._follow(flight)
         try:
             with self.gateway.telemetry.route_span(self.route, self.route_attributes) as span:
-                result = await walk(self, attempts, self._attempt)
+                # A partial, not a method: one Python frame less per attempt.
+                result = await walk(self, attempts, partial(chat_attempt, self))
                 if span.is_recording():
                     span.set_attributes(
                         {"gate.deployment": result.deployment, "gate.attempts": len(attempts)}
@@ -244,17 +250,12 @@ class Call:
             await self.settle(None)
             raise
         result = dataclasses.replace(
-            answer, cost_usd=0.0, cached=True, attempts=(), request_id=self.context.request_id,
+            answer, cost_usd=0.0, cached=True, attempts=(), request_id=self.request_id,
             latency_s=perf_counter() - self.started,
         )
         self.context.calls_made().record((), result)
         await self.settle(result)
         return result
-
-    def _attempt(
-        self, deployment: Deployment, routing: dict[str, Any], attempts: list[Attempt]
-    ) -> Coroutine[Any, Any, ChatResult]:
-        return chat_attempt(self, deployment, routing, attempts)
 
     def parse(self, text: str, tool_calls: Sequence[ToolCall]) -> Any:
         """The answer validated against the call's `output=` (None without one, or when

@@ -99,7 +99,9 @@ class RoutingContext:
             if gateway.caller_resolver is not None:
                 self._caller = caller_key(gateway.caller_resolver(self.scope))
             elif gateway.caller_header is not None:
-                self._caller = caller_key(_header(self.scope, gateway.caller_header))
+                found = _header(self.scope, gateway.caller_header)
+                # No caller header (most requests): nothing to shorten, no call for it.
+                self._caller = None if found is None else caller_key(found)
             self._caller_known = True
         return self._caller
 

@@ -14,7 +14,7 @@ from ._attempts import chat_result
 from .errors import StreamInterrupted
 from .providers._base import ProviderReply, StreamEnd, estimated_usage
 from .results import Attempt
-from .telemetry._spans import attempt_cancelled, span_failed
+from .telemetry._current import attempt_cancelled, span_failed
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -127,7 +127,7 @@ class StreamEnds:
         )
         return StreamInterrupted(
             f"the stream from {deployment.alias} failed after {len(self._parts)} chunks: {error}",
-            self._attempts, request_id=self._call.context.request_id, kind=error.kind, partial=partial,
+            self._attempts, request_id=self._call.request_id, kind=error.kind, partial=partial,
         )
 
     def _abort(self) -> None:

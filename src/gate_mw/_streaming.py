@@ -20,7 +20,7 @@ from .errors import ErrorKind, UpstreamError
 from .providers._base import StreamEnd, StreamEvent
 from .providers._errors import error_from_exception
 from .results import Attempt, ChatResult
-from .telemetry._spans import attempt_cancelled, error_type_of
+from .telemetry._current import attempt_cancelled, error_type_of
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -94,7 +94,7 @@ class GateStream(StreamEnds):
 
     @property
     def request_id(self) -> str:
-        return self._call.context.request_id
+        return self._call.request_id
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
@@ -114,8 +114,7 @@ class GateStream(StreamEnds):
         call.started = perf_counter()
         try:
             await call.gateway.start()
-            await call.decide()
-            hit = await call.guard()  # reserve up front; settled when the stream ends or is cut
+            hit = await call.prepare()  # reserve up front; settled when the stream ends or is cut
         except BaseException:
             self._state = _DONE
             self._unpend(None)

@@ -11,7 +11,7 @@ from ._streaming import GateStream
 from .chat._model import ChatOptions, check_params
 from .chat._output import Output
 from .chat._shapes import shape_problem
-from .chat._validate import validate_request
+from .chat._validate import InvalidRequest, validate_request
 from .errors import PolicyError, RequestRejected
 from .providers import ChatRequest
 
@@ -28,6 +28,7 @@ Message = Mapping[str, Any]
 _NO_BODY: Mapping[str, Any] = MappingProxyType({})
 # Options that need no field of ChatRequest besides their own (nor any check of shapes).
 _FEW = frozenset({"max_tokens", "temperature"})
+_CACHE_MODES = ("use", "bypass", "refresh")
 
 
 class Gate:
@@ -47,21 +48,33 @@ class Gate:
     def request_id(self) -> str:
         return self.context.request_id
 
-    def _request(self, function: str, messages: Sequence[Message], options: ChatOptions) -> ChatRequest:
-        extra = check_params(options, function) if options else _NO_BODY
+    def _request(
+        self, function: str, messages: Sequence[Message], options: ChatOptions,
+        cache: CacheMode = "use",
+    ) -> ChatRequest:
+        if cache not in _CACHE_MODES:
+            raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")
+        few = options.keys() <= _FEW  # the common call: nothing more to look up or check
+        extra = _NO_BODY if few else check_params(options, function)
         # A caller's mistake is refused here, as a 4xx, before it can reach an upstream
         # and count against a model; what goes on are checked copies.
-        checked, valid = validate_request(messages, options, request_id=self.context.request_id)
+        try:
+            checked, valid = validate_request(messages, options)
+        except InvalidRequest as invalid:
+            raise RequestRejected(
+                f"invalid request: {invalid}", (), request_id=self.context.request_id, status=400
+            ) from None
         if extra:
             extra = {name: valid[name] for name in extra}
         options = valid  # type: ignore[assignment]
-        max_tokens, cap = options.get("max_tokens"), self.policy.max_tokens
+        policy = self.policy
+        max_tokens, cap = options.get("max_tokens"), policy.max_tokens
         if max_tokens is None or (cap is not None and max_tokens > cap):
             max_tokens = cap
         temperature = options.get("temperature")
         if temperature is None:
-            temperature = self.policy.temperature
-        if options.keys() <= _FEW:  # the common call: nothing more to look up or check
+            temperature = policy.temperature
+        if few:
             return ChatRequest(checked, max_tokens, temperature, checked=True)
         stop, output = options.get("stop"), options.get("output")
         tools, tool_choice = options.get("tools"), options.get("tool_choice")
@@ -128,8 +141,7 @@ class Gate:
         `RateLimited`; `RequestRejected` (400) at once, before any upstream is called, for
         messages or options no upstream could take (see `gate_mw.chat._validate`).
         """
-        _check_cache_mode(cache)
-        request = self._request("chat", messages, options)
+        request = self._request("chat", messages, options, cache)
         gateway = self.gateway
         if not gateway._ready():
             await gateway.start()
@@ -172,11 +184,6 @@ class Gate:
         the whole. Arguments are those of `chat`; a route whose `Cache(stream=True)` has the
         answer replays it. To answer an HTTP request with it, see `gate_mw.responses`.
         """
-        _check_cache_mode(cache)
-        request = self._request("stream", messages, options)
+        request = self._request("stream", messages, options, cache)
         return GateStream(self._call(request, model, max_cost_usd, stream=True, cache=cache))
 
-
-def _check_cache_mode(cache: object) -> None:
-    if cache not in ("use", "bypass", "refresh"):
-        raise ValueError(f"cache must be 'use', 'bypass' or 'refresh', got {cache!r}")

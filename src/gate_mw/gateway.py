@@ -210,7 +210,7 @@ class Gateway:
 
     def validate_policy(self, policy: RoutePolicy, route: str) -> RoutePolicy:
         """`policy` with defaults filled in, checked against this gateway's models."""
-        if policy.models and self.router.compiled(policy):  # checked already
+        if policy.models and self.router.routes.compiled(policy):  # checked already
             return policy
         if not policy.models:
             policy = policy.model_copy(update={"models": self.default_policy.models})
@@ -400,7 +400,7 @@ class Gateway:
         caller: str | None = None,
     ) -> Gate:
         """A client for work outside a request (jobs, scripts), with its own context."""
-        context = self.new_context({"type": "gate_mw", "headers": []})
+        context = RoutingContext(self, {"type": "gate_mw", "headers": []})
         if caller is not None:  # a new context has none
             context.caller = caller
         resolved = self.default_policy if policy is None else self.validate_policy(policy, route)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import PolicyError
 from ..policy import RoutePolicy, make_policy
 from ._experiments import Experiment, Experiments
+from ._health import breaker_keys
 from ._request import RequestInfo
 from ._state import Figure
 from ._strategies import OrderedStrategy, Strategy, resolve_strategy, strategy_names
@@ -31,7 +32,8 @@ _ROUTE_ONLY = frozenset({"max_tokens", "temperature", "idle_timeout", "name"})
 
 @dataclass(slots=True)
 class Decision:
-    """The plan of one call and why: shown on its route span and used by the chain."""
+    """The plan of one call and why: shown on its route span and used by the chain. Not
+    changed once made: the decision of a fixed plan is shared by the calls that get it."""
 
     deployments: Sequence[Deployment]
     policy: RoutePolicy
@@ -46,6 +48,9 @@ class Decision:
     #: The span attributes of a plan fixed at compile time (the declared chain), shared
     #: by every call that gets it; None: built per call.
     fixed_attributes: Mapping[str, Any] | None = None
+    #: The breaker keys of the plan, read before the call, when fixed with it; None:
+    #: found per call.
+    reads: Sequence[str] | None = None
 
     def span_attributes(self) -> Mapping[str, Any]:
         """The decision as route span attributes (not to be changed: may be shared)."""
@@ -85,11 +90,11 @@ class Route:
     experiment: Experiment | None = None
     arms: dict[str, Route] = field(default_factory=dict)
     override_header: bytes | None = None
-    # Nothing per call to do beyond the declared chain: ordered, no filters, no budget.
-    fixed: bool = False
     min_window: int | None = None
-    #: The route span attributes of the declared chain, when `fixed`.
-    fixed_attributes: Mapping[str, Any] | None = None
+    #: When nothing per call is to be done beyond the declared chain (ordered, no filters,
+    #: no budget): its decisions, plain and streamed, shared by the calls that get them
+    #: (no Decision made per call: -2.5k instructions).
+    fixed: tuple[Decision, Decision] | None = None
 
 
 class Routes:
@@ -99,6 +104,9 @@ class Routes:
         self.registry = registry
         self.experiments = experiments
         self._routes: OrderedDict[int, Route] = OrderedDict()
+        # The route used last, which is last in the LRU order already: most calls use the
+        # same route as the one before, found without the dict (-1.5k instructions a call).
+        self._last: Route | None = None
         # The figures some compiled route ranks by: attempts keep only these. Routes are
         # compiled at startup (or on first use), so figures are kept from then on.
         self.figures: frozenset[Figure] = frozenset()
@@ -116,15 +124,21 @@ class Routes:
         return self._cached(policy) is not None
 
     def _cached(self, policy: RoutePolicy) -> Route | None:
-        found = self._routes.get(id(policy))
+        last = self._last
+        if last is not None and last.policy is policy:
+            return last
+        key = id(policy)
+        found = self._routes.get(key)
         if found is not None and found.policy is policy:
-            self._routes.move_to_end(id(policy))
+            self._routes.move_to_end(key)
+            self._last = found
             return found
         return None
 
     def _remember(self, policy: RoutePolicy, compiled: Route) -> None:
         self._routes[id(policy)] = compiled
         self._routes.move_to_end(id(policy))
+        self._last = compiled
         if len(self._routes) > _MAX_ROUTES:
             self._routes.popitem(last=False)
 
@@ -160,13 +174,17 @@ class Routes:
         busy, usage = "in_flight" in self.figures, "usage" in self.figures
         self.counted = (busy, usage) if busy or usage else None
         compiled = Route(policy, strategy, candidates, excluded)
-        compiled.fixed = type(strategy) is OrderedStrategy and (
-            policy.max_cost_usd is None and policy.max_latency is None
-        )
-        if compiled.fixed:
-            compiled.fixed_attributes = Decision(
-                candidates, policy, "ordered", excluded
-            ).span_attributes()
+        if type(strategy) is OrderedStrategy and policy.max_cost_usd is None and policy.max_latency is None:
+            attributes = Decision(candidates, policy, "ordered", excluded).span_attributes()
+            reads = tuple(breaker_keys(candidates))
+            plain, streamed = (
+                Decision(
+                    candidates, policy, "ordered", excluded, stream, fixed_attributes=attributes,
+                    reads=reads,
+                )
+                for stream in (False, True)
+            )
+            compiled.fixed = plain, streamed
         windows = [d.context_window for d in candidates if d.context_window is not None]
         compiled.min_window = min(windows) if windows else None
         if policy.experiment is not None:

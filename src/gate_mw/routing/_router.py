@@ -6,6 +6,7 @@ estimated cost, the strategy's order, budget downgrade and soft demotions.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
@@ -53,10 +54,6 @@ class Router:
         the route and field otherwise."""
         self.routes.compile(policy, route)
 
-    def compiled(self, policy: RoutePolicy) -> bool:
-        """Whether `policy` is compiled (and so checked) already."""
-        return self.routes.compiled(policy)
-
     # -- deciding ------------------------------------------------------------------------
 
     async def decide(
@@ -79,19 +76,21 @@ class Router:
         if models is not None:
             chain = self.registry.chain(models)
             return Decision(chain, policy, "explicit", stream=stream, experiment=name, arm=arm)
-        if compiled.fixed and max_cost_usd is None:
+        if compiled.fixed is not None and max_cost_usd is None:
+            fixed = compiled.fixed[stream]
             deployments: Sequence[Deployment] = compiled.candidates
             window = compiled.min_window
-            fixed = compiled.fixed_attributes
             # Demoting the only deployment would leave the plan as it is: no estimate then.
             if (
                 window is not None and len(deployments) > 1
                 and (prompt := estimate_messages(request.messages)) > window
             ):
-                deployments, fixed = _demote(deployments, prompt, set()), None
+                deployments = _demote(deployments, prompt, set())
+                return Decision(deployments, policy, "ordered", compiled.excluded, stream, name, arm)
+            if arm is None:
+                return fixed
             return Decision(
-                deployments, policy, "ordered", compiled.excluded, stream, name, arm,
-                fixed_attributes=fixed,
+                deployments, policy, "ordered", compiled.excluded, stream, name, arm, reads=fixed.reads
             )
         prompt = estimate_messages(request.messages)
         info = RequestInfo(
@@ -117,15 +116,17 @@ class Router:
             info.tier, info.task,
         )
 
-    def downgrade(self, decision: Decision, request: ChatRequest) -> None:
-        """Re-sort the plan cheapest estimated call first (a budget near its limit); the
-        dearer models stay as fallback."""
+    def downgrade(self, decision: Decision, request: ChatRequest) -> Decision:
+        """`decision` with its plan re-sorted cheapest estimated call first (a budget near
+        its limit); the dearer models stay as fallback."""
         info = RequestInfo(
             messages=request.messages, prompt_tokens=estimate_messages(request.messages),
             max_tokens=request.max_tokens, policy=decision.policy, route="", rng=self.rng,
         )
-        decision.deployments = tuple(sorted(decision.deployments, key=lambda d: _cost_key(info, d)))
-        decision.downgraded = True
+        return dataclasses.replace(
+            decision, deployments=tuple(sorted(decision.deployments, key=lambda d: _cost_key(info, d))),
+            downgraded=True,
+        )
 
     def _assign(self, compiled: Route, context: RoutingContext) -> str:
         experiment = compiled.experiment

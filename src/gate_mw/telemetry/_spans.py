@@ -13,24 +13,31 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import CallbackOptions, Histogram, Observation
-from opentelemetry.trace import INVALID_SPAN, ProxyTracerProvider, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    ProxyTracer,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 from .._version import __version__
-from ..errors import GateError
 from ._content import input_attributes, output_messages
+from ._current import CurrentSpan, attach
 
 if TYPE_CHECKING:
     from .._registry import Deployment
     from ..errors import UpstreamError
     from ..providers import ChatRequest, ProviderReply
 
-__all__ = ["Telemetry", "TelemetryConfig", "attempt_cancelled", "error_type_of", "span_failed"]
+__all__ = ["Telemetry", "TelemetryConfig"]
 
 _log = logging.getLogger("gate_mw")
 
@@ -42,6 +49,11 @@ _MAX_SERIES = 2000
 _OVERFLOW = {"otel.metric.overflow": True}
 
 
+# Asks whether a global tracer provider is set: the API's proxy hands out proxy tracers
+# until one is. `get_tracer_provider()` would look OTEL_PYTHON_TRACER_PROVIDER up in
+# os.environ at each call while none is set (-4k instructions a call); that variable is
+# read when the Telemetry is made (`trace.get_tracer`).
+_GLOBAL = ProxyTracerProvider()
 # Without tracing, the route "span": nothing is made current, the call's context flows on.
 _NO_SPAN: contextlib.nullcontext[Span] = contextlib.nullcontext(INVALID_SPAN)
 
@@ -163,20 +175,20 @@ class Telemetry:
     def tracing(self) -> bool:
         """Whether spans are made: a tracer provider was given, or the global one is set.
         The API sets the global provider once, so once seen it stays; until then this costs
-        one lookup a call, against the attribute work it spares."""
-        if not self._tracing and not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+        one check a call, against the attribute work it spares."""
+        if not self._tracing and not isinstance(_GLOBAL.get_tracer("gate_mw"), ProxyTracer):
             self._tracing = True
         return self._tracing
 
     def route_span(
         self, route: str, attributes: Callable[[], Mapping[str, Any]]
-    ) -> _CurrentSpan | contextlib.nullcontext[Span]:
+    ) -> CurrentSpan | contextlib.nullcontext[Span]:
         """The parent span of one gateway call (a context manager making it current);
         `attributes` is called only when there is a span to put them on."""
         if not self.tracing():
             return _NO_SPAN
         context = otel_context.get_current()  # given to the SDK, which would look it up thrice
-        return _CurrentSpan(self.start_route(route, attributes(), context), context)
+        return CurrentSpan(self.start_route(route, attributes(), context), context)
 
     def start_route(
         self, route: str, attributes: Mapping[str, Any], context: otel_context.Context | None = None
@@ -259,7 +271,8 @@ class Telemetry:
         duration: float, *, extra: Mapping[str, Any] | None = None, cost_source: str | None = None,
     ) -> None:
         attributes = self.record_reply(span, deployment, reply, cost, extra=extra, cost_source=cost_source)
-        span.end()
+        if span is not INVALID_SPAN:  # without tracing, nothing to end (-0.5k instructions)
+            span.end()
         self.duration.record(duration, attributes)
 
     def record_reply(
@@ -271,7 +284,7 @@ class Telemetry:
         per-call metric attributes (the experiment arm); `cost_source` says where the cost
         came from ("upstream", "price_table" or "override")."""
         usage = reply.usage
-        if span.is_recording():
+        if span is not INVALID_SPAN and span.is_recording():  # spares a call without tracing
             reported: dict[str, Any] = {
                 "gen_ai.response.model": reply.model,
                 "gen_ai.response.finish_reasons": (reply.finish_reason or "unknown",),
@@ -352,72 +365,9 @@ class Telemetry:
     @staticmethod
     def activate(span: Span) -> object | None:
         """Make `span` current (its context goes upstream); undo with `deactivate`."""
-        return None if span is INVALID_SPAN else _attach(span)
+        return None if span is INVALID_SPAN else attach(span)
 
     @staticmethod
     def deactivate(token: object | None) -> None:
         if token is not None:
             otel_context.detach(token)  # type: ignore[arg-type]
-
-
-def _attach(span: Span, context: otel_context.Context | None = None) -> object | None:
-    """Make `span` current in `context` (the current one by default); None when it already
-    is: without an SDK the API's tracer hands back the current span, and attaching it again
-    would change nothing but cost a context."""
-    if context is None:
-        context = otel_context.get_current()
-    if not span.is_recording() and span is trace.get_current_span(context):
-        return None
-    return otel_context.attach(trace.set_span_in_context(span, context))
-
-
-class _CurrentSpan:
-    """`span`, current inside the block and ended after it, with an escaping exception
-    recorded on it as `start_as_current_span` does. One small object where that makes three
-    generator-based context managers, which a call holds for as long as its upstream takes."""
-
-    __slots__ = ("_context", "_token", "span")
-
-    def __init__(self, span: Span, context: otel_context.Context) -> None:
-        self.span = span
-        self._context = context
-
-    def __enter__(self) -> Span:
-        self._token = _attach(self.span, self._context)
-        return self.span
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-        span = self.span
-        # Like the SDK, only Exception: GeneratorExit and cancellation are not errors.
-        if isinstance(exc, Exception) and span.is_recording():
-            span.record_exception(exc)
-            span.set_attribute("error.type", error_type_of(exc))
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        span.end()
-
-
-def error_type_of(exc: BaseException) -> str:
-    """`error.type` for a failed call: the gate error's type (`all_attempts_failed`, ...),
-    else the exception's qualified class name, as the conventions advise."""
-    return exc.error_type if isinstance(exc, GateError) else type(exc).__qualname__
-
-
-_CANCELLED = {"cancelled": "cancelled by the caller", "client_disconnect": "the client disconnected"}
-
-
-def attempt_cancelled(span: Span, reason: str = "cancelled") -> None:
-    """End a span whose caller went away: `reason` is "cancelled" (outer timeout, task
-    cancelled, stream closed early) or "client_disconnect"."""
-    span_failed(span, reason, _CANCELLED.get(reason, reason))
-
-
-def span_failed(span: Span, error_type: str, message: str) -> None:
-    """End `span` with an error status and `error.type`."""
-    if span.is_recording():
-        span.set_attribute("error.type", error_type)
-        span.set_status(Status(StatusCode.ERROR, message))
-    span.end()
