@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from opentelemetry.trace import INVALID_SPAN
-
 from ._backoff import retry_delay
 from .chat._tokens import estimate_messages
 from .errors import (
@@ -190,9 +188,7 @@ async def chat_attempt(
     timeout = timeout_of(call, deployment)
     span = telemetry.start_attempt(deployment, request, routing)
     started = perf_counter()
-    # Its context goes upstream as `traceparent`; without tracing there is none to make
-    # current, and the check here spares two calls (-1k instructions).
-    token = None if span is INVALID_SPAN else telemetry.activate(span)
+    token = telemetry.activate(span)  # its context goes upstream as `traceparent`
     try:
         if timeout is None:  # no limit: spare the timer
             reply = await provider.chat(deployment.upstream_model, request)
@@ -210,8 +206,7 @@ async def chat_attempt(
         attempt_cancelled(span)
         raise
     finally:
-        if token is not None:
-            telemetry.deactivate(token)
+        telemetry.deactivate(token)
     parsed = None
     if request.output is not None:  # most calls ask for no structured output: no call then
         try:

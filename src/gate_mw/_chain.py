@@ -161,9 +161,7 @@ class Call:
         if decision is not None:
             gateway.router.settle(decision, result, writes, ok=ok)
         ticket = self.ticket
-        # Most tickets took no budget or limit and have no cache key: nothing to settle, so
-        # no call (~1k instructions).
-        if ticket is not None and (ticket.taken or ticket.deployment_taken or ticket.cache_key is not None):
+        if ticket is not None:
             cache = self.policy.cache
             gateway.guard.settle(ticket, writes, result, ok=ok, ttl=cache.ttl if cache else None)
         # Report counters go with the rest when they share the store (on Redis).
@@ -175,9 +173,7 @@ class Call:
         )
         if pending is not None:
             await pending
-        # `bool(writes)` without its call (~650 instructions): in memory, most calls have
-        # nothing to write.
-        if writes.adds or writes.puts or writes.observations:
+        if writes:  # in a memory store, most calls have nothing left to write
             self.writes = Writes()
             await store.write(writes)
 

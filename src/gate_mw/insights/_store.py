@@ -63,7 +63,7 @@ class Counters:
         self._ids: dict[tuple[str, str, str], int] = {}  # groups known here -> id
         # group id -> (first granularity's bucket, its keys now (see `_keys_of`))
         self._buckets: dict[int, tuple[int, _RowKeys, _FieldKeys]] = {}
-        self._rows = store if type(store) is MemoryStore else None
+        self._rows = MemoryStore.in_place(store)
 
     @property
     def rows(self) -> bool:

@@ -271,9 +271,7 @@ class Guard:
         self, ticket: Ticket, writes: Writes, result: ChatResult | None, *, ok: bool, ttl: float | None
     ) -> None:
         """Settle reservations to the actual cost and tokens (releasing the rest), and
-        store a complete answer in the cache; into `writes`, sent in one round trip. A
-        ticket that took nothing and has no cache key has nothing to settle (`Call.settle`
-        does not call then)."""
+        store a complete answer in the cache; into `writes`, sent in one round trip."""
         if ticket.taken or ticket.deployment_taken:
             self._settle_taken(ticket, writes, result)
         if ticket.cache_key is not None and ok and ttl and result is not None and not result.cached:

@@ -121,9 +121,9 @@ class Health:
     def __init__(self, store: StateStore, breaker: Breaker) -> None:
         self.store = store
         self.breaker = breaker
-        # A `MemoryStore` as it is (a subclass may watch its operations) counts successes
-        # in place: no entry in the call's write, and no write at all for most calls.
-        self._memory = store if type(store) is MemoryStore else None
+        # A plain memory store counts successes in place: no entry in the call's write,
+        # and no write at all for most calls.
+        self._memory = MemoryStore.in_place(store)
         # deployment id -> (window bucket, its keys): built once per window, not per call.
         self._windows: dict[str, tuple[int, tuple[str, str]]] = {}
 

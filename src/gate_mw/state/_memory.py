@@ -103,22 +103,8 @@ class MemoryStore:
 
     async def get_many(self, keys: Sequence[str]) -> list[Any]:
         now = self.clock()
-        routing, callers = self._routing.data, self._callers.data
-        found: list[Any] = []
-        # `_Space.read` inlined, in a loop (a comprehension is a call too): every gateway
-        # call reads its plan's breakers here, and saves three Python calls so.
-        for key in keys:
-            data = callers if CALLER_TAG in key else routing
-            item = data.get(key)
-            if item is None:
-                found.append(None)
-            elif item[1] is not None and item[1] <= now:
-                del data[key]
-                found.append(None)
-            else:
-                data.move_to_end(key)
-                found.append(item[0])
-        return found
+        routing, callers = self._routing, self._callers
+        return [(callers if CALLER_TAG in key else routing).read(key, now) for key in keys]
 
     async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None:
         self._space(key).write(key, value, None if ttl is None else self.clock() + ttl)
@@ -167,6 +153,13 @@ class MemoryStore:
         if item is None and len(data) > space.max_keys:
             data.popitem(last=False)
         return found
+
+    @staticmethod
+    def in_place(store: object) -> MemoryStore | None:
+        """`store` if it is a `MemoryStore` as it is, whose counters a caller may update in
+        place (`row`, `add`) rather than through a write; None for any other store, a
+        subclass included (it may watch or change its operations)."""
+        return store if type(store) is MemoryStore else None
 
     def add(self, key: str, delta: float, ttl: float | None, now: float) -> None:
         """`write`'s counter addition, done now: `delta` added to the counter at `key`
